@@ -1,0 +1,112 @@
+//! The error type of every fallible call in this crate.
+
+use thiserror::Error;
+
+/// What went wrong in an environment, a wrapper or a vector of environments.
+#[derive(Debug, Clone, PartialEq, Error)]
+#[non_exhaustive]
+pub enum EnvError {
+    /// A discrete action outside `[start, start + n)`.
+    #[error("action {action} is outside the action space Discrete(n={n}, start={start})")]
+    ActionOutOfRange {
+        /// The action given.
+        action: i64,
+        /// Number of actions.
+        n: u64,
+        /// First valid action.
+        start: i64,
+    },
+    /// A continuous action whose length is not the action space's flat dimension.
+    #[error("action has {actual} components but the action space needs {expected}")]
+    ActionLength {
+        /// Flat dimension of the action space.
+        expected: usize,
+        /// Length of the action given.
+        actual: usize,
+    },
+    /// A continuous action with a NaN or infinite component.
+    #[error("action component {index} is {value}, not a finite number")]
+    NonFiniteAction {
+        /// Index of the offending component.
+        index: usize,
+        /// Its value.
+        value: f32,
+    },
+    /// A discrete action for a Box space or the reverse.
+    #[error("{given} action given for the action space {space}")]
+    ActionKind {
+        /// The kind of action given ("discrete" or "continuous").
+        given: &'static str,
+        /// The action space, as Gymnasium prints it.
+        space: String,
+    },
+    /// `step` after the episode terminated or was truncated, or before the first `reset`.
+    #[error("{0}: call reset() first")]
+    NeedsReset(&'static str),
+    /// An observation buffer of the wrong length.
+    #[error("observation buffer has length {actual} but the observation space needs {expected}")]
+    ObservationBuffer {
+        /// Flat dimension of the observation space (times the number of envs for vectors).
+        expected: usize,
+        /// Length of the buffer given.
+        actual: usize,
+    },
+    /// `make` was asked for an id it does not know.
+    #[error("unknown environment id {id:?}; registered ids: {known}")]
+    UnknownEnv {
+        /// The id asked for.
+        id: String,
+        /// The registered ids, comma separated.
+        known: String,
+    },
+    /// A seed that is not a non-negative integer.
+    #[error("invalid seed: {0}")]
+    InvalidSeed(String),
+    /// A list of per-env seeds or actions whose length is not the number of envs.
+    #[error("{what} has length {actual} but there are {expected} environments")]
+    BatchLength {
+        /// What the list is ("seeds", "actions", ...).
+        what: &'static str,
+        /// Number of environments (times the per-env width, for flat buffers).
+        expected: usize,
+        /// Length of the list given.
+        actual: usize,
+    },
+    /// An invalid argument when building an env, a space or a wrapper.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// The environments of a vector do not share one observation or action space.
+    #[error("sub-environment {index} has {what} {actual}, but sub-environment 0 has {expected}")]
+    SpaceMismatch {
+        /// Index of the first differing sub-environment.
+        index: usize,
+        /// "observation space" or "action space".
+        what: &'static str,
+        /// Space of sub-environment 0.
+        expected: String,
+        /// Space of the differing one.
+        actual: String,
+    },
+    /// A sub-environment of a vector failed; `source` is its own error.
+    #[error("sub-environment {index} failed: {source}")]
+    SubEnv {
+        /// Index of the sub-environment.
+        index: usize,
+        /// The error it returned.
+        source: Box<EnvError>,
+    },
+    /// A worker thread of a `ThreadVecEnv` panicked or went away.
+    #[error("worker thread {worker} failed: {message}")]
+    Worker {
+        /// Index of the worker.
+        worker: usize,
+        /// The panic message, or why the worker is gone.
+        message: String,
+    },
+    /// Any other failure of a user-defined environment.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// `Result` with [`EnvError`].
+pub type Result<T, E = EnvError> = std::result::Result<T, E>;

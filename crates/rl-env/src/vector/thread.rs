@@ -1,0 +1,5 @@
+//! Multi-threaded vector engine.
+
+/// Steps blocks of sub-environments on crossbeam worker threads.
+#[derive(Debug, Default)]
+pub struct ThreadVecEnv;
