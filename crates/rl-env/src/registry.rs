@@ -1,6 +1,6 @@
 //! `make(id)`: Gymnasium's registry of the classic-control environments.
 
-use crate::classic_control::CartPole;
+use crate::classic_control::{Acrobot, CartPole, MountainCar, MountainCarContinuous, Pendulum};
 use crate::env::Env;
 use crate::error::{EnvError, Result};
 use crate::wrappers::TimeLimit;
@@ -21,12 +21,39 @@ struct Registered {
     build: fn() -> Box<dyn Env>,
 }
 
-const REGISTRY: &[Registered] = &[Registered {
-    id: "CartPole-v1",
-    max_episode_steps: 500,
-    reward_threshold: Some(475.0),
-    build: || Box::new(CartPole::new()),
-}];
+/// Gymnasium 1.4's registrations (`gymnasium/envs/__init__.py`).
+const REGISTRY: &[Registered] = &[
+    Registered {
+        id: "CartPole-v1",
+        max_episode_steps: 500,
+        reward_threshold: Some(475.0),
+        build: || Box::new(CartPole::new()),
+    },
+    Registered {
+        id: "Acrobot-v1",
+        max_episode_steps: 500,
+        reward_threshold: Some(-100.0),
+        build: || Box::new(Acrobot::new()),
+    },
+    Registered {
+        id: "MountainCar-v0",
+        max_episode_steps: 200,
+        reward_threshold: Some(-110.0),
+        build: || Box::new(MountainCar::new()),
+    },
+    Registered {
+        id: "MountainCarContinuous-v0",
+        max_episode_steps: 999,
+        reward_threshold: Some(90.0),
+        build: || Box::new(MountainCarContinuous::new()),
+    },
+    Registered {
+        id: "Pendulum-v1",
+        max_episode_steps: 200,
+        reward_threshold: None,
+        build: || Box::new(Pendulum::new()),
+    },
+];
 
 /// The registered ids.
 pub fn registered_ids() -> Vec<&'static str> {

@@ -115,9 +115,10 @@ impl Env for CartPole {
         let force = if push_right { FORCE_MAG } else { -FORCE_MAG };
         let costheta = theta.cos();
         let sintheta = theta.sin();
-        let temp = (force + POLE_MASS_LENGTH * theta_dot * theta_dot * sintheta) / TOTAL_MASS;
+        // Gymnasium squares with `np.square` before multiplying: keep that grouping.
+        let temp = (force + POLE_MASS_LENGTH * (theta_dot * theta_dot) * sintheta) / TOTAL_MASS;
         let thetaacc = (GRAVITY * sintheta - costheta * temp)
-            / (LENGTH * (4.0 / 3.0 - MASS_POLE * costheta * costheta / TOTAL_MASS));
+            / (LENGTH * (4.0 / 3.0 - MASS_POLE * (costheta * costheta) / TOTAL_MASS));
         let xacc = temp - POLE_MASS_LENGTH * thetaacc * costheta / TOTAL_MASS;
         self.state = [
             x + TAU * x_dot,
@@ -126,6 +127,9 @@ impl Env for CartPole {
             theta_dot + TAU * thetaacc,
         ];
         let [x, _, theta, _] = self.state;
+        // Gymnasium's strict comparisons: a NaN state does not terminate (a range `contains`
+        // would say it does).
+        #[allow(clippy::manual_range_contains)]
         let terminated = x < -X_THRESHOLD
             || x > X_THRESHOLD
             || theta < -THETA_THRESHOLD
