@@ -9,7 +9,8 @@
 //!   episode Gymnasium starts for that seed;
 //! - the five classic-control environments and a registry, [`make`];
 //! - [`wrappers`]: `TimeLimit`, `RecordEpisodeStatistics`, normalization, action clipping;
-//! - [`vector`]: [`VecEnv`] with an in-thread and a multi-threaded engine.
+//! - [`vector`]: [`VecEnv`] with an in-thread and a multi-threaded engine;
+//! - [`render`]: Gymnasium's `rgb_array` frames, drawn in software ([`Render`]).
 //!
 //! This crate has no tensor dependency: it is usable on its own.
 //!
@@ -37,6 +38,7 @@ pub mod classic_control;
 pub mod env;
 pub mod error;
 pub mod registry;
+pub mod render;
 pub mod seeding;
 pub mod space;
 pub mod vector;
@@ -45,6 +47,7 @@ pub mod wrappers;
 pub use env::{check_obs_buffer, Action, Env, EpisodeStats, Info, Step, StepOutcome};
 pub use error::{EnvError, Result};
 pub use registry::{make, make_with, registered_ids, EnvSpec};
+pub use render::{Frame, Render};
 pub use seeding::{NpRandom, Seed};
 pub use space::{BoxSpace, Space};
 pub use vector::{AutoresetMode, SyncVecEnv, ThreadVecEnv, VecAction, VecEnv};
