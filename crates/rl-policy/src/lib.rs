@@ -1,0 +1,52 @@
+//! # rl-policy
+//!
+//! Candle policies for reinforcement learning: action distributions, the policy traits that
+//! algorithms are generic over, an [`MlpPolicy`] with SB3's structure and defaults, save/load,
+//! and import of Stable-Baselines3 checkpoints.
+//!
+//! Build CartPole's default policy and act on one observation:
+//!
+//! ```
+//! use candle_core::{Device, Tensor};
+//! use rand::SeedableRng;
+//! use rl_policy::{MlpPolicy, MlpPolicyConfig, Policy};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! std::env::set_var("RAYON_NUM_THREADS", "1"); // Candle is much slower without it
+//! let env = rl_env::make("CartPole-v1")?;
+//! let device = Device::Cpu;
+//! let policy = MlpPolicy::new(
+//!     env.observation_space(),
+//!     env.action_space(),
+//!     MlpPolicyConfig::default(), // SB3: pi/vf [64, 64], tanh, orthogonal init
+//!     42,                         // seed of the weight init
+//!     &device,
+//! )?;
+//! let obs = Tensor::new(&[[0.01f32, -0.02, 0.03, 0.04]], &device)?; // [batch = 1, obs_dim]
+//! let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+//! let greedy = policy.act(&obs, true, &mut rng)?; // [1] u32: the most likely action
+//! let sampled = policy.act(&obs, false, &mut rng)?; // drawn from the seeded rng
+//! assert_eq!(greedy.dims(), &[1]);
+//! assert!(sampled.to_vec1::<u32>()?[0] < 2);
+//! # Ok(()) }
+//! ```
+//!
+//! Any candle-nn network can implement [`ActorCritic`] and be trained by the algorithms; see
+//! the trait's documentation for a network with a shared trunk and two heads.
+
+#![warn(missing_docs)]
+
+pub mod distributions;
+pub mod error;
+pub mod init;
+pub mod io;
+pub mod mlp;
+pub mod ops;
+pub mod policy;
+mod pth;
+mod sb3;
+
+pub use distributions::{ActionDist, Categorical, DiagGaussian};
+pub use error::{PolicyError, Result};
+pub use mlp::{Activation, MlpPolicy, MlpPolicyConfig, NetArch};
+pub use policy::{ActorCritic, Evaluation, Policy, StochasticPolicy};

@@ -1,0 +1,120 @@
+//! The policy traits: [`StochasticPolicy`] (acting and log-probabilities, enough for
+//! REINFORCE), [`ActorCritic`] (adds a value head, what A2C trains) and [`Policy`] (acting).
+//!
+//! Algorithms are generic over these traits, so any candle-nn network a user writes trains
+//! with them, not only [`crate::MlpPolicy`].
+
+use crate::distributions::ActionDist;
+use crate::error::Result;
+use candle_core::{Device, Tensor, Var};
+use rand::RngCore;
+
+/// A policy that gives an action distribution for a batch of observations `[batch, obs_dim]`.
+pub trait StochasticPolicy {
+    /// The action distribution for `obs` (`[batch, obs_dim]`, f32).
+    fn action_dist(&self, obs: &Tensor) -> Result<ActionDist>;
+
+    /// Every trainable variable with a stable name, sorted by name (optimizer state, gradient
+    /// norms and checkpoints depend on this order).
+    fn trainable_vars(&self) -> Vec<(String, Var)>;
+
+    /// The device the parameters live on.
+    fn device(&self) -> &Device;
+}
+
+/// The outputs of [`ActorCritic::evaluate_actions`], all `[batch]`.
+#[derive(Clone, Debug)]
+pub struct Evaluation {
+    /// `log pi(a | s)`.
+    pub log_prob: Tensor,
+    /// Entropy of `pi(. | s)`.
+    pub entropy: Tensor,
+    /// `V(s)`.
+    pub value: Tensor,
+}
+
+/// An actor-critic network: action distribution and state value (SB3's `ActorCriticPolicy`).
+///
+/// Any candle-nn network can implement it. Here a shared trunk feeds a policy head and a
+/// value head; [`Policy::act`] comes for free, and code generic over `ActorCritic` trains it:
+///
+/// ```
+/// use candle_core::{DType, Device, Tensor, Var};
+/// use candle_nn::{linear, Linear, Module, VarBuilder, VarMap};
+/// use rl_policy::{ActionDist, ActorCritic, Categorical, Policy, StochasticPolicy};
+///
+/// struct TwoHeads { trunk: Linear, pi: Linear, v: Linear, vars: VarMap, device: Device }
+///
+/// impl StochasticPolicy for TwoHeads {
+///     fn action_dist(&self, obs: &Tensor) -> rl_policy::Result<ActionDist> {
+///         Ok(self.forward(obs)?.0)
+///     }
+///     fn trainable_vars(&self) -> Vec<(String, Var)> {
+///         let mut v: Vec<_> = self.vars.data().lock().unwrap().clone().into_iter().collect();
+///         v.sort_by(|a, b| a.0.cmp(&b.0));
+///         v
+///     }
+///     fn device(&self) -> &Device {
+///         &self.device
+///     }
+/// }
+///
+/// impl ActorCritic for TwoHeads {
+///     fn forward(&self, obs: &Tensor) -> rl_policy::Result<(ActionDist, Tensor)> {
+///         let h = self.trunk.forward(obs)?.relu()?;
+///         let dist = Categorical::from_logits(&self.pi.forward(&h)?)?;
+///         Ok((ActionDist::Categorical(dist), self.v.forward(&h)?.squeeze(1)?))
+///     }
+/// }
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let (vars, device) = (VarMap::new(), Device::Cpu);
+/// let vb = VarBuilder::from_varmap(&vars, DType::F32, &device);
+/// let net = TwoHeads {
+///     trunk: linear(4, 32, vb.pp("trunk"))?,
+///     pi: linear(32, 2, vb.pp("pi"))?,
+///     v: linear(32, 1, vb.pp("v"))?,
+///     vars: vars.clone(),
+///     device: device.clone(),
+/// };
+/// let obs = Tensor::new(&[[0.1f32, 0.0, -0.1, 0.2]], &device)?;
+/// let eval = net.evaluate_actions(&obs, &Tensor::new(&[1u32], &device)?)?;
+/// let loss = (eval.log_prob.neg()? + eval.value.sqr()?)?.mean_all()?;
+/// let grads = loss.backward()?; // gradients reach every variable of the user's network
+/// assert!(net.trainable_vars().iter().all(|(_, v)| grads.get(v.as_tensor()).is_some()));
+/// let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0);
+/// assert_eq!(net.act(&obs, false, &mut rng)?.dims(), &[1]);
+/// # Ok(()) }
+/// ```
+pub trait ActorCritic: StochasticPolicy {
+    /// Action distribution and values `[batch]` for `obs` `[batch, obs_dim]`.
+    fn forward(&self, obs: &Tensor) -> Result<(ActionDist, Tensor)>;
+
+    /// Values `[batch]` only.
+    fn predict_values(&self, obs: &Tensor) -> Result<Tensor> {
+        Ok(self.forward(obs)?.1)
+    }
+
+    /// Log-probabilities of `actions`, entropies and values, for the training loss.
+    fn evaluate_actions(&self, obs: &Tensor, actions: &Tensor) -> Result<Evaluation> {
+        let (dist, value) = self.forward(obs)?;
+        Ok(Evaluation {
+            log_prob: dist.log_prob(actions)?,
+            entropy: dist.entropy()?,
+            value,
+        })
+    }
+}
+
+/// Acting: observations in, actions out (`[batch]` u32 for discrete, `[batch, d]` f32 for
+/// continuous actions, unclipped).
+pub trait Policy {
+    /// Actions for `obs`: the distribution's mode when `deterministic`, else a sample from `rng`.
+    fn act(&self, obs: &Tensor, deterministic: bool, rng: &mut dyn RngCore) -> Result<Tensor>;
+}
+
+impl<P: StochasticPolicy + ?Sized> Policy for P {
+    fn act(&self, obs: &Tensor, deterministic: bool, rng: &mut dyn RngCore) -> Result<Tensor> {
+        self.action_dist(obs)?.act(deterministic, rng)
+    }
+}
