@@ -1,0 +1,717 @@
+//! Optimizers with PyTorch's semantics (Candle ships neither RMSprop nor gradient clipping),
+//! `clip_grad_norm` and SB3's learning-rate schedules.
+//!
+//! Optimizers own a list of `(name, Var)` sorted by name, so their state, checkpoints and
+//! gradient norms do not depend on the order a `VarMap` happens to return.
+
+use crate::error::{AlgoError, Result};
+use candle_core::backprop::GradStore;
+use candle_core::{DType, Device, Storage, Tensor, Var};
+
+/// A first-order optimizer over named variables.
+pub trait Optimizer {
+    /// Applies one update from `grads`; variables without a gradient are left alone (as
+    /// PyTorch skips parameters whose `.grad` is `None`).
+    fn step(&mut self, grads: &GradStore) -> Result<()>;
+    /// The learning rate the next `step` uses.
+    fn learning_rate(&self) -> f64;
+    /// Sets the learning rate (schedules call this before every step).
+    fn set_learning_rate(&mut self, lr: f64);
+    /// The variables, sorted by name.
+    fn vars(&self) -> &[(String, Var)];
+    /// A copy of the internal state (for checkpoints).
+    fn state(&self) -> Result<OptimizerState>;
+    /// Restores a state taken with [`Optimizer::state`] from an optimizer of the same kind over
+    /// variables of the same names and shapes.
+    fn load_state(&mut self, state: &OptimizerState) -> Result<()>;
+}
+
+/// An optimizer's internal state on the host: its kind, step counter and one buffer per
+/// variable and slot (`"square_avg"`, `"exp_avg"`, ...), in variable order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OptimizerState {
+    /// `"rmsprop"` or `"adam"`.
+    pub kind: String,
+    /// Steps taken.
+    pub step: u64,
+    /// `(slot, variable name, values)`, row-major (f64 holds f32 and f64 state exactly).
+    pub buffers: Vec<(String, String, Vec<f64>)>,
+}
+
+/// Sorts `vars` by name and rejects duplicate names.
+fn sorted_vars(mut vars: Vec<(String, Var)>) -> Result<Vec<(String, Var)>> {
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    if let Some(w) = vars.windows(2).find(|w| w[0].0 == w[1].0) {
+        return Err(AlgoError::InvalidArgument(format!(
+            "two optimizer variables are both named {:?}",
+            w[0].0
+        )));
+    }
+    Ok(vars)
+}
+
+fn check_positive(what: &str, v: f64) -> Result<()> {
+    if v.is_finite() && v > 0.0 {
+        Ok(())
+    } else {
+        Err(AlgoError::InvalidArgument(format!(
+            "{what} must be a positive finite number, got {v}"
+        )))
+    }
+}
+
+fn check_unit(what: &str, v: f64) -> Result<()> {
+    if (0.0..1.0).contains(&v) {
+        Ok(())
+    } else {
+        Err(AlgoError::InvalidArgument(format!(
+            "{what} must lie in [0, 1), got {v}"
+        )))
+    }
+}
+
+/// Host copy of a tensor's values (exact for f32 and f64 tensors).
+fn host_values(t: &Tensor) -> Result<Vec<f64>> {
+    Ok(t.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?)
+}
+
+/// The per-variable values of each slot of `state`, checking kind, names and sizes.
+fn load_slots<'s>(
+    kind: &str,
+    slots: &[&str],
+    vars: &[(String, Var)],
+    state: &'s OptimizerState,
+) -> Result<Vec<Vec<&'s [f64]>>> {
+    let bad = |reason: String| AlgoError::InvalidArgument(format!("optimizer state: {reason}"));
+    if state.kind != kind {
+        return Err(bad(format!("kind is {:?}, expected {kind:?}", state.kind)));
+    }
+    if state.buffers.len() != slots.len() * vars.len() {
+        return Err(bad(format!(
+            "{} buffers, expected {} ({} slots x {} variables)",
+            state.buffers.len(),
+            slots.len() * vars.len(),
+            slots.len(),
+            vars.len()
+        )));
+    }
+    let mut it = state.buffers.iter();
+    let mut out = Vec::with_capacity(slots.len());
+    for slot in slots {
+        let mut values_of_slot = Vec::with_capacity(vars.len());
+        for (name, var) in vars {
+            let (s, n, values) = it.next().ok_or_else(|| bad("too few buffers".into()))?;
+            if s != slot || n != name {
+                return Err(bad(format!("found {s}/{n}, expected {slot}/{name}")));
+            }
+            if values.len() != var.elem_count() {
+                return Err(bad(format!(
+                    "{slot}/{name} has {} values, the variable has {}",
+                    values.len(),
+                    var.elem_count()
+                )));
+            }
+            values_of_slot.push(&values[..]);
+        }
+        out.push(values_of_slot);
+    }
+    Ok(out)
+}
+
+/// A tensor shaped like `var` holding `values`.
+fn tensor_like(var: &Var, values: &[f64]) -> Result<Tensor> {
+    Ok(Tensor::from_slice(values, var.shape(), var.device())?.to_dtype(var.dtype())?)
+}
+
+/// Runs `f` on the elements of `t` when it is a contiguous f32 tensor in CPU memory (no copy);
+/// `None` otherwise.
+fn with_cpu_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Option<R> {
+    if !t.device().is_cpu() || t.dtype() != DType::F32 {
+        return None;
+    }
+    let (storage, layout) = t.storage_and_layout();
+    let (start, end) = layout.contiguous_offsets()?;
+    match &*storage {
+        Storage::Cpu(cpu) => cpu.as_slice::<f32>().ok()?.get(start..end).map(f),
+        _ => None,
+    }
+}
+
+/// Whether every element of `t` is finite (reads CPU f32 tensors in place).
+pub(crate) fn all_finite(t: &Tensor) -> Result<bool> {
+    if let Some(ok) = with_cpu_f32(t, |xs| xs.iter().all(|x| x.is_finite())) {
+        return Ok(ok);
+    }
+    let sum = t.sum_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+    Ok(sum.is_finite())
+}
+
+/// `torch.optim.RMSprop` (not centered, no momentum, no weight decay):
+/// `v = alpha v + (1 - alpha) g^2`, `p -= lr g / (sqrt(v) + eps)`, with `v` starting at 0 and
+/// `eps` outside the square root (TensorFlow puts it inside).
+///
+/// For f32 variables in CPU memory the update runs as one fused loop over host memory (a
+/// handful of candle ops per variable otherwise); both paths round identically.
+pub struct RmsProp {
+    vars: Vec<(String, Var)>,
+    state: SlotState,
+    lr: f64,
+    alpha: f64,
+    eps: f64,
+    step: u64,
+    scratch: Vec<f32>,
+}
+
+/// Per-variable optimizer state: host vectors on the CPU fast path, tensors otherwise.
+enum SlotState {
+    Host(Vec<Vec<f32>>),
+    Device(Vec<Tensor>),
+}
+
+impl SlotState {
+    fn zeros(vars: &[(String, Var)]) -> Result<Self> {
+        let host = vars
+            .iter()
+            .all(|(_, v)| v.device().is_cpu() && v.dtype() == DType::F32 && v.is_contiguous());
+        Ok(if host {
+            SlotState::Host(
+                vars.iter()
+                    .map(|(_, v)| vec![0.0; v.elem_count()])
+                    .collect(),
+            )
+        } else {
+            SlotState::Device(
+                vars.iter()
+                    .map(|(_, v)| v.zeros_like())
+                    .collect::<candle_core::Result<_>>()?,
+            )
+        })
+    }
+
+    fn host_values(&self) -> Result<Vec<Vec<f64>>> {
+        match self {
+            SlotState::Host(h) => Ok(h
+                .iter()
+                .map(|v| v.iter().map(|&x| f64::from(x)).collect())
+                .collect()),
+            SlotState::Device(ts) => ts.iter().map(host_values).collect(),
+        }
+    }
+
+    fn load(&mut self, vars: &[(String, Var)], values: &[&[f64]]) -> Result<()> {
+        match self {
+            SlotState::Host(h) => {
+                for (dst, src) in h.iter_mut().zip(values) {
+                    *dst = src.iter().map(|&x| x as f32).collect();
+                }
+            }
+            SlotState::Device(ts) => {
+                for ((t, (_, var)), src) in ts.iter_mut().zip(vars).zip(values) {
+                    *t = tensor_like(var, src)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl RmsProp {
+    /// RMSprop over `vars` (sorted by name here) with PyTorch's `alpha` and `eps` semantics.
+    pub fn new(vars: Vec<(String, Var)>, lr: f64, alpha: f64, eps: f64) -> Result<Self> {
+        check_positive("RMSprop learning rate", lr)?;
+        check_unit("RMSprop alpha", alpha)?;
+        check_positive("RMSprop eps", eps)?;
+        let vars = sorted_vars(vars)?;
+        let max_len = vars.iter().map(|(_, v)| v.elem_count()).max().unwrap_or(0);
+        Ok(RmsProp {
+            state: SlotState::zeros(&vars)?,
+            vars,
+            lr,
+            alpha,
+            eps,
+            step: 0,
+            scratch: Vec::with_capacity(max_len),
+        })
+    }
+
+    /// Steps taken.
+    pub fn steps(&self) -> u64 {
+        self.step
+    }
+}
+
+/// One RMSprop step of one f32 variable on the host, in torch's rounding order:
+/// `v = v * alpha + ((1 - alpha) * g) * g`, `p = p + ((-lr) * g) / (sqrt(v) + eps)`.
+fn rmsprop_host(
+    p: &[f32],
+    g: &[f32],
+    v: &mut [f32],
+    out: &mut Vec<f32>,
+    lr: f64,
+    alpha: f64,
+    eps: f64,
+) {
+    let (a, one_minus_a, neg_lr, eps) =
+        (alpha as f32, (1.0 - alpha) as f32, (-lr) as f32, eps as f32);
+    out.clear();
+    out.extend(p.iter().zip(g).zip(v.iter_mut()).map(|((&p, &g), v)| {
+        *v = *v * a + (one_minus_a * g) * g;
+        p + (neg_lr * g) / (v.sqrt() + eps)
+    }));
+}
+
+impl Optimizer for RmsProp {
+    fn step(&mut self, grads: &GradStore) -> Result<()> {
+        self.step += 1;
+        let (lr, alpha, eps) = (self.lr, self.alpha, self.eps);
+        match &mut self.state {
+            SlotState::Host(sqs) => {
+                for ((_, var), sq) in self.vars.iter().zip(sqs.iter_mut()) {
+                    let Some(g) = grads.get(var.as_tensor()) else {
+                        continue;
+                    };
+                    let staged;
+                    let g = if with_cpu_f32(g, |_| ()).is_some() {
+                        g
+                    } else {
+                        staged = g
+                            .to_device(&Device::Cpu)?
+                            .to_dtype(DType::F32)?
+                            .contiguous()?;
+                        &staged
+                    };
+                    let scratch = &mut self.scratch;
+                    // The variable's read lock must be released before `set` takes the write lock.
+                    let done = with_cpu_f32(var.as_tensor(), |p| {
+                        with_cpu_f32(g, |g| rmsprop_host(p, g, sq, scratch, lr, alpha, eps))
+                    });
+                    if done.flatten().is_none() {
+                        return Err(AlgoError::InvalidArgument(
+                            "RMSprop: a variable left CPU memory or f32 after construction".into(),
+                        ));
+                    }
+                    var.set(&Tensor::from_slice(
+                        &self.scratch,
+                        var.shape(),
+                        var.device(),
+                    )?)?;
+                }
+            }
+            SlotState::Device(sqs) => {
+                for ((_, var), sq) in self.vars.iter().zip(sqs.iter_mut()) {
+                    let Some(g) = grads.get(var.as_tensor()) else {
+                        continue;
+                    };
+                    let new_sq = sq
+                        .affine(alpha, 0.0)?
+                        .add(&g.affine(1.0 - alpha, 0.0)?.mul(g)?)?;
+                    let avg = new_sq.sqrt()?.affine(1.0, eps)?;
+                    let update = g.affine(-lr, 0.0)?.div(&avg)?;
+                    var.set(&var.as_tensor().add(&update)?)?;
+                    *sq = new_sq;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn learning_rate(&self) -> f64 {
+        self.lr
+    }
+
+    fn set_learning_rate(&mut self, lr: f64) {
+        self.lr = lr;
+    }
+
+    fn vars(&self) -> &[(String, Var)] {
+        &self.vars
+    }
+
+    fn state(&self) -> Result<OptimizerState> {
+        let buffers = self
+            .vars
+            .iter()
+            .zip(self.state.host_values()?)
+            .map(|((n, _), values)| ("square_avg".to_string(), n.clone(), values))
+            .collect();
+        Ok(OptimizerState {
+            kind: "rmsprop".into(),
+            step: self.step,
+            buffers,
+        })
+    }
+
+    fn load_state(&mut self, state: &OptimizerState) -> Result<()> {
+        let slots = load_slots("rmsprop", &["square_avg"], &self.vars, state)?;
+        self.state.load(&self.vars, &slots[0])?;
+        self.step = state.step;
+        Ok(())
+    }
+}
+
+/// `torch.optim.Adam` (no weight decay, no amsgrad): `m = lerp(m, g, 1 - beta1)`,
+/// `v = beta2 v + (1 - beta2) g^2`, `p -= (lr / bc1) m / (sqrt(v) / sqrt(bc2) + eps)` with
+/// `bc_i = 1 - beta_i^t`.
+pub struct Adam {
+    vars: Vec<(String, Var)>,
+    exp_avg: Vec<Tensor>,
+    exp_avg_sq: Vec<Tensor>,
+    lr: f64,
+    beta1: f64,
+    beta2: f64,
+    eps: f64,
+    step: u64,
+}
+
+impl Adam {
+    /// Adam over `vars` with PyTorch's defaults for the betas (0.9, 0.999); `eps` is 1e-8 in
+    /// PyTorch and 1e-5 in SB3's A2C.
+    pub fn new(vars: Vec<(String, Var)>, lr: f64, eps: f64) -> Result<Self> {
+        Self::with_betas(vars, lr, (0.9, 0.999), eps)
+    }
+
+    /// Adam with explicit betas.
+    pub fn with_betas(
+        vars: Vec<(String, Var)>,
+        lr: f64,
+        betas: (f64, f64),
+        eps: f64,
+    ) -> Result<Self> {
+        check_positive("Adam learning rate", lr)?;
+        check_unit("Adam beta1", betas.0)?;
+        check_unit("Adam beta2", betas.1)?;
+        check_positive("Adam eps", eps)?;
+        let vars = sorted_vars(vars)?;
+        let zeros = || {
+            vars.iter()
+                .map(|(_, v)| v.zeros_like())
+                .collect::<candle_core::Result<Vec<_>>>()
+        };
+        Ok(Adam {
+            exp_avg: zeros()?,
+            exp_avg_sq: zeros()?,
+            vars,
+            lr,
+            beta1: betas.0,
+            beta2: betas.1,
+            eps,
+            step: 0,
+        })
+    }
+
+    /// Steps taken.
+    pub fn steps(&self) -> u64 {
+        self.step
+    }
+}
+
+impl Optimizer for Adam {
+    fn step(&mut self, grads: &GradStore) -> Result<()> {
+        self.step += 1;
+        let t = self.step as f64;
+        let bc1 = 1.0 - self.beta1.powf(t);
+        let bc2_sqrt = (1.0 - self.beta2.powf(t)).sqrt();
+        let step_size = self.lr / bc1;
+        let iter = self
+            .vars
+            .iter()
+            .zip(self.exp_avg.iter_mut().zip(self.exp_avg_sq.iter_mut()));
+        for ((_, var), (m, v)) in iter {
+            let Some(g) = grads.get(var.as_tensor()) else {
+                continue;
+            };
+            let new_m = m.add(&g.sub(m)?.affine(1.0 - self.beta1, 0.0)?)?;
+            let new_v = v
+                .affine(self.beta2, 0.0)?
+                .add(&g.affine(1.0 - self.beta2, 0.0)?.mul(g)?)?;
+            let denom = new_v.sqrt()?.affine(1.0 / bc2_sqrt, self.eps)?;
+            let update = new_m.affine(-step_size, 0.0)?.div(&denom)?;
+            var.set(&var.as_tensor().add(&update)?)?;
+            *m = new_m;
+            *v = new_v;
+        }
+        Ok(())
+    }
+
+    fn learning_rate(&self) -> f64 {
+        self.lr
+    }
+
+    fn set_learning_rate(&mut self, lr: f64) {
+        self.lr = lr;
+    }
+
+    fn vars(&self) -> &[(String, Var)] {
+        &self.vars
+    }
+
+    fn state(&self) -> Result<OptimizerState> {
+        let mut buffers = Vec::with_capacity(2 * self.vars.len());
+        for (slot, tensors) in [("exp_avg", &self.exp_avg), ("exp_avg_sq", &self.exp_avg_sq)] {
+            for ((n, _), t) in self.vars.iter().zip(tensors) {
+                buffers.push((slot.to_string(), n.clone(), host_values(t)?));
+            }
+        }
+        Ok(OptimizerState {
+            kind: "adam".into(),
+            step: self.step,
+            buffers,
+        })
+    }
+
+    fn load_state(&mut self, state: &OptimizerState) -> Result<()> {
+        let slots = load_slots("adam", &["exp_avg", "exp_avg_sq"], &self.vars, state)?;
+        let load = |values: &[&[f64]]| -> Result<Vec<Tensor>> {
+            self.vars
+                .iter()
+                .zip(values)
+                .map(|((_, v), x)| tensor_like(v, x))
+                .collect()
+        };
+        let (m, v) = (load(&slots[0])?, load(&slots[1])?);
+        self.exp_avg = m;
+        self.exp_avg_sq = v;
+        self.step = state.step;
+        Ok(())
+    }
+}
+
+/// `torch.nn.utils.clip_grad_norm_`: the global L2 norm of the gradients of `vars` (the norm
+/// of the per-tensor norms), and when it exceeds `max_norm` every gradient is scaled by
+/// `max_norm / (norm + 1e-6)`. Returns the norm before clipping (NaN/inf pass through, so
+/// callers can detect divergence).
+pub fn clip_grad_norm(vars: &[(String, Var)], grads: &mut GradStore, max_norm: f64) -> Result<f64> {
+    check_positive("max_grad_norm", max_norm)?;
+    let total = grad_norm(vars, grads)?;
+    // torch evaluates this in f32: reciprocal(total + 1e-6) * max_norm.
+    let coef = (1.0f32 / (total as f32 + 1e-6f32)) * max_norm as f32;
+    if coef < 1.0 {
+        for (_, var) in vars {
+            if let Some(g) = grads.get(var.as_tensor()) {
+                let scaled = g.affine(f64::from(coef), 0.0)?;
+                grads.insert(var.as_tensor(), scaled);
+            }
+        }
+    }
+    Ok(total)
+}
+
+/// The global L2 norm of the gradients of `vars` (variables without a gradient are skipped),
+/// computed as torch does: one norm per tensor, then the norm of those norms.
+pub fn grad_norm(vars: &[(String, Var)], grads: &GradStore) -> Result<f64> {
+    let present: Vec<&Tensor> = vars
+        .iter()
+        .filter_map(|(_, v)| grads.get(v.as_tensor()))
+        .collect();
+    // CPU f32 gradients are read in place: no tensor ops, no allocation.
+    let host: Option<f64> = present
+        .iter()
+        .map(|g| {
+            with_cpu_f32(g, |xs| {
+                xs.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>()
+            })
+        })
+        .map(|ss| ss.map(|ss| ss.sqrt().powi(2)))
+        .sum();
+    if let Some(total_sq) = host {
+        return Ok(total_sq.sqrt());
+    }
+    let sums: Vec<Tensor> = vars
+        .iter()
+        .filter_map(|(_, v)| grads.get(v.as_tensor()))
+        .map(|g| g.sqr()?.sum_all()?.to_dtype(DType::F64))
+        .collect::<candle_core::Result<_>>()?;
+    if sums.is_empty() {
+        return Ok(0.0);
+    }
+    // One host transfer for all tensors.
+    let sums: Vec<f64> = Tensor::stack(&sums, 0)?.to_vec1()?;
+    let total_sq: f64 = sums.iter().map(|s| s.sqrt().powi(2)).sum();
+    Ok(total_sq.sqrt())
+}
+
+/// A learning-rate (or other coefficient) schedule evaluated from SB3's
+/// `progress_remaining = 1 - num_timesteps / total_timesteps` (1 at the start, 0 at the end).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Schedule {
+    /// The same value throughout.
+    Constant(f64),
+    /// SB3's `get_linear_fn(start, end, end_fraction=1)`: `start + (1 - progress_remaining) *
+    /// (end - start)`.
+    Linear {
+        /// Value at the start of training.
+        start: f64,
+        /// Value at the end.
+        end: f64,
+    },
+}
+
+impl Schedule {
+    /// The value at `progress_remaining` (clamped to `[0, 1]`).
+    pub fn value(&self, progress_remaining: f64) -> f64 {
+        match *self {
+            Schedule::Constant(v) => v,
+            Schedule::Linear { start, end } => {
+                let progress = 1.0 - progress_remaining.clamp(0.0, 1.0);
+                start + progress * (end - start)
+            }
+        }
+    }
+
+    /// Checks that every value of the schedule is a positive finite number.
+    pub fn check_positive(&self, what: &str) -> Result<()> {
+        match *self {
+            Schedule::Constant(v) => check_positive(what, v),
+            Schedule::Linear { start, end } => {
+                check_positive(what, start)?;
+                check_positive(what, end)
+            }
+        }
+    }
+}
+
+impl From<f64> for Schedule {
+    fn from(v: f64) -> Self {
+        Schedule::Constant(v)
+    }
+}
+
+/// SB3's progress_remaining: `1 - num_timesteps / total_timesteps`.
+pub fn progress_remaining(num_timesteps: u64, total_timesteps: u64) -> f64 {
+    if total_timesteps == 0 {
+        return 0.0;
+    }
+    1.0 - num_timesteps as f64 / total_timesteps as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    fn var(name: &str, values: &[f32]) -> (String, Var) {
+        let v = Var::from_slice(values, values.len(), &Device::Cpu).unwrap();
+        (name.to_string(), v)
+    }
+
+    fn grads_for(vars: &[(String, Var)], g: &[&[f32]]) -> GradStore {
+        // A loss whose gradient w.r.t. each var is the given vector: sum(var * g).
+        let mut loss = Tensor::zeros((), DType::F32, &Device::Cpu).unwrap();
+        for ((_, v), g) in vars.iter().zip(g) {
+            let gt = Tensor::from_slice(g, g.len(), &Device::Cpu).unwrap();
+            loss = loss
+                .add(&v.as_tensor().mul(&gt).unwrap().sum_all().unwrap())
+                .unwrap();
+        }
+        loss.backward().unwrap()
+    }
+
+    #[test]
+    fn rmsprop_matches_the_pytorch_formula() {
+        let vars = vec![var("w", &[1.0, -2.0])];
+        let mut opt = RmsProp::new(vars.clone(), 0.01, 0.99, 1e-5).unwrap();
+        let g: [f32; 2] = [0.5, -0.25];
+        let mut p = [1.0f32, -2.0];
+        let mut v = [0.0f32; 2];
+        for _ in 0..3 {
+            opt.step(&grads_for(&vars, &[&g])).unwrap();
+            for i in 0..2 {
+                v[i] = v[i] * 0.99f32 + (0.01f32 * g[i]) * g[i];
+                p[i] += (-0.01f32 * g[i]) / (v[i].sqrt() + 1e-5f32);
+            }
+        }
+        let got: Vec<f32> = vars[0].1.as_tensor().to_vec1().unwrap();
+        for i in 0..2 {
+            assert!((got[i] - p[i]).abs() < 1e-7, "{got:?} vs {p:?}");
+        }
+        assert_eq!(opt.steps(), 3);
+    }
+
+    #[test]
+    fn rmsprop_host_and_tensor_paths_round_identically() {
+        let values: Vec<f32> = (0..50).map(|i| (i as f32 * 0.37).sin()).collect();
+        let grads: Vec<f32> = (0..50).map(|i| (i as f32 * 1.3).cos() * 0.1).collect();
+        let (host_vars, dev_vars) = (vec![var("w", &values)], vec![var("w", &values)]);
+        let mut host = RmsProp::new(host_vars.clone(), 7e-4, 0.99, 1e-5).unwrap();
+        let mut dev = RmsProp::new(dev_vars.clone(), 7e-4, 0.99, 1e-5).unwrap();
+        assert!(matches!(host.state, SlotState::Host(_)));
+        dev.state = SlotState::Device(vec![dev_vars[0].1.zeros_like().unwrap()]);
+        for _ in 0..5 {
+            host.step(&grads_for(&host_vars, &[&grads])).unwrap();
+            dev.step(&grads_for(&dev_vars, &[&grads])).unwrap();
+        }
+        let bits = |v: &(String, Var)| -> Vec<u32> {
+            let xs: Vec<f32> = v.1.as_tensor().to_vec1().unwrap();
+            xs.into_iter().map(f32::to_bits).collect()
+        };
+        assert_eq!(bits(&host_vars[0]), bits(&dev_vars[0]));
+        assert_eq!(host.state().unwrap(), dev.state().unwrap());
+    }
+
+    #[test]
+    fn adam_matches_the_pytorch_formula() {
+        let vars = vec![var("w", &[0.3])];
+        let mut opt = Adam::new(vars.clone(), 0.1, 1e-8).unwrap();
+        let (mut p, mut m, mut v) = (0.3f64, 0.0f64, 0.0f64);
+        for t in 1..=4 {
+            let g = 2.0 * p; // gradient of p^2, fed as a constant
+            opt.step(&grads_for(&vars, &[&[g as f32]])).unwrap();
+            m = 0.9 * m + 0.1 * g;
+            v = 0.999 * v + 0.001 * g * g;
+            let bc1 = 1.0 - 0.9f64.powi(t);
+            let bc2 = 1.0 - 0.999f64.powi(t);
+            p -= 0.1 / bc1 * m / (v.sqrt() / bc2.sqrt() + 1e-8);
+        }
+        let got: Vec<f32> = vars[0].1.as_tensor().to_vec1().unwrap();
+        assert!((f64::from(got[0]) - p).abs() < 1e-5, "{} vs {p}", got[0]);
+    }
+
+    #[test]
+    fn clip_scales_only_above_max_norm_and_returns_the_norm() {
+        let vars = vec![var("a", &[0.0, 0.0]), var("b", &[0.0])];
+        let mut grads = grads_for(&vars, &[&[3.0, 0.0], &[4.0]]);
+        let norm = clip_grad_norm(&vars, &mut grads, 1.0).unwrap();
+        assert!((norm - 5.0).abs() < 1e-6);
+        let a: Vec<f32> = grads.get(vars[0].1.as_tensor()).unwrap().to_vec1().unwrap();
+        assert!((a[0] - 3.0 / (5.0 + 1e-6)).abs() < 1e-6, "{a:?}");
+        assert!((grad_norm(&vars, &grads).unwrap() - 1.0).abs() < 1e-5);
+
+        let mut grads = grads_for(&vars, &[&[0.3, 0.0], &[0.4]]);
+        let norm = clip_grad_norm(&vars, &mut grads, 1.0).unwrap();
+        assert!((norm - 0.5).abs() < 1e-6);
+        let b: Vec<f32> = grads.get(vars[1].1.as_tensor()).unwrap().to_vec1().unwrap();
+        assert_eq!(b, [0.4]);
+    }
+
+    #[test]
+    fn state_round_trips_and_rejects_mismatches() {
+        let vars = vec![var("w", &[1.0, 2.0])];
+        let mut opt = RmsProp::new(vars.clone(), 0.01, 0.99, 1e-5).unwrap();
+        opt.step(&grads_for(&vars, &[&[1.0, 1.0]])).unwrap();
+        let state = opt.state().unwrap();
+        let mut other = RmsProp::new(vars.clone(), 0.01, 0.99, 1e-5).unwrap();
+        other.load_state(&state).unwrap();
+        assert_eq!(other.state().unwrap(), state);
+        let mut adam = Adam::new(vars, 0.01, 1e-8).unwrap();
+        assert!(adam.load_state(&state).is_err());
+    }
+
+    #[test]
+    fn bad_hyperparameters_are_rejected() {
+        assert!(RmsProp::new(vec![], -1.0, 0.99, 1e-5).is_err());
+        assert!(RmsProp::new(vec![], 1e-3, 1.5, 1e-5).is_err());
+        assert!(Adam::new(vec![var("x", &[1.0]), var("x", &[2.0])], 1e-3, 1e-8).is_err());
+    }
+
+    #[test]
+    fn schedules_follow_sb3() {
+        assert_eq!(Schedule::from(7e-4).value(0.3), 7e-4);
+        let lin = Schedule::Linear {
+            start: 1.0,
+            end: 0.0,
+        };
+        assert_eq!(lin.value(1.0), 1.0);
+        assert!((lin.value(0.25) - 0.25).abs() < 1e-12);
+        assert_eq!(progress_remaining(25, 100), 0.75);
+    }
+}

@@ -1,0 +1,476 @@
+//! A2C's training loop: logging, callbacks, determinism across vector engines, bit-exact
+//! checkpoint resume, corrupt checkpoints, divergence, configuration errors, and (ignored,
+//! release-only) learning CartPole-v1.
+
+use candle_core::Device;
+use rl_algos::a2c::{A2c, A2cConfig};
+use rl_algos::optim::Schedule;
+use rl_algos::{AlgoError, Callback, Locals, Logger};
+use rl_env::registry::EnvSpec;
+use rl_env::{AutoresetMode, Env, SyncVecEnv, ThreadVecEnv, VecEnv};
+use rl_policy::{MlpPolicy, MlpPolicyConfig, StochasticPolicy};
+use std::path::PathBuf;
+
+fn set_threads() {
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        std::env::set_var("RAYON_NUM_THREADS", "1");
+    }
+}
+
+fn spec(max_steps: u64) -> EnvSpec {
+    EnvSpec {
+        max_episode_steps: Some(max_steps),
+        ..EnvSpec::default()
+    }
+}
+
+fn sync_env(id: &str, n: usize, max_steps: u64) -> SyncVecEnv {
+    SyncVecEnv::make_with(id, &spec(max_steps), n, AutoresetMode::SameStep).unwrap()
+}
+
+fn policy_for<V: VecEnv>(env: &V, seed: u64) -> MlpPolicy {
+    MlpPolicy::new(
+        env.observation_space(),
+        env.action_space(),
+        MlpPolicyConfig::default(),
+        seed,
+        &Device::Cpu,
+    )
+    .unwrap()
+}
+
+fn model<V: VecEnv>(env: V, config: A2cConfig) -> A2c<MlpPolicy, V> {
+    let policy = policy_for(&env, config.seed.unwrap_or(0));
+    A2c::new(policy, env, config).unwrap()
+}
+
+fn params<V: VecEnv>(m: &A2c<MlpPolicy, V>) -> Vec<(String, Vec<u32>)> {
+    m.policy_ref()
+        .trainable_vars()
+        .into_iter()
+        .map(|(n, v)| {
+            let bits = v
+                .as_tensor()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            (n, bits.into_iter().map(f32::to_bits).collect())
+        })
+        .collect()
+}
+
+fn seeded(seed: u64) -> A2cConfig {
+    A2cConfig {
+        seed: Some(seed),
+        ..A2cConfig::default()
+    }
+}
+
+fn temp_path(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rl-algos-a2c-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+#[test]
+fn learn_counts_steps_updates_and_logs_sb3_keys() {
+    set_threads();
+    let config = A2cConfig {
+        log_interval: 0,
+        ent_coef: 0.01,
+        ..seeded(1)
+    };
+    let mut m = model(sync_env("CartPole-v1", 4, 25), config);
+    m.learn(400, &mut []).unwrap();
+    assert_eq!(m.num_timesteps(), 400);
+    assert_eq!(m.iterations(), 20);
+    assert_eq!(m.n_updates(), 20);
+    assert_eq!(m.optimizer().learning_rate(), 7e-4);
+    let keys: Vec<&str> = m.logger().values().keys().map(String::as_str).collect();
+    for k in [
+        "train/entropy_loss",
+        "train/explained_variance",
+        "train/learning_rate",
+        "train/n_updates",
+        "train/policy_loss",
+        "train/value_loss",
+    ] {
+        assert!(keys.contains(&k), "{k} missing from {keys:?}");
+    }
+    let episodes: Vec<(f64, u64)> = m.episode_info().collect();
+    assert!(!episodes.is_empty());
+    assert!(
+        episodes.iter().all(|&(r, l)| l <= 25 && r == l as f64),
+        "{episodes:?}"
+    );
+    let stats = m.last_update().unwrap();
+    assert!(stats.loss.is_finite() && stats.grad_norm > 0.0);
+}
+
+#[test]
+fn log_interval_dumps_rollout_and_time_statistics() {
+    set_threads();
+    let csv = temp_path("progress.csv");
+    let mut m = model(
+        sync_env("CartPole-v1", 2, 20),
+        A2cConfig {
+            log_interval: 10,
+            ..seeded(2)
+        },
+    );
+    *m.logger_mut() = Logger::new(false).with_csv(&csv).unwrap();
+    m.learn(300, &mut []).unwrap();
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let header = text.lines().next().unwrap();
+    for k in [
+        "rollout/ep_rew_mean",
+        "rollout/ep_len_mean",
+        "time/fps",
+        "time/iterations",
+        "time/total_timesteps",
+    ] {
+        assert!(header.contains(k), "{k} missing from CSV header {header}");
+    }
+    assert_eq!(
+        text.lines().count(),
+        1 + 3,
+        "one row per 10 iterations of 10 steps:\n{text}"
+    );
+}
+
+#[test]
+fn linear_schedule_sets_the_learning_rate_from_progress() {
+    set_threads();
+    let config = A2cConfig {
+        learning_rate: Schedule::Linear {
+            start: 1e-3,
+            end: 1e-4,
+        },
+        log_interval: 0,
+        ..seeded(3)
+    };
+    let mut m = model(sync_env("CartPole-v1", 2, 50), config);
+    m.learn(100, &mut []).unwrap();
+    // The last update ran at num_timesteps = 100 = total: progress_remaining 0.
+    assert!((m.optimizer().learning_rate() - 1e-4).abs() < 1e-12);
+}
+
+struct StopAfter {
+    steps: usize,
+    seen: usize,
+    rollouts: usize,
+}
+
+impl Callback for StopAfter {
+    fn on_step(&mut self, locals: &Locals<'_>, _logger: &mut Logger) -> rl_algos::Result<bool> {
+        assert_eq!(locals.rewards.len(), locals.dones.len());
+        assert_eq!(locals.num_timesteps, locals.algo.num_timesteps());
+        self.seen += 1;
+        Ok(self.seen < self.steps)
+    }
+    fn on_rollout_end(
+        &mut self,
+        _locals: &Locals<'_>,
+        _logger: &mut Logger,
+    ) -> rl_algos::Result<()> {
+        self.rollouts += 1;
+        Ok(())
+    }
+}
+
+#[test]
+fn a_callback_returning_false_stops_training() {
+    set_threads();
+    let mut m = model(sync_env("CartPole-v1", 3, 500), seeded(4));
+    let mut cb = StopAfter {
+        steps: 7,
+        seen: 0,
+        rollouts: 0,
+    };
+    m.learn(10_000, &mut [&mut cb]).unwrap();
+    assert_eq!(m.num_timesteps(), 21);
+    assert_eq!((cb.rollouts, m.n_updates()), (1, 1));
+}
+
+#[test]
+fn same_seed_gives_bit_identical_parameters_with_sync_and_thread_engines() {
+    set_threads();
+    let config = A2cConfig {
+        ent_coef: 0.01,
+        ..seeded(11)
+    };
+    let run_sync = || {
+        let mut m = model(sync_env("CartPole-v1", 4, 40), config.clone());
+        m.learn(600, &mut []).unwrap();
+        params(&m)
+    };
+    let a = run_sync();
+    assert_eq!(a, run_sync());
+    let threaded =
+        ThreadVecEnv::make_with("CartPole-v1", &spec(40), 4, 2, AutoresetMode::SameStep).unwrap();
+    let mut m = model(threaded, config.clone());
+    m.learn(600, &mut []).unwrap();
+    assert_eq!(a, params(&m), "ThreadVecEnv and SyncVecEnv runs differ");
+    let mut other = model(sync_env("CartPole-v1", 4, 40), seeded(12));
+    other.learn(600, &mut []).unwrap();
+    assert_ne!(a, params(&other));
+}
+
+/// Saves a checkpoint from a callback once `num_timesteps` reaches `at`.
+struct SaveAt {
+    at: u64,
+    path: PathBuf,
+    saved: bool,
+}
+
+impl Callback for SaveAt {
+    fn on_step(&mut self, locals: &Locals<'_>, _logger: &mut Logger) -> rl_algos::Result<bool> {
+        if !self.saved && locals.num_timesteps >= self.at {
+            locals.algo.save_checkpoint(&self.path)?;
+            self.saved = true;
+        }
+        Ok(true)
+    }
+}
+
+fn resume_case(id: &str, max_steps: u64, config: A2cConfig, at: u64, total: u64, file: &str) {
+    let path = temp_path(file);
+    let mut full = model(sync_env(id, 3, max_steps), config.clone());
+    let mut saver = SaveAt {
+        at,
+        path: path.clone(),
+        saved: false,
+    };
+    full.learn(total, &mut [&mut saver]).unwrap();
+    assert!(saver.saved);
+
+    // A differently initialized policy and fresh environments: everything comes from the file.
+    let env = sync_env(id, 3, max_steps);
+    let policy = policy_for(&env, 999);
+    let mut resumed = A2c::load_checkpoint(&path, policy, env).unwrap();
+    assert_eq!(resumed.num_timesteps(), at);
+    resumed.learn(total, &mut []).unwrap();
+    assert_eq!(resumed.num_timesteps(), full.num_timesteps());
+    assert_eq!(resumed.n_updates(), full.n_updates());
+    assert_eq!(params(&full), params(&resumed), "{id}: resumed run differs");
+    assert_eq!(
+        full.optimizer().state().unwrap(),
+        resumed.optimizer().state().unwrap()
+    );
+    let _ = std::fs::remove_file(&path);
+}
+
+#[test]
+fn resuming_a_checkpoint_is_bit_identical_discrete_rmsprop() {
+    set_threads();
+    // 3 envs x 5 steps per rollout: step 21 is mid-rollout; 20-step episodes truncate.
+    let config = A2cConfig {
+        ent_coef: 0.01,
+        gae_lambda: 0.95,
+        ..seeded(21)
+    };
+    resume_case("CartPole-v1", 20, config, 21, 450, "resume_cartpole.ckpt");
+}
+
+#[test]
+fn resuming_a_checkpoint_is_bit_identical_continuous_adam_schedule() {
+    set_threads();
+    let config = A2cConfig {
+        use_rms_prop: false,
+        normalize_advantage: true,
+        learning_rate: Schedule::Linear {
+            start: 1e-3,
+            end: 1e-5,
+        },
+        ..seeded(22)
+    };
+    resume_case("Pendulum-v1", 30, config, 60, 300, "resume_pendulum.ckpt");
+}
+
+#[test]
+fn corrupt_or_mismatched_checkpoints_are_errors() {
+    set_threads();
+    let path = temp_path("corrupt.ckpt");
+    let mut m = model(sync_env("CartPole-v1", 2, 30), seeded(5));
+    m.learn(50, &mut []).unwrap();
+    m.save(&path).unwrap();
+    let good = std::fs::read(&path).unwrap();
+    let load = |bytes: &[u8]| {
+        std::fs::write(&path, bytes).unwrap();
+        let env = sync_env("CartPole-v1", 2, 30);
+        A2c::load_checkpoint(&path, policy_for(&env, 0), env).err()
+    };
+    assert!(load(&good).is_none(), "the intact checkpoint loads");
+    for (what, bytes) in [
+        ("truncated", good[..good.len() / 2].to_vec()),
+        ("one byte short", good[..good.len() - 1].to_vec()),
+        ("empty", Vec::new()),
+        ("garbage", b"not a checkpoint at all".to_vec()),
+        ("bit flip", {
+            let mut b = good.clone();
+            b[good.len() / 3] ^= 0x10;
+            b
+        }),
+    ] {
+        match load(&bytes) {
+            Some(AlgoError::Checkpoint { reason, .. }) => assert!(!reason.is_empty()),
+            other => panic!("{what}: expected a checkpoint error, got {other:?}"),
+        }
+    }
+    // Valid file, wrong environments: the replay cannot reproduce the saved observations.
+    std::fs::write(&path, &good).unwrap();
+    let env = sync_env("CartPole-v1", 2, 7);
+    let err = A2c::load_checkpoint(&path, policy_for(&env, 0), env).err();
+    assert!(matches!(err, Some(AlgoError::Checkpoint { .. })), "{err:?}");
+    let env = sync_env("CartPole-v1", 3, 30);
+    let err = A2c::load_checkpoint(&path, policy_for(&env, 0), env).err();
+    assert!(matches!(err, Some(AlgoError::Checkpoint { .. })), "{err:?}");
+    let missing = temp_path("missing.ckpt");
+    let env = sync_env("CartPole-v1", 2, 30);
+    let err = A2c::load_checkpoint(&missing, policy_for(&env, 0), env).err();
+    assert!(matches!(err, Some(AlgoError::Io { .. })), "{err:?}");
+    let _ = std::fs::remove_file(&path);
+}
+
+#[test]
+fn divergence_stops_training_with_the_iteration() {
+    set_threads();
+    let config = A2cConfig {
+        learning_rate: Schedule::Constant(1e35),
+        ..seeded(6)
+    };
+    let mut m = model(sync_env("CartPole-v1", 2, 100), config);
+    match m.learn(2_000, &mut []) {
+        Err(AlgoError::Diverged { iteration, what }) => {
+            assert!(
+                iteration >= 1 && iteration <= m.iterations(),
+                "{iteration} {what}"
+            );
+        }
+        other => panic!("expected divergence, got {other:?}"),
+    }
+}
+
+#[test]
+fn bad_configurations_are_rejected() {
+    set_threads();
+    for config in [
+        A2cConfig {
+            n_steps: 0,
+            ..seeded(0)
+        },
+        A2cConfig {
+            gamma: 1.5,
+            ..seeded(0)
+        },
+        A2cConfig {
+            max_grad_norm: 0.0,
+            ..seeded(0)
+        },
+        A2cConfig {
+            learning_rate: Schedule::Constant(f64::NAN),
+            ..seeded(0)
+        },
+        A2cConfig {
+            ent_coef: -1.0,
+            ..seeded(0)
+        },
+    ] {
+        let env = sync_env("CartPole-v1", 1, 10);
+        let err = A2c::new(policy_for(&env, 0), env, config.clone()).err();
+        assert!(
+            matches!(err, Some(AlgoError::InvalidArgument(_))),
+            "{config:?}: {err:?}"
+        );
+    }
+    let env = SyncVecEnv::make("CartPole-v1", 1, AutoresetMode::NextStep).unwrap();
+    let err = A2c::new(policy_for(&env, 0), env, seeded(0)).err();
+    assert!(
+        matches!(err, Some(AlgoError::InvalidArgument(_))),
+        "{err:?}"
+    );
+}
+
+/// Deterministic 10-episode evaluations every `every` steps; stops after two in a row reach
+/// `threshold` (the rl-zoo protocol).
+struct EvalUntilSolved {
+    env: Box<dyn Env>,
+    every: u64,
+    next: u64,
+    threshold: f64,
+    in_a_row: u32,
+    solved_at: Option<u64>,
+    history: Vec<(u64, f64)>,
+}
+
+impl Callback for EvalUntilSolved {
+    fn on_step(&mut self, locals: &Locals<'_>, _logger: &mut Logger) -> rl_algos::Result<bool> {
+        if locals.num_timesteps < self.next {
+            return Ok(true);
+        }
+        self.next += self.every;
+        let mut rng = rand::rngs::mock::StepRng::new(0, 1);
+        let eval =
+            rl_algos::evaluate_policy(locals.algo.policy(), &mut self.env, 10, true, &mut rng)?;
+        self.history.push((locals.num_timesteps, eval.mean));
+        self.in_a_row = if eval.mean >= self.threshold {
+            self.in_a_row + 1
+        } else {
+            0
+        };
+        if self.in_a_row >= 2 {
+            self.solved_at = Some(locals.num_timesteps);
+            return Ok(false);
+        }
+        Ok(true)
+    }
+}
+
+#[test]
+#[ignore = "slow: run in release with --ignored"]
+fn a2c_solves_cartpole_with_rl_zoo_settings() {
+    set_threads();
+    let mut solved = 0;
+    let mut report = Vec::new();
+    for seed in 0..5u64 {
+        let env = SyncVecEnv::make("CartPole-v1", 8, AutoresetMode::SameStep).unwrap();
+        let mut m = model(
+            env,
+            A2cConfig {
+                seed: Some(seed),
+                ..A2cConfig::default()
+            },
+        );
+        let mut eval_env = rl_env::make("CartPole-v1").unwrap();
+        eval_env.reset(Some(10_000 + seed)).unwrap();
+        let mut cb = EvalUntilSolved {
+            env: eval_env,
+            every: 10_000,
+            next: 10_000,
+            threshold: 475.0,
+            in_a_row: 0,
+            solved_at: None,
+            history: Vec::new(),
+        };
+        let start = std::time::Instant::now();
+        m.learn(500_000, &mut [&mut cb]).unwrap();
+        let secs = start.elapsed().as_secs_f64();
+        let best = cb
+            .history
+            .iter()
+            .map(|h| h.1)
+            .fold(f64::NEG_INFINITY, f64::max);
+        println!(
+            "seed {seed}: solved at {:?} timesteps ({} steps in {secs:.1} s, best eval {best:.1})",
+            cb.solved_at,
+            m.num_timesteps()
+        );
+        report.push((seed, cb.solved_at));
+        solved += usize::from(cb.solved_at.is_some());
+    }
+    assert!(
+        solved >= 4,
+        "only {solved} of 5 seeds reached 475 twice in a row: {report:?}"
+    );
+}

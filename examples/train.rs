@@ -1,0 +1,675 @@
+//! Train an agent, in the spirit of rl-baselines3-zoo's `train.py`.
+//!
+//! ```text
+//! cargo run --release --example train -- --algo a2c --env CartPole-v1
+//! ```
+//!
+//! A2C uses rl-zoo's CartPole-v1 settings (8 environments, 500k steps) and SB3's defaults for
+//! everything else; REINFORCE trains on one environment. Every `--eval-freq` environment steps
+//! the deterministic policy is evaluated on its own environment (`--eval-episodes` episodes);
+//! training stops early once `--solved-evals` evaluations in a row reach the environment's
+//! registered reward threshold. A progress bar (on a terminal) and SB3's log tables show how
+//! it goes (`--quiet` silences both).
+//!
+//! The output directory (`--out`, default `runs/<algo>_<env>_<seed>/`) receives
+//! `learning_curve.csv` (`timesteps,mean,std`), `learning_curve.svg`, `progress.csv` (the
+//! logger's values) and `model/` (the final policy: `MlpPolicy::save`, playable with the
+//! `enjoy` example). `--save <dir>` keeps a resumable checkpoint there (refreshed after every
+//! evaluation and at the end); `--resume <dir>` continues that run: training resumes bit for
+//! bit (the weights end up identical to an uninterrupted run's), while the evaluation
+//! environment restarts from its seed, so later evaluations see other episodes than they
+//! would have. `--json-out <file>` writes a summary for scripts.
+
+#[path = "common/plot.rs"]
+mod plot;
+
+use candle_core::Device;
+use clap::{Parser, ValueEnum};
+use plot::CurvePoint;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use rl_algos::callbacks::EvalSummary;
+use rl_algos::{
+    evaluate_policy, A2c, A2cConfig, AlgoError, Algorithm, Budget, Callback, EvalCallback,
+    EvalChild, Locals, Logger, ProgressBarCallback, Reinforce, ReinforceConfig,
+};
+use rl_env::{make, registry, AutoresetMode, Env, SyncVecEnv, ThreadVecEnv, VecEnv};
+use rl_policy::{Activation, MlpPolicy, MlpPolicyConfig, NetArch};
+use serde::{Deserialize, Serialize};
+use std::error::Error;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+type BoxError = Box<dyn Error>;
+
+/// File names inside a `--save` directory.
+const RUN_FILE: &str = "run.json";
+const CHECKPOINT_FILE: &str = "checkpoint.bin";
+/// The `format` tag of [`RUN_FILE`].
+const RUN_FORMAT: &str = "rl-train/1";
+/// Offsets of the evaluation environments' seeds from the run's seed, so that evaluation
+/// episodes are not the training ones.
+const EVAL_SEED_OFFSET: u64 = 1_000;
+const FINAL_EVAL_SEED_OFFSET: u64 = 2_000;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Algo {
+    /// Synchronous advantage actor-critic (SB3's A2C).
+    A2c,
+    /// Monte-Carlo policy gradient over whole episodes.
+    Reinforce,
+}
+
+impl fmt::Display for Algo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Algo::A2c => "a2c",
+            Algo::Reinforce => "reinforce",
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum VecKind {
+    /// All environments step in the calling thread.
+    Sync,
+    /// Environments step on worker threads.
+    Thread,
+}
+
+/// Train an RL agent on a registered environment.
+#[derive(Parser, Debug)]
+#[command(name = "train")]
+struct Cli {
+    /// Algorithm (required unless resuming).
+    #[arg(long, value_enum)]
+    algo: Option<Algo>,
+    /// Environment id, e.g. CartPole-v1 (required unless resuming).
+    #[arg(long)]
+    env: Option<String>,
+    /// Seed of everything random [default: 0].
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Parallel environments [default: 8 for a2c; reinforce uses 1].
+    #[arg(long)]
+    n_envs: Option<usize>,
+    /// Environment-step budget (an absolute target when resuming) [default: 500000 for
+    /// CartPole-v1 and Acrobot-v1, 1000000 otherwise].
+    #[arg(long)]
+    total_timesteps: Option<u64>,
+    /// Environment steps between evaluations.
+    #[arg(long, default_value_t = 10_000)]
+    eval_freq: u64,
+    /// Episodes per evaluation.
+    #[arg(long, default_value_t = 10)]
+    eval_episodes: usize,
+    /// Stop once this many evaluations in a row reach the reward threshold (0: never stop).
+    #[arg(long, default_value_t = 2)]
+    solved_evals: u32,
+    /// Output directory [default: runs/<algo>_<env>_<seed>].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Keep a resumable checkpoint in this directory.
+    #[arg(long)]
+    save: Option<PathBuf>,
+    /// Continue the run saved in this directory (by --save).
+    #[arg(long)]
+    resume: Option<PathBuf>,
+    /// Write a JSON summary of the run to this file.
+    #[arg(long)]
+    json_out: Option<PathBuf>,
+    /// Candle's CPU threads (sets RAYON_NUM_THREADS) [default: $RAYON_NUM_THREADS, else 1].
+    #[arg(long)]
+    threads: Option<usize>,
+    /// How the environments are stepped (a2c).
+    #[arg(long, value_enum, default_value_t = VecKind::Sync)]
+    vec: VecKind,
+    /// No progress bar, log tables or evaluation lines.
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// One evaluation of the learning curve (also the JSON shape).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+struct EvalPoint {
+    timesteps: u64,
+    mean: f64,
+    std: f64,
+}
+
+/// What a `--save` directory says about its run ([`RUN_FILE`]).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct RunInfo {
+    format: String,
+    algo: Algo,
+    env: String,
+    seed: u64,
+    n_envs: usize,
+    total_timesteps: u64,
+    num_timesteps: u64,
+    evals: Vec<EvalPoint>,
+}
+
+impl RunInfo {
+    fn load(dir: &Path) -> Result<RunInfo, BoxError> {
+        let shown = dir.display();
+        if !dir.exists() {
+            return Err(format!("cannot resume from {shown}: no such directory").into());
+        }
+        if !dir.is_dir() {
+            return Err(format!("cannot resume from {shown}: not a directory").into());
+        }
+        let path = dir.join(RUN_FILE);
+        let text = std::fs::read(&path).map_err(|e| {
+            format!("cannot resume from {shown}: cannot read {RUN_FILE} ({e}); expected a directory written by --save")
+        })?;
+        let info: RunInfo = serde_json::from_slice(&text)
+            .map_err(|e| format!("cannot resume from {shown}: {RUN_FILE} is corrupt ({e})"))?;
+        if info.format != RUN_FORMAT {
+            return Err(format!(
+                "cannot resume from {shown}: {RUN_FILE} has format {:?}, this program reads {RUN_FORMAT:?}",
+                info.format
+            )
+            .into());
+        }
+        if !dir.join(CHECKPOINT_FILE).is_file() {
+            return Err(format!("cannot resume from {shown}: {CHECKPOINT_FILE} is missing").into());
+        }
+        Ok(info)
+    }
+
+    /// Writes the checkpoint, then (atomically) the description, into `dir`.
+    fn save(&self, dir: &Path, algo: &dyn Algorithm) -> rl_algos::Result<()> {
+        let io = |path: &Path, source| AlgoError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+        algo.save_checkpoint(&dir.join(CHECKPOINT_FILE))?;
+        let json = serde_json::to_vec_pretty(self).map_err(|e| {
+            AlgoError::InvalidArgument(format!("cannot serialize the run description: {e}"))
+        })?;
+        let (path, tmp) = (dir.join(RUN_FILE), dir.join(format!("{RUN_FILE}.tmp")));
+        std::fs::write(&tmp, json).map_err(|e| io(&tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| io(&path, e))
+    }
+}
+
+/// Everything a run needs, resolved from the command line and the run being resumed.
+struct Spec {
+    algo: Algo,
+    env: String,
+    seed: u64,
+    n_envs: usize,
+    total_timesteps: u64,
+    threshold: Option<f64>,
+    out: PathBuf,
+}
+
+/// The command-line value, the saved one, or an error when both are given and differ.
+fn pick<T: PartialEq + fmt::Display>(
+    flag: &str,
+    given: Option<T>,
+    saved: Option<T>,
+) -> Result<Option<T>, BoxError> {
+    match (given, saved) {
+        (Some(g), Some(s)) if g != s => Err(format!(
+            "{flag} {g} differs from the resumed run's {s}; leave it out when resuming"
+        )
+        .into()),
+        (g, s) => Ok(g.or(s)),
+    }
+}
+
+fn default_total_timesteps(env: &str) -> u64 {
+    match env {
+        "CartPole-v1" | "Acrobot-v1" => 500_000,
+        _ => 1_000_000,
+    }
+}
+
+fn resolve(cli: &Cli, saved: Option<&RunInfo>) -> Result<Spec, BoxError> {
+    let algo = pick("--algo", cli.algo, saved.map(|s| s.algo))?
+        .ok_or("--algo is required (a2c or reinforce)")?;
+    let env = pick("--env", cli.env.clone(), saved.map(|s| s.env.clone()))?
+        .ok_or("--env is required (e.g. CartPole-v1)")?;
+    // Unknown ids fail here, before anything is written.
+    let threshold = registry::reward_threshold(&env)?;
+    let seed = pick("--seed", cli.seed, saved.map(|s| s.seed))?.unwrap_or(0);
+    let n_envs = pick("--n-envs", cli.n_envs, saved.map(|s| s.n_envs))?;
+    let n_envs = match (algo, n_envs) {
+        (_, Some(0)) => return Err("--n-envs must be at least 1".into()),
+        (Algo::Reinforce, Some(n)) if n != 1 => {
+            return Err(format!(
+                "reinforce trains on one environment; --n-envs {n} is not supported"
+            )
+            .into())
+        }
+        (Algo::Reinforce, _) => 1,
+        (Algo::A2c, n) => n.unwrap_or(8),
+    };
+    let total_timesteps = cli
+        .total_timesteps
+        .or(saved.map(|s| s.total_timesteps))
+        .unwrap_or_else(|| default_total_timesteps(&env));
+    if cli.eval_freq == 0 {
+        return Err("--eval-freq must be at least 1".into());
+    }
+    if cli.eval_episodes == 0 {
+        return Err("--eval-episodes must be at least 1".into());
+    }
+    let out = cli
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("runs/{algo}_{env}_{seed}")));
+    Ok(Spec {
+        algo,
+        env,
+        seed,
+        n_envs,
+        total_timesteps,
+        threshold,
+        out,
+    })
+}
+
+/// After each evaluation: records it, refreshes the `--save` checkpoint, and stops training
+/// once `needed` evaluations in a row reach the threshold.
+struct AfterEval {
+    threshold: Option<f64>,
+    needed: u32,
+    streak: u32,
+    verbose: bool,
+    save: Option<(PathBuf, RunInfo)>,
+}
+
+impl EvalChild for AfterEval {
+    fn on_eval(
+        &mut self,
+        eval: &EvalSummary<'_>,
+        locals: &Locals<'_>,
+        _logger: &mut Logger,
+    ) -> rl_algos::Result<bool> {
+        if let Some((dir, info)) = &mut self.save {
+            info.num_timesteps = locals.num_timesteps;
+            info.evals.push(EvalPoint {
+                timesteps: locals.num_timesteps,
+                mean: eval.last.mean,
+                std: eval.last.std,
+            });
+            info.save(dir, locals.algo)?;
+        }
+        let Some(threshold) = self.threshold.filter(|_| self.needed > 0) else {
+            return Ok(true);
+        };
+        self.streak = if eval.last.mean >= threshold {
+            self.streak + 1
+        } else {
+            0
+        };
+        if self.streak >= self.needed {
+            if self.verbose {
+                println!(
+                    "Solved: {} evaluation(s) in a row with a mean return >= {threshold}; stopping at {} steps",
+                    self.streak, locals.num_timesteps
+                );
+            }
+            return Ok(false);
+        }
+        Ok(true)
+    }
+}
+
+/// The policy of a fresh run: SB3's `MlpPolicy` for A2C; for REINFORCE the PyTorch
+/// tutorial's single hidden layer of 128 ReLU units (its value head is unused).
+fn new_policy(spec: &Spec, env: &dyn Env, device: &Device) -> Result<MlpPolicy, BoxError> {
+    let config = match spec.algo {
+        Algo::A2c => MlpPolicyConfig::default(),
+        Algo::Reinforce => MlpPolicyConfig {
+            net_arch: NetArch {
+                shared: vec![],
+                pi: vec![128],
+                vf: vec![],
+            },
+            activation: Activation::ReLU,
+            ortho_init: false,
+            log_std_init: 0.0,
+        },
+    };
+    MlpPolicy::new(
+        env.observation_space(),
+        env.action_space(),
+        config,
+        spec.seed,
+        device,
+    )
+    .map_err(|e| format!("{} cannot train on {}: {e}", spec.algo, spec.env).into())
+}
+
+fn make_vec_env(spec: &Spec, kind: VecKind) -> Result<Box<dyn VecEnv>, BoxError> {
+    Ok(match kind {
+        VecKind::Sync => Box::new(SyncVecEnv::make(
+            &spec.env,
+            spec.n_envs,
+            AutoresetMode::SameStep,
+        )?),
+        VecKind::Thread => {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            Box::new(ThreadVecEnv::make(
+                &spec.env,
+                spec.n_envs,
+                spec.n_envs.min(cores),
+                AutoresetMode::SameStep,
+            )?)
+        }
+    })
+}
+
+/// A trained learner of either algorithm.
+enum Model {
+    A2c(A2c<MlpPolicy, Box<dyn VecEnv>>),
+    Reinforce(Reinforce<MlpPolicy, Box<dyn Env>>),
+}
+
+impl Model {
+    fn algorithm(&self) -> &dyn Algorithm {
+        match self {
+            Model::A2c(m) => m,
+            Model::Reinforce(m) => m,
+        }
+    }
+
+    fn into_policy(self) -> MlpPolicy {
+        match self {
+            Model::A2c(m) => m.into_parts().0,
+            Model::Reinforce(m) => m.into_parts().0,
+        }
+    }
+}
+
+/// What training produced.
+struct Trained {
+    model: Model,
+    start_timesteps: u64,
+    wall_s: f64,
+}
+
+/// Builds (or restores, with `resume`) the learner and trains it up to the budget.
+fn train(
+    spec: &Spec,
+    cli: &Cli,
+    resume: Option<&Path>,
+    callbacks: &mut [&mut dyn Callback],
+) -> Result<Trained, BoxError> {
+    let device = Device::Cpu;
+    let probe = make(&spec.env)?;
+    let policy = new_policy(spec, &probe, &device)?;
+    let verbose = !cli.quiet;
+    let mut model = match (spec.algo, resume) {
+        (Algo::A2c, Some(dir)) => Model::A2c(A2c::load_checkpoint(
+            dir.join(CHECKPOINT_FILE),
+            policy,
+            make_vec_env(spec, cli.vec)?,
+        )?),
+        (Algo::A2c, None) => {
+            let config = A2cConfig {
+                seed: Some(spec.seed),
+                verbose,
+                ..A2cConfig::default()
+            };
+            Model::A2c(A2c::new(policy, make_vec_env(spec, cli.vec)?, config)?)
+        }
+        (Algo::Reinforce, Some(dir)) => {
+            Model::Reinforce(Reinforce::load(dir.join(CHECKPOINT_FILE), policy, probe)?)
+        }
+        (Algo::Reinforce, None) => {
+            let config = ReinforceConfig {
+                learning_rate: 5e-3,
+                seed: Some(spec.seed),
+                verbose,
+                ..ReinforceConfig::default()
+            };
+            Model::Reinforce(Reinforce::new(policy, probe, config)?)
+        }
+    };
+    // Created only now, so that a bad checkpoint leaves the output directory alone.
+    let logger = Logger::new(verbose).with_csv(spec.out.join("progress.csv"))?;
+    let start_timesteps = model.algorithm().num_timesteps();
+    let start = Instant::now();
+    match &mut model {
+        Model::A2c(m) => {
+            *m.logger_mut() = logger;
+            m.learn(spec.total_timesteps, callbacks)?;
+        }
+        Model::Reinforce(m) => {
+            *m.logger_mut() = logger;
+            m.learn(Budget::Timesteps(spec.total_timesteps), callbacks)?;
+        }
+    }
+    Ok(Trained {
+        model,
+        start_timesteps,
+        wall_s: start.elapsed().as_secs_f64(),
+    })
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return clap_error(e),
+    };
+    // Before Candle is touched: it reads the variable once, and without it re-reads
+    // /proc/cpuinfo on every matmul.
+    match cli.threads {
+        Some(0) => {
+            eprintln!("error: --threads must be at least 1");
+            return ExitCode::FAILURE;
+        }
+        Some(n) => std::env::set_var("RAYON_NUM_THREADS", n.to_string()),
+        None if std::env::var_os("RAYON_NUM_THREADS").is_none() => {
+            std::env::set_var("RAYON_NUM_THREADS", "1")
+        }
+        None => {}
+    }
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Help and version go to stdout as usual; a usage error becomes one line on stderr.
+fn clap_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        let _ = e.print();
+        return ExitCode::SUCCESS;
+    }
+    let text = e.render().to_string();
+    let line: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| {
+            !l.is_empty() && !l.starts_with("Usage:") && !l.starts_with("For more information")
+        })
+        .collect();
+    eprintln!("{}", line.join(" "));
+    ExitCode::from(2)
+}
+
+fn run(cli: &Cli) -> Result<(), BoxError> {
+    let saved = cli.resume.as_deref().map(RunInfo::load).transpose()?;
+    let spec = resolve(cli, saved.as_ref())?;
+    std::fs::create_dir_all(&spec.out)
+        .map_err(|e| format!("cannot create {}: {e}", spec.out.display()))?;
+    let verbose = !cli.quiet;
+    let prior_evals = saved.as_ref().map(|s| s.evals.clone()).unwrap_or_default();
+    let resumed_at = saved.as_ref().map_or(0, |s| s.num_timesteps);
+    let threshold_text = spec.threshold.map_or("none".to_string(), |t| t.to_string());
+    println!(
+        "{} {} on {} | seed {} | {} env(s) | budget {} steps | eval every {} steps ({} episodes) | \
+         reward threshold {threshold_text} | output {}",
+        if saved.is_some() { "Resuming" } else { "Training" },
+        spec.algo,
+        spec.env,
+        spec.seed,
+        spec.n_envs,
+        spec.total_timesteps,
+        cli.eval_freq,
+        cli.eval_episodes,
+        spec.out.display()
+    );
+    if saved.is_some() && resumed_at >= spec.total_timesteps {
+        println!("The resumed run already has {resumed_at} steps: raise --total-timesteps to train further.");
+    }
+
+    let save = cli.save.clone().map(|dir| {
+        let info = RunInfo {
+            format: RUN_FORMAT.into(),
+            algo: spec.algo,
+            env: spec.env.clone(),
+            seed: spec.seed,
+            n_envs: spec.n_envs,
+            total_timesteps: spec.total_timesteps,
+            num_timesteps: resumed_at,
+            evals: prior_evals.clone(),
+        };
+        (dir, info)
+    });
+    let after_eval = AfterEval {
+        threshold: spec.threshold,
+        needed: cli.solved_evals,
+        streak: 0,
+        verbose,
+        save: save.clone(),
+    };
+    // EvalCallback counts calls of on_step, i.e. vector steps of n_envs environment steps.
+    let eval_calls = (cli.eval_freq / spec.n_envs as u64).max(1);
+    let mut eval = EvalCallback::new(make(&spec.env)?, eval_calls)?
+        .with_n_eval_episodes(cli.eval_episodes)?
+        .with_seed(Some(spec.seed + EVAL_SEED_OFFSET))
+        .with_verbose(verbose)
+        .with_callback_after_eval(after_eval);
+    let mut progress = if verbose {
+        ProgressBarCallback::new()
+    } else {
+        ProgressBarCallback::hidden()
+    };
+
+    let trained = train(
+        &spec,
+        cli,
+        cli.resume.as_deref(),
+        &mut [&mut progress, &mut eval],
+    )?;
+
+    let mut evals = prior_evals;
+    evals.extend(eval.history().iter().map(|r| EvalPoint {
+        timesteps: r.timesteps,
+        mean: r.result.mean,
+        std: r.result.std,
+    }));
+    let num_timesteps = trained.model.algorithm().num_timesteps();
+    if let Some((dir, mut info)) = save {
+        info.num_timesteps = num_timesteps;
+        info.evals = evals.clone();
+        info.save(&dir, trained.model.algorithm())?;
+        println!(
+            "Checkpoint: {} (continue with --resume {})",
+            dir.join(CHECKPOINT_FILE).display(),
+            dir.display()
+        );
+    }
+    let policy = trained.model.into_policy();
+
+    let mut final_env = make(&spec.env)?;
+    final_env.reset(Some(spec.seed + FINAL_EVAL_SEED_OFFSET))?;
+    let mut rng = StdRng::seed_from_u64(spec.seed + FINAL_EVAL_SEED_OFFSET);
+    let final_eval = evaluate_policy(&policy, &mut final_env, cli.eval_episodes, true, &mut rng)?;
+    let solved = spec.threshold.map(|t| final_eval.mean >= t);
+    let fps = (num_timesteps - trained.start_timesteps) as f64 / trained.wall_s.max(1e-9);
+    println!(
+        "Final evaluation ({} episodes, deterministic): {:.2} +/- {:.2}{}",
+        cli.eval_episodes,
+        final_eval.mean,
+        final_eval.std,
+        match (solved, spec.threshold) {
+            (Some(true), Some(t)) => format!(" — solved (threshold {t})"),
+            (Some(false), Some(t)) => format!(" — not solved (threshold {t})"),
+            _ => String::new(),
+        }
+    );
+    println!(
+        "Trained {} steps in {:.1} s ({fps:.0} steps/s)",
+        num_timesteps - trained.start_timesteps,
+        trained.wall_s
+    );
+
+    write_outputs(&spec, &policy, &evals)?;
+    if let Some(path) = &cli.json_out {
+        let summary = serde_json::json!({
+            "algo": spec.algo,
+            "env": spec.env,
+            "seed": spec.seed,
+            "n_envs": spec.n_envs,
+            "total_timesteps": num_timesteps,
+            "budget_timesteps": spec.total_timesteps,
+            "wall_s": trained.wall_s,
+            "fps": fps,
+            "evals": evals,
+            "final_mean": final_eval.mean,
+            "final_std": final_eval.std,
+            "solved": solved,
+        });
+        let text = serde_json::to_string_pretty(&summary)?;
+        std::fs::write(path, text + "\n")
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        println!("Summary: {}", path.display());
+    }
+    Ok(())
+}
+
+/// `learning_curve.csv`, `learning_curve.svg` and `model/` in the output directory.
+fn write_outputs(spec: &Spec, policy: &MlpPolicy, evals: &[EvalPoint]) -> Result<(), BoxError> {
+    let write = |name: &str, text: String| -> Result<(), BoxError> {
+        let path = spec.out.join(name);
+        std::fs::write(&path, text)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()).into())
+    };
+    let mut csv = String::from("timesteps,mean,std\n");
+    for e in evals {
+        csv.push_str(&format!("{},{},{}\n", e.timesteps, e.mean, e.std));
+    }
+    write("learning_curve.csv", csv)?;
+    let points: Vec<CurvePoint> = evals
+        .iter()
+        .map(|e| CurvePoint {
+            timesteps: e.timesteps,
+            mean: e.mean,
+            std: e.std,
+        })
+        .collect();
+    let title = format!(
+        "{} on {} (seed {})",
+        spec.algo.to_string().to_uppercase(),
+        spec.env,
+        spec.seed
+    );
+    write(
+        "learning_curve.svg",
+        plot::learning_curve_svg(&title, &points, spec.threshold),
+    )?;
+    let model_dir = spec.out.join("model");
+    policy.save(&model_dir)?;
+    println!(
+        "Wrote {0}/learning_curve.csv, {0}/learning_curve.svg, {0}/progress.csv and the policy in {1}",
+        spec.out.display(),
+        model_dir.display()
+    );
+    Ok(())
+}
