@@ -32,8 +32,14 @@ fn single_thread() {
 
 fn cartpole_policy() -> MlpPolicy {
     let env = rl_env::make("CartPole-v1").expect("CartPole-v1 is registered");
-    MlpPolicy::new(env.observation_space(), env.action_space(), MlpPolicyConfig::default(), 0, &Device::Cpu)
-        .expect("CartPole policy")
+    MlpPolicy::new(
+        env.observation_space(),
+        env.action_space(),
+        MlpPolicyConfig::default(),
+        0,
+        &Device::Cpu,
+    )
+    .expect("CartPole policy")
 }
 
 /// `A2c::learn` on CartPole-v1, 8 envs, SB3 defaults: each iteration trains 4000 more steps.
@@ -41,8 +47,14 @@ fn a2c_learn(c: &mut Criterion) {
     single_thread();
     const STEPS: u64 = 4000;
     let env = SyncVecEnv::make("CartPole-v1", 8, AutoresetMode::SameStep).expect("vec env");
-    let policy = MlpPolicy::new(env.observation_space(), env.action_space(), MlpPolicyConfig::default(), 0, &Device::Cpu)
-        .expect("policy");
+    let policy = MlpPolicy::new(
+        env.observation_space(),
+        env.action_space(),
+        MlpPolicyConfig::default(),
+        0,
+        &Device::Cpu,
+    )
+    .expect("policy");
     let config = A2cConfig {
         seed: Some(0),
         ..A2cConfig::default()
@@ -114,12 +126,18 @@ fn a2c_update_40(c: &mut Criterion) {
                 .expect("backward")
         })
     });
-    let mut grads = a2c_loss(&policy, &batch, &params).expect("loss").total.backward().expect("backward");
+    let mut grads = a2c_loss(&policy, &batch, &params)
+        .expect("loss")
+        .total
+        .backward()
+        .expect("backward");
     let vars = policy.trainable_vars();
     group.bench_function("clip_grad_norm", |b| {
         b.iter(|| clip_grad_norm(&vars, &mut grads, 0.5).expect("clip"))
     });
-    group.bench_function("rmsprop_step", |b| b.iter(|| opt.step(black_box(&grads)).expect("step")));
+    group.bench_function("rmsprop_step", |b| {
+        b.iter(|| opt.step(black_box(&grads)).expect("step"))
+    });
     group.finish();
 }
 
@@ -139,8 +157,14 @@ fn reinforce_policy(env: &dyn rl_env::Env, seed: u64) -> MlpPolicy {
         ortho_init: false,
         log_std_init: 0.0,
     };
-    MlpPolicy::new(env.observation_space(), env.action_space(), config, seed, &Device::Cpu)
-        .expect("REINFORCE policy")
+    MlpPolicy::new(
+        env.observation_space(),
+        env.action_space(),
+        config,
+        seed,
+        &Device::Cpu,
+    )
+    .expect("REINFORCE policy")
 }
 
 fn reinforce_model(seed: u64) -> Reinforce<MlpPolicy, Box<dyn rl_env::Env>> {
@@ -164,8 +188,13 @@ fn reinforce_learn(c: &mut Criterion) {
     let solve = || {
         let mut model = reinforce_model(0);
         let mut stop = StopTrainingOnRewardThreshold::new(475.0);
-        model.learn(Budget::Episodes(2000), &mut [&mut stop]).expect("learn");
-        assert!(stop.rolling_mean().is_some_and(|m| m >= 475.0), "seed 0 did not solve CartPole");
+        model
+            .learn(Budget::Episodes(2000), &mut [&mut stop])
+            .expect("learn");
+        assert!(
+            stop.rolling_mean().is_some_and(|m| m >= 475.0),
+            "seed 0 did not solve CartPole"
+        );
         model.num_timesteps()
     };
     let steps = solve();
@@ -179,7 +208,9 @@ fn reinforce_learn(c: &mut Criterion) {
             for i in 0..iters {
                 let mut model = reinforce_model(i);
                 let start = std::time::Instant::now();
-                model.learn(Budget::Timesteps(FRESH), &mut []).expect("learn");
+                model
+                    .learn(Budget::Timesteps(FRESH), &mut [])
+                    .expect("learn");
                 let elapsed = start.elapsed();
                 // Scale to exactly FRESH steps: the crossing episode overruns the budget a little.
                 total += elapsed.mul_f64(FRESH as f64 / model.num_timesteps() as f64);

@@ -6,8 +6,8 @@
 
 #![warn(missing_docs)]
 
-mod acting;
 pub mod a2c;
+mod acting;
 pub mod buffer;
 pub mod callbacks;
 pub mod checkpoint;
@@ -20,8 +20,9 @@ pub mod reinforce;
 pub mod returns;
 
 pub use a2c::{a2c_loss, a2c_update, A2c, A2cBatch, A2cConfig, A2cLoss, UpdateParams, UpdateStats};
-pub use buffer::{bootstrap_truncated, compute_gae, explained_variance, GaeInput, RolloutBuffer, Transition};
-pub use optim::{clip_grad_norm, grad_norm, Adam, Optimizer, OptimizerState, RmsProp, Schedule};
+pub use buffer::{
+    bootstrap_truncated, compute_gae, explained_variance, GaeInput, RolloutBuffer, Transition,
+};
 pub use callbacks::{
     Algorithm, Callback, CallbackList, CheckpointCallback, EvalCallback, EvalChild, Locals,
     ProgressBarCallback, StopTrainingOnMaxEpisodes, StopTrainingOnNoModelImprovement,
@@ -30,5 +31,6 @@ pub use callbacks::{
 pub use error::{AlgoError, Result};
 pub use evaluation::{evaluate_policy, evaluate_policy_vec, EvalResult};
 pub use logger::Logger;
+pub use optim::{clip_grad_norm, grad_norm, Adam, Optimizer, OptimizerState, RmsProp, Schedule};
 pub use reinforce::{BaselineConfig, Budget, Reinforce, ReinforceConfig};
 pub use returns::discounted_returns;

@@ -25,7 +25,11 @@ pub fn golden_dir() -> PathBuf {
 /// Every `*.json` file in `golden_dir()/category` whose parsed content satisfies `is_kind`,
 /// sorted by path. Panics (failing the test) when there is none: a parity test must not pass
 /// on an empty directory.
-pub fn files(category: &str, what: &str, is_kind: impl Fn(&Value) -> bool) -> Vec<(PathBuf, Value)> {
+pub fn files(
+    category: &str,
+    what: &str,
+    is_kind: impl Fn(&Value) -> bool,
+) -> Vec<(PathBuf, Value)> {
     let dir = golden_dir().join(category);
     let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("cannot read golden directory {}: {e}", dir.display()))
@@ -53,7 +57,8 @@ pub fn files(category: &str, what: &str, is_kind: impl Fn(&Value) -> bool) -> Ve
 
 /// A JSON number as f64 (panics with the value on anything else).
 pub fn f64_of(v: &Value) -> f64 {
-    v.as_f64().unwrap_or_else(|| panic!("expected a number, got {v}"))
+    v.as_f64()
+        .unwrap_or_else(|| panic!("expected a number, got {v}"))
 }
 
 /// A JSON number holding a float32 widened to f64, back as the exact f32.
@@ -63,12 +68,20 @@ pub fn f32_of(v: &Value) -> f32 {
 
 /// A JSON list of numbers as f64s.
 pub fn f64s(v: &Value) -> Vec<f64> {
-    v.as_array().unwrap_or_else(|| panic!("expected a list, got {v}")).iter().map(f64_of).collect()
+    v.as_array()
+        .unwrap_or_else(|| panic!("expected a list, got {v}"))
+        .iter()
+        .map(f64_of)
+        .collect()
 }
 
 /// A JSON list of float32-widened numbers as f32s.
 pub fn f32s(v: &Value) -> Vec<f32> {
-    v.as_array().unwrap_or_else(|| panic!("expected a list, got {v}")).iter().map(f32_of).collect()
+    v.as_array()
+        .unwrap_or_else(|| panic!("expected a list, got {v}"))
+        .iter()
+        .map(f32_of)
+        .collect()
 }
 
 /// A nested JSON list of numbers, flattened in row-major order, as f32s.
@@ -95,5 +108,7 @@ pub fn decimal(v: &Value) -> String {
 
 /// The file's name, for messages.
 pub fn name(p: &Path) -> String {
-    p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }

@@ -46,8 +46,7 @@ pub mod prelude {
         ThreadVecEnv, VecAction, VecEnv,
     };
     pub use rl_policy::{
-        ActionDist, ActorCritic, MlpPolicy, MlpPolicyConfig, Policy, PolicyError,
-        StochasticPolicy,
+        ActionDist, ActorCritic, MlpPolicy, MlpPolicyConfig, Policy, PolicyError, StochasticPolicy,
     };
     pub use rl_tensor_bridge::{ActionBuffer, BridgeError, ObsBatcher, TensorEnv, TensorVecEnv};
 }
