@@ -8,6 +8,7 @@ use crate::env::Info;
 use crate::error::{EnvError, Result};
 use crate::space::Space;
 
+mod block;
 mod sync;
 mod thread;
 
@@ -39,6 +40,14 @@ pub enum VecAction<'a> {
 }
 
 impl<'a> VecAction<'a> {
+    /// "discrete" or "continuous", for error messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            VecAction::Discrete(_) => "discrete",
+            VecAction::Continuous(_) => "continuous",
+        }
+    }
+
     /// The action of sub-environment `i` given the per-env action width `act_dim`.
     #[inline]
     pub fn get(&self, i: usize, act_dim: usize) -> crate::Action<'a> {
@@ -173,6 +182,11 @@ pub trait VecEnv: Send {
     fn reset_with_seeds(&mut self, seeds: &[Option<u64>]) -> Result<()>;
 
     /// Steps every sub-environment, resetting finished ones per the autoreset mode.
+    ///
+    /// A batch of the wrong length or kind, or with an action outside the action space
+    /// ([`EnvError::SubEnv`] naming the first such sub-environment), is rejected before anything
+    /// is stepped. An error raised by a sub-environment itself ([`EnvError::SubEnv`]) leaves the
+    /// episodes half-stepped: the vector then needs a `reset` ([`EnvError::NeedsReset`]).
     fn step(&mut self, actions: VecAction<'_>) -> Result<()>;
 
     /// The results of the last reset or step.
