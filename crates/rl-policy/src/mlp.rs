@@ -8,7 +8,7 @@
 
 use crate::distributions::{ActionDist, Categorical, DiagGaussian};
 use crate::error::{PolicyError, Result};
-use crate::policy::{ActorCritic, StochasticPolicy};
+use crate::policy::{ActorCritic, Evaluation, StochasticPolicy};
 use crate::{init, ops};
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarMap;
@@ -93,13 +93,9 @@ struct Dense {
 }
 
 impl Dense {
-    /// `activation(x W^T + b)`, bias and activation fused into one op where possible.
+    /// `activation(x W^T + b)`, one op where possible ([`ops::linear`]).
     fn forward(&self, x: &Tensor, activation: Option<Activation>) -> Result<Tensor> {
-        Ok(ops::bias_activation(
-            &x.matmul(&self.weight.t()?)?,
-            &self.bias,
-            activation,
-        )?)
+        Ok(ops::linear(x, &self.weight, &self.bias, activation)?)
     }
 }
 
@@ -449,6 +445,23 @@ fn warn_if_rayon_threads_unset(device: &Device) {
     }
 }
 
+/// The action indices `[batch]` as host `u32`s when they are all valid for `dist` (whole
+/// numbers in `0..n`); `None` otherwise, so that [`Categorical::log_prob`] reports the error.
+fn host_action_indices(dist: &Categorical, actions: &Tensor) -> Result<Option<Vec<u32>>> {
+    let (batch, n) = dist.logits().dims2()?;
+    if actions.dims() != [batch] || !actions.device().is_cpu() {
+        return Ok(None);
+    }
+    // f64 holds every u32 and every i64 index that could be in range exactly.
+    let values = actions.to_dtype(DType::F64)?.to_vec1::<f64>()?;
+    let ok = |&v: &f64| v >= 0.0 && v < n as f64 && v.fract() == 0.0;
+    Ok(if values.iter().all(ok) {
+        Some(values.into_iter().map(|v| v as u32).collect())
+    } else {
+        None
+    })
+}
+
 /// Creates a named variable in `varmap` from host values.
 fn insert_var(
     varmap: &VarMap,
@@ -502,6 +515,30 @@ impl ActorCritic for MlpPolicy {
             .forward(&self.mlp(&self.vf, &latent)?, None)?
             .squeeze(1)?;
         Ok((dist, value))
+    }
+
+    /// Discrete heads on the CPU compute the log-probabilities and entropies with two fused
+    /// ops ([`crate::Categorical`]'s values and gradients, without its dozen graph ops).
+    fn evaluate_actions(&self, obs: &Tensor, actions: &Tensor) -> Result<Evaluation> {
+        let (dist, value) = self.forward(obs)?;
+        if let ActionDist::Categorical(c) = &dist {
+            if let Some(indices) = host_action_indices(c, actions)? {
+                if let Some((log_prob, entropy)) =
+                    ops::categorical_log_prob_and_entropy(c.logits(), indices)?
+                {
+                    return Ok(Evaluation {
+                        log_prob,
+                        entropy,
+                        value,
+                    });
+                }
+            }
+        }
+        Ok(Evaluation {
+            log_prob: dist.log_prob(actions)?,
+            entropy: dist.entropy()?,
+            value,
+        })
     }
 
     fn predict_values(&self, obs: &Tensor) -> Result<Tensor> {
