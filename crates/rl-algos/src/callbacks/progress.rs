@@ -74,7 +74,12 @@ impl Callback for ProgressBarCallback {
     fn on_training_end(&mut self, locals: &Locals<'_>, _logger: &mut Logger) -> Result<()> {
         if let Some(bar) = self.bar.take() {
             bar.set_position(locals.num_timesteps);
-            bar.finish();
+            // `finish` would jump to the full length; training may have stopped early.
+            bar.abandon();
+            if !bar.is_hidden() {
+                // indicatif leaves the cursor on the bar's line: the next output starts below it.
+                println!();
+            }
         }
         Ok(())
     }
