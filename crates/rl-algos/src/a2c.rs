@@ -794,17 +794,7 @@ impl<P: ActorCritic, V: VecEnv> A2c<P, V> {
         let elapsed = start.elapsed().as_secs_f64().max(f64::EPSILON);
         let fps = ((self.num_timesteps - start_steps) as f64 / elapsed).floor();
         logger.record_int("time/iterations", self.iterations as i64);
-        if !self.ep_info.is_empty() {
-            let k = self.ep_info.len() as f64;
-            logger.record(
-                "rollout/ep_rew_mean",
-                self.ep_info.iter().map(|e| e.0).sum::<f64>() / k,
-            );
-            logger.record(
-                "rollout/ep_len_mean",
-                self.ep_info.iter().map(|e| e.1 as f64).sum::<f64>() / k,
-            );
-        }
+        logger.record_episode_means(&self.ep_info);
         logger.record_int("time/fps", fps as i64);
         logger.record_int("time/time_elapsed", elapsed as i64);
         logger.record_int("time/total_timesteps", self.num_timesteps as i64);

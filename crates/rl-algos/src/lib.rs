@@ -11,6 +11,7 @@ mod acting;
 pub mod buffer;
 pub mod callbacks;
 pub mod checkpoint;
+mod codec;
 pub mod error;
 pub mod evaluation;
 mod fsutil;

@@ -13,7 +13,7 @@
 //! with [`Logger::first_error`] and [`Logger::take_error`].
 
 use crate::error::{AlgoError, Result};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -117,6 +117,19 @@ impl Logger {
     pub fn record_int(&mut self, key: &str, value: i64) {
         self.values.insert(key.to_string(), value as f64);
         self.int_keys.insert(key.to_string());
+    }
+
+    /// Records SB3's `rollout/ep_rew_mean` and `rollout/ep_len_mean` over `episodes` (returns
+    /// and lengths of the recent finished episodes); nothing before the first one finishes.
+    pub(crate) fn record_episode_means(&mut self, episodes: &VecDeque<(f64, u64)>) {
+        if episodes.is_empty() {
+            return;
+        }
+        let n = episodes.len() as f64;
+        let rew = episodes.iter().map(|e| e.0).sum::<f64>() / n;
+        let len = episodes.iter().map(|e| e.1 as f64).sum::<f64>() / n;
+        self.record("rollout/ep_rew_mean", rew);
+        self.record("rollout/ep_len_mean", len);
     }
 
     /// The values recorded since the last dump.
@@ -381,22 +394,8 @@ impl JsonOutput {
 /// zeros removed.
 pub fn format_g(value: f64, precision: usize) -> String {
     let precision = precision.max(1);
-    if value.is_nan() {
-        return "nan".into();
-    }
-    if value.is_infinite() {
-        return if value > 0.0 {
-            "inf".into()
-        } else {
-            "-inf".into()
-        };
-    }
-    if value == 0.0 {
-        return if value.is_sign_negative() {
-            "-0".into()
-        } else {
-            "0".into()
-        };
+    if let Some(s) = python_special(value, "0") {
+        return s;
     }
     // The exponent after rounding to `precision` digits decides the notation.
     let sci = format!("{:.*e}", precision - 1, value);
@@ -412,22 +411,8 @@ pub fn format_g(value: f64, precision: usize) -> String {
 /// Python's `str(float)` / `repr(float)`: the shortest text that reads back to the same value,
 /// scientific when the exponent is below -4 or at least 16, and always with a `.` or `e`.
 pub fn python_repr(value: f64) -> String {
-    if value.is_nan() {
-        return "nan".into();
-    }
-    if value.is_infinite() {
-        return if value > 0.0 {
-            "inf".into()
-        } else {
-            "-inf".into()
-        };
-    }
-    if value == 0.0 {
-        return if value.is_sign_negative() {
-            "-0.0".into()
-        } else {
-            "0.0".into()
-        };
+    if let Some(s) = python_special(value, "0.0") {
+        return s;
     }
     let sci = format!("{value:e}");
     let (mantissa, exp) = split_exp(&sci);
@@ -440,6 +425,24 @@ pub fn python_repr(value: f64) -> String {
         } else {
             format!("{s}.0")
         }
+    }
+}
+
+/// Python's text for NaN, the infinities and the signed zeros (`zero` is how the format
+/// writes 0); `None` for every other value.
+fn python_special(value: f64, zero: &str) -> Option<String> {
+    if value.is_nan() {
+        Some("nan".into())
+    } else if value.is_infinite() {
+        Some(if value > 0.0 { "inf" } else { "-inf" }.into())
+    } else if value == 0.0 {
+        Some(if value.is_sign_negative() {
+            format!("-{zero}")
+        } else {
+            zero.into()
+        })
+    } else {
+        None
     }
 }
 
@@ -520,13 +523,16 @@ mod tests {
 
     #[test]
     fn table_matches_sb3_layout() {
+        let record = |logger: &mut Logger| {
+            logger.record("rollout/ep_rew_mean", 22.4);
+            logger.record("rollout/ep_len_mean", 22.4);
+            logger.record_int("time/fps", 1234);
+            logger.record_int("time/total_timesteps", 2048);
+            logger.record("train/value_loss", 0.000123456);
+            logger.record("train/learning_rate", 0.0007);
+        };
         let mut logger = Logger::new(false);
-        logger.record("rollout/ep_rew_mean", 22.4);
-        logger.record("rollout/ep_len_mean", 22.4);
-        logger.record_int("time/fps", 1234);
-        logger.record_int("time/total_timesteps", 2048);
-        logger.record("train/value_loss", 0.000123456);
-        logger.record("train/learning_rate", 0.0007);
+        record(&mut logger);
         let want = "\
 ---------------------------------
 | rollout/           |          |
@@ -554,12 +560,7 @@ mod tests {
         }
         let mut logger =
             std::mem::take(&mut logger).with_table_writer(Box::new(Sink(sink.clone())));
-        logger.record("rollout/ep_rew_mean", 22.4);
-        logger.record("rollout/ep_len_mean", 22.4);
-        logger.record_int("time/fps", 1234);
-        logger.record_int("time/total_timesteps", 2048);
-        logger.record("train/value_loss", 0.000123456);
-        logger.record("train/learning_rate", 0.0007);
+        record(&mut logger);
         logger.try_dump(1).unwrap();
         assert_eq!(
             String::from_utf8(sink.lock().unwrap().clone()).unwrap(),

@@ -75,6 +75,29 @@ fn host_values(t: &Tensor) -> Result<Vec<f64>> {
     Ok(t.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?)
 }
 
+/// The state of a `kind` optimizer from each slot's per-variable values, in the order
+/// [`load_slots`] reads them back.
+fn pack_slots<const N: usize>(
+    kind: &str,
+    step: u64,
+    vars: &[(String, Var)],
+    slots: [(&str, Vec<Vec<f64>>); N],
+) -> OptimizerState {
+    let buffers = slots
+        .into_iter()
+        .flat_map(|(slot, values)| {
+            vars.iter()
+                .zip(values)
+                .map(move |((name, _), v)| (slot.to_string(), name.clone(), v))
+        })
+        .collect();
+    OptimizerState {
+        kind: kind.into(),
+        step,
+        buffers,
+    }
+}
+
 /// The per-variable values of each slot of `state`, checking kind, names and sizes.
 fn load_slots<'s>(
     kind: &str,
@@ -328,17 +351,8 @@ impl Optimizer for RmsProp {
     }
 
     fn state(&self) -> Result<OptimizerState> {
-        let buffers = self
-            .vars
-            .iter()
-            .zip(self.state.host_values()?)
-            .map(|((n, _), values)| ("square_avg".to_string(), n.clone(), values))
-            .collect();
-        Ok(OptimizerState {
-            kind: "rmsprop".into(),
-            step: self.step,
-            buffers,
-        })
+        let slots = [("square_avg", self.state.host_values()?)];
+        Ok(pack_slots("rmsprop", self.step, &self.vars, slots))
     }
 
     fn load_state(&mut self, state: &OptimizerState) -> Result<()> {
@@ -446,17 +460,12 @@ impl Optimizer for Adam {
     }
 
     fn state(&self) -> Result<OptimizerState> {
-        let mut buffers = Vec::with_capacity(2 * self.vars.len());
-        for (slot, tensors) in [("exp_avg", &self.exp_avg), ("exp_avg_sq", &self.exp_avg_sq)] {
-            for ((n, _), t) in self.vars.iter().zip(tensors) {
-                buffers.push((slot.to_string(), n.clone(), host_values(t)?));
-            }
-        }
-        Ok(OptimizerState {
-            kind: "adam".into(),
-            step: self.step,
-            buffers,
-        })
+        let host = |ts: &[Tensor]| ts.iter().map(host_values).collect::<Result<Vec<_>>>();
+        let slots = [
+            ("exp_avg", host(&self.exp_avg)?),
+            ("exp_avg_sq", host(&self.exp_avg_sq)?),
+        ];
+        Ok(pack_slots("adam", self.step, &self.vars, slots))
     }
 
     fn load_state(&mut self, state: &OptimizerState) -> Result<()> {

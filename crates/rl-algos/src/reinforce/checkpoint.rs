@@ -9,177 +9,29 @@
 //! every observation and reward bit for bit, which reproduces its state exactly for any
 //! environment that is deterministic given its seed and actions (and fails loudly otherwise).
 //!
-//! File layout: the magic `RLRFCK\0\0`, a format version (u32), the little-endian body, and an
-//! FNV-1a 64 checksum of everything before it. Written to a temporary sibling, then renamed.
+//! The file is framed and encoded by `crate::codec` under the magic `RLRFCK\0\0`; this module
+//! decides what is stored and in which order.
 
 use super::{Baseline, BaselineConfig, EpisodeProgress, Reinforce, ReinforceConfig};
-use crate::error::{AlgoError, Result};
-use crate::fsutil::write_atomic;
-use crate::optim::{Optimizer, OptimizerState};
-use candle_core::{DType, Tensor, Var};
-use rand::SeedableRng;
-use rand_chacha::ChaCha12Rng;
+use crate::codec::{self, Reader, Writer};
+use crate::error::Result;
 use rl_env::{Action, Env, Seed, Space};
 use rl_policy::StochasticPolicy;
 use std::path::Path;
 
 const MAGIC: &[u8; 8] = b"RLRFCK\0\0";
-const VERSION: u32 = 1;
-
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
-#[derive(Default)]
-struct Writer(Vec<u8>);
-
-impl Writer {
-    fn u8(&mut self, v: u8) {
-        self.0.push(v);
-    }
-    fn u64(&mut self, v: u64) {
-        self.0.extend_from_slice(&v.to_le_bytes());
-    }
-    fn f64(&mut self, v: f64) {
-        self.u64(v.to_bits());
-    }
-    fn opt_f64(&mut self, v: Option<f64>) {
-        self.u8(u8::from(v.is_some()));
-        self.f64(v.unwrap_or(0.0));
-    }
-    fn opt_u64(&mut self, v: Option<u64>) {
-        self.u8(u8::from(v.is_some()));
-        self.u64(v.unwrap_or(0));
-    }
-    fn str(&mut self, s: &str) {
-        self.u64(s.len() as u64);
-        self.0.extend_from_slice(s.as_bytes());
-    }
-    fn f64s(&mut self, v: &[f64]) {
-        self.u64(v.len() as u64);
-        for &x in v {
-            self.f64(x);
-        }
-    }
-    fn f32s(&mut self, v: &[f32]) {
-        self.u64(v.len() as u64);
-        for x in v {
-            self.0.extend_from_slice(&x.to_le_bytes());
-        }
-    }
-    fn u32s(&mut self, v: &[u32]) {
-        self.u64(v.len() as u64);
-        for x in v {
-            self.0.extend_from_slice(&x.to_le_bytes());
-        }
-    }
-}
-
-struct Reader<'a> {
-    bytes: &'a [u8],
-    path: &'a Path,
-}
-
-impl<'a> Reader<'a> {
-    fn err(&self, reason: impl Into<String>) -> AlgoError {
-        AlgoError::Checkpoint {
-            path: self.path.display().to_string(),
-            reason: reason.into(),
-        }
-    }
-    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8]> {
-        if self.bytes.len() < n {
-            return Err(self.err(format!("truncated while reading {what}")));
-        }
-        let (head, tail) = self.bytes.split_at(n);
-        self.bytes = tail;
-        Ok(head)
-    }
-    fn u8(&mut self, what: &str) -> Result<u8> {
-        Ok(self.take(1, what)?[0])
-    }
-    fn bool(&mut self, what: &str) -> Result<bool> {
-        match self.u8(what)? {
-            0 => Ok(false),
-            1 => Ok(true),
-            v => Err(self.err(format!("{what}: invalid flag {v}"))),
-        }
-    }
-    fn u64(&mut self, what: &str) -> Result<u64> {
-        let b = self.take(8, what)?;
-        let mut a = [0u8; 8];
-        a.copy_from_slice(b);
-        Ok(u64::from_le_bytes(a))
-    }
-    fn f64(&mut self, what: &str) -> Result<f64> {
-        Ok(f64::from_bits(self.u64(what)?))
-    }
-    fn opt_f64(&mut self, what: &str) -> Result<Option<f64>> {
-        let some = self.bool(what)?;
-        let v = self.f64(what)?;
-        Ok(some.then_some(v))
-    }
-    fn opt_u64(&mut self, what: &str) -> Result<Option<u64>> {
-        let some = self.bool(what)?;
-        let v = self.u64(what)?;
-        Ok(some.then_some(v))
-    }
-    /// A length that must fit in what is left, `elem` bytes per element.
-    fn len(&mut self, elem: usize, what: &str) -> Result<usize> {
-        let n = self.u64(what)?;
-        let fits = usize::try_from(n)
-            .ok()
-            .and_then(|n| n.checked_mul(elem.max(1)))
-            .is_some_and(|b| b <= self.bytes.len());
-        if !fits {
-            return Err(self.err(format!("{what}: length {n} exceeds the file")));
-        }
-        Ok(n as usize)
-    }
-    fn str(&mut self, what: &str) -> Result<String> {
-        let n = self.len(1, what)?;
-        let b = self.take(n, what)?;
-        String::from_utf8(b.to_vec()).map_err(|_| self.err(format!("{what} is not UTF-8")))
-    }
-    fn f64s(&mut self, what: &str) -> Result<Vec<f64>> {
-        let n = self.len(8, what)?;
-        let b = self.take(8 * n, what)?;
-        Ok(b.chunks_exact(8)
-            .map(|c| {
-                let mut a = [0u8; 8];
-                a.copy_from_slice(c);
-                f64::from_le_bytes(a)
-            })
-            .collect())
-    }
-    fn f32s(&mut self, what: &str) -> Result<Vec<f32>> {
-        let n = self.len(4, what)?;
-        let b = self.take(4 * n, what)?;
-        Ok(b.chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect())
-    }
-    fn u32s(&mut self, what: &str) -> Result<Vec<u32>> {
-        let n = self.len(4, what)?;
-        let b = self.take(4 * n, what)?;
-        Ok(b.chunks_exact(4)
-            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect())
-    }
-}
+const VERSION: u32 = 2;
 
 fn write_config(w: &mut Writer, c: &ReinforceConfig) {
     w.f64(c.learning_rate);
     w.f64(c.gamma);
-    w.u8(u8::from(c.normalize_returns));
+    w.bool(c.normalize_returns);
     w.f64(c.normalize_eps);
-    w.u8(u8::from(c.baseline.is_some()));
+    w.bool(c.baseline.is_some());
     if let Some(b) = &c.baseline {
-        w.u64(b.hidden.len() as u64);
+        w.usize(b.hidden.len());
         for &h in &b.hidden {
-            w.u64(h as u64);
+            w.usize(h);
         }
         w.f64(b.learning_rate);
     }
@@ -188,8 +40,8 @@ fn write_config(w: &mut Writer, c: &ReinforceConfig) {
     w.opt_u64(c.max_episode_steps);
     w.opt_u64(c.seed);
     w.u64(c.log_interval);
-    w.u64(c.stats_window_size as u64);
-    w.u8(u8::from(c.verbose));
+    w.usize(c.stats_window_size);
+    w.bool(c.verbose);
 }
 
 fn read_config(r: &mut Reader<'_>) -> Result<ReinforceConfig> {
@@ -199,13 +51,10 @@ fn read_config(r: &mut Reader<'_>) -> Result<ReinforceConfig> {
     let normalize_eps = r.f64("normalize_eps")?;
     let baseline = if r.bool("baseline flag")? {
         let n = r.len(8, "baseline layers")?;
-        let mut hidden = Vec::with_capacity(n);
-        for _ in 0..n {
-            let h = r.u64("baseline layer size")?;
-            hidden.push(usize::try_from(h).map_err(|_| r.err("baseline layer size overflows"))?);
-        }
         Some(BaselineConfig {
-            hidden,
+            hidden: (0..n)
+                .map(|_| r.usize("baseline layer size"))
+                .collect::<Result<_>>()?,
             learning_rate: r.f64("baseline learning_rate")?,
         })
     } else {
@@ -222,8 +71,7 @@ fn read_config(r: &mut Reader<'_>) -> Result<ReinforceConfig> {
         max_episode_steps: r.opt_u64("max_episode_steps")?,
         seed: r.opt_u64("seed")?,
         log_interval: r.u64("log_interval")?,
-        stats_window_size: usize::try_from(r.u64("stats_window_size")?)
-            .map_err(|_| r.err("stats_window_size overflows"))?,
+        stats_window_size: r.usize("stats_window_size")?,
         verbose: r.bool("verbose")?,
     };
     config
@@ -232,129 +80,17 @@ fn read_config(r: &mut Reader<'_>) -> Result<ReinforceConfig> {
     Ok(config)
 }
 
-fn write_vars(w: &mut Writer, vars: &[(String, Var)]) -> Result<()> {
-    w.u64(vars.len() as u64);
-    for (name, var) in vars {
-        w.str(name);
-        w.u8(match var.dtype() {
-            DType::F64 => 1,
-            _ => 0,
-        });
-        w.u64(var.dims().len() as u64);
-        for &d in var.dims() {
-            w.u64(d as u64);
-        }
-        let flat = var.as_tensor().flatten_all()?;
-        if var.dtype() == DType::F64 {
-            w.f64s(&flat.to_vec1::<f64>()?);
-        } else {
-            w.f32s(&flat.to_dtype(DType::F32)?.to_vec1::<f32>()?);
-        }
-    }
-    Ok(())
-}
-
-/// Reads stored variables and writes them into `vars` (same names, in order, same shapes).
-fn read_vars_into(r: &mut Reader<'_>, vars: &[(String, Var)], what: &str) -> Result<()> {
-    let n = r.len(1, what)?;
-    if n != vars.len() {
-        return Err(r.err(format!(
-            "{what}: the file has {n} parameters, the model has {}",
-            vars.len()
-        )));
-    }
-    let mut staged = Vec::with_capacity(n);
-    for (name, var) in vars {
-        let stored = r.str("parameter name")?;
-        if stored != *name {
-            return Err(r.err(format!(
-                "{what}: found parameter {stored:?} where the model has {name:?}"
-            )));
-        }
-        let is_f64 = r.bool("parameter dtype")?;
-        let rank = r.len(8, "parameter rank")?;
-        let mut dims = Vec::with_capacity(rank);
-        for _ in 0..rank {
-            dims.push(r.u64("parameter dimension")? as usize);
-        }
-        if dims != var.dims() {
-            return Err(r.err(format!(
-                "{what}: parameter {name} has shape {dims:?} in the file, {:?} in the model",
-                var.dims()
-            )));
-        }
-        let device = var.device();
-        let t = if is_f64 {
-            Tensor::from_vec(r.f64s("parameter values")?, dims.as_slice(), device)
-        } else {
-            Tensor::from_vec(r.f32s("parameter values")?, dims.as_slice(), device)
-        }
-        .map_err(|e| r.err(format!("{what}: parameter {name}: {e}")))?;
-        staged.push((var, t.to_dtype(var.dtype())?));
-    }
-    for (var, t) in staged {
-        var.set(&t)?;
-    }
-    Ok(())
-}
-
-fn write_optimizer(w: &mut Writer, opt: &dyn Optimizer) -> Result<()> {
-    let state = opt.state()?;
-    w.str(&state.kind);
-    w.u64(state.step);
-    w.f64(opt.learning_rate());
-    w.u64(state.buffers.len() as u64);
-    for (slot, name, values) in &state.buffers {
-        w.str(slot);
-        w.str(name);
-        w.f64s(values);
-    }
-    Ok(())
-}
-
-fn read_optimizer(r: &mut Reader<'_>, opt: &mut dyn Optimizer, what: &str) -> Result<()> {
-    let kind = r.str("optimizer kind")?;
-    let step = r.u64("optimizer step")?;
-    let lr = r.f64("optimizer learning rate")?;
-    let n = r.len(1, "optimizer buffers")?;
-    let mut buffers = Vec::with_capacity(n);
-    for _ in 0..n {
-        buffers.push((
-            r.str("optimizer slot")?,
-            r.str("optimizer variable")?,
-            r.f64s("optimizer values")?,
-        ));
-    }
-    let state = OptimizerState {
-        kind,
-        step,
-        buffers,
-    };
-    opt.load_state(&state)
-        .map_err(|e| r.err(format!("{what}: {e}")))?;
-    opt.set_learning_rate(lr);
-    Ok(())
-}
-
 pub(super) fn save<P: StochasticPolicy, E: Env>(a: &Reinforce<P, E>, path: &Path) -> Result<()> {
-    let mut w = Writer::default();
-    w.0.extend_from_slice(MAGIC);
-    w.0.extend_from_slice(&VERSION.to_le_bytes());
+    let mut w = Writer::new(MAGIC, VERSION);
     write_config(&mut w, &a.config);
     w.u64(a.seed);
     w.u64(a.num_timesteps);
     w.u64(a.episodes);
-    w.0.extend_from_slice(&a.rng.get_seed());
-    w.u64(a.rng.get_stream());
-    w.0.extend_from_slice(&a.rng.get_word_pos().to_le_bytes());
-    w.u64(a.ep_info.len() as u64);
-    for &(ret, len) in &a.ep_info {
-        w.f64(ret);
-        w.u64(len);
-    }
+    w.rng(&a.rng);
+    w.episode_info(&a.ep_info);
     let p = &a.progress;
-    w.u8(u8::from(p.in_episode));
-    w.u8(u8::from(p.finished));
+    w.bool(p.in_episode);
+    w.bool(p.finished);
     w.u64(p.seed);
     w.f64(p.ep_return);
     w.f32s(&a.obs);
@@ -362,15 +98,13 @@ pub(super) fn save<P: StochasticPolicy, E: Env>(a: &Reinforce<P, E>, path: &Path
     w.u32s(&a.episode.indices);
     w.f32s(&a.episode.actions);
     w.f64s(&a.episode.rewards);
-    write_vars(&mut w, &a.policy.trainable_vars())?;
-    write_optimizer(&mut w, &a.optimizer)?;
+    w.vars(&a.policy.trainable_vars())?;
+    w.optimizer(&a.optimizer)?;
     if let Some(b) = &a.baseline {
-        write_vars(&mut w, &b.net.vars())?;
-        write_optimizer(&mut w, &b.optimizer)?;
+        w.vars(&b.net.vars())?;
+        w.optimizer(&b.optimizer)?;
     }
-    let sum = fnv1a(&w.0);
-    w.u64(sum);
-    write_atomic(path, &w.0)
+    w.save(path)
 }
 
 pub(super) fn load<P: StochasticPolicy, E: Env>(
@@ -378,52 +112,14 @@ pub(super) fn load<P: StochasticPolicy, E: Env>(
     policy: P,
     env: E,
 ) -> Result<Reinforce<P, E>> {
-    let bytes = std::fs::read(path).map_err(|source| AlgoError::Io {
-        path: path.display().to_string(),
-        source,
-    })?;
-    let corrupt = |reason: &str| AlgoError::Checkpoint {
-        path: path.display().to_string(),
-        reason: reason.into(),
-    };
-    if bytes.len() < MAGIC.len() + 4 + 8 || &bytes[..MAGIC.len()] != MAGIC {
-        return Err(corrupt("not a REINFORCE checkpoint (bad magic)"));
-    }
-    let (body, tail) = bytes.split_at(bytes.len() - 8);
-    let mut sum = [0u8; 8];
-    sum.copy_from_slice(tail);
-    if fnv1a(body) != u64::from_le_bytes(sum) {
-        return Err(corrupt("checksum mismatch (truncated or corrupted file)"));
-    }
-    let mut r = Reader {
-        bytes: &body[MAGIC.len()..],
-        path,
-    };
-    let version = u32::from_le_bytes([
-        r.u8("version")?,
-        r.u8("version")?,
-        r.u8("version")?,
-        r.u8("version")?,
-    ]);
-    if version != VERSION {
-        return Err(r.err(format!(
-            "format version {version}, this build reads {VERSION}"
-        )));
-    }
+    let bytes = codec::read_file(path)?;
+    let mut r = Reader::open(&bytes, path, MAGIC, VERSION, "a REINFORCE")?;
     let config = read_config(&mut r)?;
     let seed = r.u64("seed")?;
     let num_timesteps = r.u64("num_timesteps")?;
     let episodes = r.u64("episodes")?;
-    let mut rng_seed = [0u8; 32];
-    rng_seed.copy_from_slice(r.take(32, "RNG seed")?);
-    let stream = r.u64("RNG stream")?;
-    let mut wp = [0u8; 16];
-    wp.copy_from_slice(r.take(16, "RNG position")?);
-    let n_info = r.len(16, "episode statistics")?;
-    let mut ep_info = std::collections::VecDeque::with_capacity(config.stats_window_size);
-    for _ in 0..n_info {
-        ep_info.push_back((r.f64("episode return")?, r.u64("episode length")?));
-    }
+    let rng = r.rng()?;
+    let ep_info = r.episode_info(config.stats_window_size)?;
 
     let progress = EpisodeProgress {
         in_episode: r.bool("episode flag")?,
@@ -438,18 +134,13 @@ pub(super) fn load<P: StochasticPolicy, E: Env>(
     let ep_rewards = r.f64s("episode rewards")?;
 
     let mut algo = Reinforce::new(policy, env, config)?;
-    read_vars_into(&mut r, &algo.policy.trainable_vars(), "policy")?;
-    read_optimizer(&mut r, &mut algo.optimizer, "policy optimizer")?;
+    r.vars_into(&algo.policy.trainable_vars(), "policy")?;
+    r.optimizer_into(&mut algo.optimizer, "policy optimizer")?;
     if let Some(Baseline { net, optimizer }) = algo.baseline.as_mut() {
-        read_vars_into(&mut r, &net.vars(), "baseline")?;
-        read_optimizer(&mut r, optimizer, "baseline optimizer")?;
+        r.vars_into(&net.vars(), "baseline")?;
+        r.optimizer_into(optimizer, "baseline optimizer")?;
     }
-    if !r.bytes.is_empty() {
-        return Err(r.err(format!("{} unexpected trailing bytes", r.bytes.len())));
-    }
-    let mut rng = ChaCha12Rng::from_seed(rng_seed);
-    rng.set_stream(stream);
-    rng.set_word_pos(u128::from_le_bytes(wp));
+    r.finish()?;
     algo.rng = rng;
     algo.seed = seed;
     algo.num_timesteps = num_timesteps;
@@ -461,14 +152,14 @@ pub(super) fn load<P: StochasticPolicy, E: Env>(
     algo.episode.actions = ep_actions;
     algo.episode.rewards = ep_rewards;
     if next_obs.len() != algo.obs_dim {
-        return Err(corrupt(&format!(
+        return Err(r.err(format!(
             "observation has {} elements, the environment's have {}",
             next_obs.len(),
             algo.obs_dim
         )));
     }
     if progress.in_episode {
-        replay_episode(&mut algo, &next_obs).map_err(|reason| corrupt(&reason))?;
+        replay_episode(&mut algo, &next_obs).map_err(|reason| r.err(reason))?;
     }
     algo.obs = next_obs;
     Ok(algo)

@@ -584,13 +584,7 @@ impl<P: StochasticPolicy, E: Env> Reinforce<P, E> {
 
     fn record_logs(&self, logger: &mut Logger, start: Instant, start_steps: u64) {
         let to_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-        if !self.ep_info.is_empty() {
-            let n = self.ep_info.len() as f64;
-            let rew = self.ep_info.iter().map(|e| e.0).sum::<f64>() / n;
-            let len = self.ep_info.iter().map(|e| e.1 as f64).sum::<f64>() / n;
-            logger.record("rollout/ep_rew_mean", rew);
-            logger.record("rollout/ep_len_mean", len);
-        }
+        logger.record_episode_means(&self.ep_info);
         let elapsed = start.elapsed().as_secs_f64();
         let steps = self.num_timesteps - start_steps;
         let fps = if elapsed > 0.0 {
