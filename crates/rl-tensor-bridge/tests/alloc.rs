@@ -1,25 +1,33 @@
 //! The per-step paths allocate nothing beyond the storage of the tensors they return.
-//! (One test in this binary so that no other test thread allocates while counting.)
+//! (Only the test thread's allocations are counted.)
 
 use candle_core::{DType, Device, Tensor};
 use rl_env::{AutoresetMode, Space, SyncVecEnv, VecAction, VecEnv};
 use rl_tensor_bridge::*;
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::cell::Cell;
 
+/// Counts the allocations of the current thread only: the paths measured here run on the
+/// test's thread, and libtest's own threads (which allocate at moments the OS decides) must not
+/// be counted with them.
 struct Counting;
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
 
+thread_local! {
+    static ALLOCS: Cell<usize> = const { Cell::new(0) };
+}
+
+// SAFETY: forwards every call to the system allocator unchanged; the counter is a
+// const-initialized thread local without destructor, so touching it never allocates.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        ALLOCS.with(|c| c.set(c.get() + 1));
         System.alloc(l)
     }
     unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
         System.dealloc(p, l)
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        ALLOCS.with(|c| c.set(c.get() + 1));
         System.realloc(p, l, n)
     }
 }
@@ -28,9 +36,9 @@ unsafe impl GlobalAlloc for Counting {
 static GLOBAL: Counting = Counting;
 
 fn count<R>(f: impl FnOnce() -> R) -> (usize, R) {
-    let before = ALLOCS.load(Ordering::Relaxed);
+    let before = ALLOCS.with(Cell::get);
     let r = f();
-    (ALLOCS.load(Ordering::Relaxed) - before, r)
+    (ALLOCS.with(Cell::get) - before, r)
 }
 
 #[test]

@@ -111,6 +111,8 @@ struct Shared<E> {
     /// counter per thread keeps each on its own core).
     completed: Vec<CachePadded<AtomicUsize>>,
     shutdown: AtomicBool,
+    /// Worker threads that have started and reached their loop.
+    started: AtomicUsize,
     caller: Unparker,
 }
 
@@ -214,6 +216,8 @@ fn panicked(worker: usize, payload: Box<dyn Any + Send>) -> EnvError {
 
 fn worker_main<E: Env>(worker: usize, shared: Arc<Shared<E>>, parker: Parker) {
     let mut seen = 0;
+    shared.started.fetch_add(1, Ordering::AcqRel);
+    shared.caller.unpark();
     loop {
         let ready = || {
             shared.shutdown.load(Ordering::Acquire) || shared.epoch.load(Ordering::Acquire) != seen
@@ -342,6 +346,7 @@ impl<E: Env + 'static> ThreadVecEnv<E> {
                 .map(|_| CachePadded::new(AtomicUsize::new(0)))
                 .collect(),
             shutdown: AtomicBool::new(false),
+            started: AtomicUsize::new(0),
             caller: parker.unparker().clone(),
         });
         let mut venv = ThreadVecEnv {
@@ -371,6 +376,7 @@ impl<E: Env + 'static> ThreadVecEnv<E> {
                 thread: Some(thread),
             });
         }
+        venv.wait_for_workers()?;
         Ok(venv)
     }
 
@@ -382,6 +388,28 @@ impl<E: Env + 'static> ThreadVecEnv<E> {
         f: impl FnMut(usize) -> Result<E>,
     ) -> Result<Self> {
         Self::new((0..n_envs).map(f).collect::<Result<_>>()?, n_workers, mode)
+    }
+
+    /// Waits until every spawned worker has started. A thread's start-up (the runtime's
+    /// thread-local bookkeeping) allocates; waiting here keeps that out of the first steps, so
+    /// that stepping never allocates, even when the OS schedules a new thread late.
+    fn wait_for_workers(&self) -> Result<()> {
+        let expected = self.workers.len();
+        let started = || self.shared.started.load(Ordering::Acquire) == expected;
+        while !started() {
+            if let Some(k) = self
+                .workers
+                .iter()
+                .position(|w| w.thread.as_ref().is_none_or(|t| t.is_finished()))
+            {
+                return Err(EnvError::Worker {
+                    worker: k + 1,
+                    message: "the worker thread exited while starting".into(),
+                });
+            }
+            self.parker.park_timeout(LIVENESS_PERIOD);
+        }
+        Ok(())
     }
 
     /// Number of threads stepping the vector, the calling thread included.
