@@ -409,7 +409,7 @@ fn train(
     let policy = new_policy(spec, &probe, &device)?;
     let verbose = !cli.quiet;
     let mut model = match (spec.algo, resume) {
-        (Algo::A2c, Some(dir)) => Model::A2c(A2c::load_checkpoint(
+        (Algo::A2c, Some(dir)) => Model::A2c(A2c::load(
             dir.join(CHECKPOINT_FILE),
             policy,
             make_vec_env(spec, cli.vec)?,

@@ -2,6 +2,8 @@
 //! generalized advantage estimation with SB3's exact float32 arithmetic.
 
 use crate::error::{AlgoError, Result};
+use candle_core::{Device, Tensor};
+use rl_env::Space;
 
 /// The inputs of [`compute_gae`], all in `[n_steps, n_envs]` row-major layout except the last
 /// step's `last_values`/`dones` (`[n_envs]`).
@@ -336,6 +338,28 @@ impl RolloutBuffer {
             &mut self.pos,
         )
     }
+}
+
+/// Stored actions of `rows` samples (`[rows, act_dim]` row-major, as [`RolloutBuffer`] keeps
+/// them) as the tensor `evaluate_actions` takes for `action_space`: `[rows]` indices for a
+/// `Discrete` space, `[rows, d]` for a `Box`.
+pub fn actions_to_tensor(
+    actions: &[f32],
+    rows: usize,
+    action_space: &Space,
+    device: &Device,
+) -> Result<Tensor> {
+    let d = action_space.flat_dim();
+    if actions.len() != rows * d {
+        return Err(AlgoError::InvalidArgument(format!(
+            "{} stored action values do not form {rows} actions of {d} values",
+            actions.len()
+        )));
+    }
+    Ok(match action_space {
+        Space::Discrete { .. } => Tensor::from_slice(actions, rows, device)?,
+        Space::Box(_) => Tensor::from_slice(actions, (rows, d), device)?,
+    })
 }
 
 /// SB3's `explained_variance`: `1 - Var(y_true - y_pred) / Var(y_true)` (population variances),

@@ -8,7 +8,7 @@
 //! [`AlgoError::Checkpoint`] naming the file and what was being read.
 
 use crate::error::{AlgoError, Result};
-use crate::optim::{Optimizer, OptimizerState};
+use crate::optim::{Optimizer, OptimizerState, Schedule};
 use candle_core::{DType, Tensor, Var};
 use rand::SeedableRng;
 use rand_chacha::ChaCha12Rng;
@@ -31,6 +31,17 @@ impl Writer {
         let mut bytes = magic.to_vec();
         bytes.extend_from_slice(&version.to_le_bytes());
         Writer(bytes)
+    }
+
+    /// A writer of a part of a file (no magic, no version): bytes that another writer embeds
+    /// with [`Writer::bytes`].
+    pub(crate) fn part() -> Self {
+        Writer(Vec::new())
+    }
+
+    /// The bytes written so far (of a [`Writer::part`]).
+    pub(crate) fn into_bytes(self) -> Vec<u8> {
+        self.0
     }
 
     /// Appends the checksum and writes the file to `path` atomically.
@@ -67,6 +78,10 @@ impl Writer {
         self.usize(s.len());
         self.0.extend_from_slice(s.as_bytes());
     }
+    pub(crate) fn bytes(&mut self, v: &[u8]) {
+        self.usize(v.len());
+        self.0.extend_from_slice(v);
+    }
     pub(crate) fn f32s(&mut self, v: &[f32]) {
         self.usize(v.len());
         for x in v {
@@ -102,6 +117,25 @@ impl Writer {
                 break;
             }
             self.u8(byte | 0x80);
+        }
+    }
+
+    /// A schedule: its kind and values.
+    pub(crate) fn schedule(&mut self, s: &Schedule) {
+        match *s {
+            Schedule::Constant(v) => {
+                self.u8(0);
+                self.f64(v);
+            }
+            Schedule::Linear { start, end } => {
+                self.u8(1);
+                self.f64(start);
+                self.f64(end);
+            }
+            Schedule::LinearToZero(v) => {
+                self.u8(2);
+                self.f64(v);
+            }
         }
     }
 
@@ -202,6 +236,11 @@ impl<'a> Reader<'a> {
         Ok(r)
     }
 
+    /// A reader over a part of a file written by a [`Writer::part`] (read from `path`).
+    pub(crate) fn part(bytes: &'a [u8], path: &'a Path) -> Self {
+        Reader { bytes, path }
+    }
+
     /// Fails if anything is left after the data.
     pub(crate) fn finish(&self) -> Result<()> {
         if self.bytes.is_empty() {
@@ -287,6 +326,22 @@ impl<'a> Reader<'a> {
     fn seq<T, const N: usize>(&mut self, what: &str, f: fn([u8; N]) -> T) -> Result<Vec<T>> {
         let n = self.len(N, what)?;
         (0..n).map(|_| Ok(f(self.array(what)?))).collect()
+    }
+    pub(crate) fn bytes(&mut self, what: &str) -> Result<&'a [u8]> {
+        let n = self.len(1, what)?;
+        self.take(n, what)
+    }
+    /// A schedule written by [`Writer::schedule`].
+    pub(crate) fn schedule(&mut self, what: &str) -> Result<Schedule> {
+        Ok(match self.u8(what)? {
+            0 => Schedule::Constant(self.f64(what)?),
+            1 => Schedule::Linear {
+                start: self.f64(what)?,
+                end: self.f64(what)?,
+            },
+            2 => Schedule::LinearToZero(self.f64(what)?),
+            k => return Err(self.err(format!("{what}: unknown schedule kind {k}"))),
+        })
     }
     pub(crate) fn f32s(&mut self, what: &str) -> Result<Vec<f32>> {
         self.seq(what, f32::from_le_bytes)

@@ -1,12 +1,11 @@
 //! `evaluate_policy` (SB3's `common/evaluation.py`): run a policy for a number of episodes and
 //! report the mean and (population) standard deviation of the episode returns.
 
-use crate::acting::ActionBuffer;
 use crate::error::{AlgoError, Result};
 use rand::RngCore;
 use rl_env::{AutoresetMode, Env, Info, VecEnv};
 use rl_policy::StochasticPolicy;
-use rl_tensor_bridge::batch_to_tensor;
+use rl_tensor_bridge::{batch_to_tensor, ActionBuffer};
 
 /// SB3's default number of evaluation episodes.
 pub const DEFAULT_N_EVAL_EPISODES: usize = 10;
@@ -108,6 +107,7 @@ where
     let obs_dim = env.observation_space().flat_dim();
     let mut obs = vec![0.0f32; obs_dim];
     let mut actions = ActionBuffer::new(env.action_space(), 1);
+    let act_dim = env.action_space().flat_dim();
     let mut returns = Vec::with_capacity(n_eval_episodes);
     let mut lengths = Vec::with_capacity(n_eval_episodes);
     for _ in 0..n_eval_episodes {
@@ -116,8 +116,8 @@ where
         loop {
             let obs_t = batch_to_tensor(&obs, 1, obs_dim, policy.device())?;
             let act = policy.action_dist(&obs_t)?.act(deterministic, rng)?;
-            actions.fill(&act)?;
-            let out = env.step_into(actions.get(0), &mut obs)?;
+            let action = actions.fill_from_policy(&act)?.get(0, act_dim);
+            let out = env.step_into(action, &mut obs)?;
             ep_return += out.reward;
             ep_length += 1;
             if out.done() {
@@ -170,8 +170,7 @@ where
     while counts.iter().zip(&targets).any(|(c, t)| c < t) {
         let obs_t = batch_to_tensor(venv.observations(), n_envs, obs_dim, policy.device())?;
         let act = policy.action_dist(&obs_t)?.act(deterministic, rng)?;
-        actions.fill(&act)?;
-        venv.step(actions.as_vec_action())?;
+        venv.step(actions.fill_from_policy(&act)?)?;
         let buffers = venv.buffers();
         for i in 0..n_envs {
             if std::mem::take(&mut resetting[i]) {

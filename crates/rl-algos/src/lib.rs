@@ -1,28 +1,33 @@
 //! # rl-algos
 //!
-//! A2C with SB3's exact semantics, REINFORCE, and the public machinery (rollout buffer,
-//! returns and GAE, optimizers, gradient clipping, callbacks, evaluation, logging,
-//! checkpoints) for writing one's own training loop.
+//! A2C and PPO with SB3's exact semantics on one on-policy core ([`OnPolicyAlgorithm`], SB3's
+//! `OnPolicyAlgorithm`), REINFORCE, and the public machinery (rollout buffer, returns and GAE,
+//! the update steps as functions, optimizers, gradient clipping, callbacks, evaluation,
+//! logging, checkpoints) for writing one's own training loop.
 
 #![warn(missing_docs)]
 
 pub mod a2c;
-mod acting;
 pub mod buffer;
 pub mod callbacks;
-pub mod checkpoint;
 mod codec;
 pub mod error;
 pub mod evaluation;
 mod fsutil;
 pub mod logger;
+pub mod on_policy;
 pub mod optim;
+pub mod ppo;
 pub mod reinforce;
 pub mod returns;
+mod run;
 
-pub use a2c::{a2c_loss, a2c_update, A2c, A2cBatch, A2cConfig, A2cLoss, UpdateParams, UpdateStats};
+pub use a2c::{
+    a2c_loss, a2c_update, A2c, A2cBatch, A2cConfig, A2cLoss, A2cTrainer, UpdateParams, UpdateStats,
+};
 pub use buffer::{
-    bootstrap_truncated, compute_gae, explained_variance, GaeInput, RolloutBuffer, Transition,
+    actions_to_tensor, bootstrap_truncated, compute_gae, explained_variance, GaeInput,
+    RolloutBuffer, Transition,
 };
 pub use callbacks::{
     Algorithm, Callback, CallbackList, CheckpointCallback, EvalCallback, EvalChild, Locals,
@@ -32,6 +37,11 @@ pub use callbacks::{
 pub use error::{AlgoError, Result};
 pub use evaluation::{evaluate_policy, evaluate_policy_vec, EvalResult};
 pub use logger::Logger;
+pub use on_policy::{OnPolicyAlgorithm, OnPolicyTrainer, RolloutSettings, TrainContext};
 pub use optim::{clip_grad_norm, grad_norm, Adam, Optimizer, OptimizerState, RmsProp, Schedule};
+pub use ppo::{
+    ppo_loss, ppo_update, Ppo, PpoBatch, PpoConfig, PpoLoss, PpoParams, PpoStats, PpoTrainStats,
+    PpoTrainer,
+};
 pub use reinforce::{BaselineConfig, Budget, Reinforce, ReinforceConfig};
 pub use returns::discounted_returns;

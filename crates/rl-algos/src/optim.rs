@@ -553,27 +553,36 @@ pub enum Schedule {
         /// Value at the end.
         end: f64,
     },
+    /// rl-zoo's `lin_<v>` (its `linear_schedule`): `progress_remaining * v`, from `v` down to
+    /// 0 (rounded as the zoo computes it, which `Linear { start: v, end: 0.0 }` is not).
+    LinearToZero(f64),
 }
 
 impl Schedule {
     /// The value at `progress_remaining` (clamped to `[0, 1]`).
     pub fn value(&self, progress_remaining: f64) -> f64 {
+        let progress_remaining = progress_remaining.clamp(0.0, 1.0);
         match *self {
             Schedule::Constant(v) => v,
-            Schedule::Linear { start, end } => {
-                let progress = 1.0 - progress_remaining.clamp(0.0, 1.0);
-                start + progress * (end - start)
-            }
+            Schedule::Linear { start, end } => start + (1.0 - progress_remaining) * (end - start),
+            Schedule::LinearToZero(v) => progress_remaining * v,
         }
     }
 
-    /// Checks that every value of the schedule is a positive finite number.
+    /// Checks that the schedule starts at a positive finite number and never goes below 0
+    /// (a linear schedule may end at 0), naming `what`.
     pub fn check_positive(&self, what: &str) -> Result<()> {
         match *self {
-            Schedule::Constant(v) => check_positive(what, v),
+            Schedule::Constant(v) | Schedule::LinearToZero(v) => check_positive(what, v),
             Schedule::Linear { start, end } => {
                 check_positive(what, start)?;
-                check_positive(what, end)
+                if end.is_finite() && end >= 0.0 {
+                    Ok(())
+                } else {
+                    Err(AlgoError::InvalidArgument(format!(
+                        "{what} must end at a finite number >= 0, got {end}"
+                    )))
+                }
             }
         }
     }

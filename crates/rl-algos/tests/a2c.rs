@@ -248,7 +248,7 @@ fn resume_case(id: &str, max_steps: u64, config: A2cConfig, at: u64, total: u64,
     // A differently initialized policy and fresh environments: everything comes from the file.
     let env = sync_env(id, 3, max_steps);
     let policy = policy_for(&env, 999);
-    let mut resumed = A2c::load_checkpoint(&path, policy, env).unwrap();
+    let mut resumed = A2c::load(&path, policy, env).unwrap();
     assert_eq!(resumed.num_timesteps(), at);
     resumed.learn(total, &mut []).unwrap();
     assert_eq!(resumed.num_timesteps(), full.num_timesteps());
@@ -299,7 +299,7 @@ fn corrupt_or_mismatched_checkpoints_are_errors() {
     let load = |bytes: &[u8]| {
         std::fs::write(&path, bytes).unwrap();
         let env = sync_env("CartPole-v1", 2, 30);
-        A2c::load_checkpoint(&path, policy_for(&env, 0), env).err()
+        A2c::load(&path, policy_for(&env, 0), env).err()
     };
     assert!(load(&good).is_none(), "the intact checkpoint loads");
     for (what, bytes) in [
@@ -321,14 +321,14 @@ fn corrupt_or_mismatched_checkpoints_are_errors() {
     // Valid file, wrong environments: the replay cannot reproduce the saved observations.
     std::fs::write(&path, &good).unwrap();
     let env = sync_env("CartPole-v1", 2, 7);
-    let err = A2c::load_checkpoint(&path, policy_for(&env, 0), env).err();
+    let err = A2c::load(&path, policy_for(&env, 0), env).err();
     assert!(matches!(err, Some(AlgoError::Checkpoint { .. })), "{err:?}");
     let env = sync_env("CartPole-v1", 3, 30);
-    let err = A2c::load_checkpoint(&path, policy_for(&env, 0), env).err();
+    let err = A2c::load(&path, policy_for(&env, 0), env).err();
     assert!(matches!(err, Some(AlgoError::Checkpoint { .. })), "{err:?}");
     let missing = temp_path("missing.ckpt");
     let env = sync_env("CartPole-v1", 2, 30);
-    let err = A2c::load_checkpoint(&missing, policy_for(&env, 0), env).err();
+    let err = A2c::load(&missing, policy_for(&env, 0), env).err();
     assert!(matches!(err, Some(AlgoError::Io { .. })), "{err:?}");
     let _ = std::fs::remove_file(&path);
 }

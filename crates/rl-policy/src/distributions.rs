@@ -90,6 +90,44 @@ impl Categorical {
         Ok(self.log_probs()?.gather(&idx, 1)?.squeeze(1)?)
     }
 
+    /// `(log_prob(actions), entropy())` together, both `[batch]` and differentiable: what a
+    /// policy-gradient loss needs. On the CPU with f32 logits each is one fused op (the same
+    /// f32 operations in the same order, with a hand-written backward) instead of the dozen
+    /// graph ops of [`Categorical::log_prob`] and [`Categorical::entropy`]; elsewhere it is
+    /// those two. Any [`crate::ActorCritic`] gets this path through
+    /// [`crate::ActorCritic::evaluate_actions`].
+    pub fn log_prob_and_entropy(&self, actions: &Tensor) -> Result<(Tensor, Tensor)> {
+        if let Some(indices) = self.host_indices(actions)? {
+            if let Some(pair) = crate::ops::categorical_log_prob_and_entropy(&self.logits, indices)?
+            {
+                return Ok(pair);
+            }
+        }
+        Ok((self.log_prob(actions)?, self.entropy()?))
+    }
+
+    /// The action indices `[batch]` as host `u32`s when the fused ops apply (CPU f32 logits)
+    /// and every index is a whole number in `0..n`; `None` otherwise, so that
+    /// [`Categorical::log_prob`] takes over (and reports bad indices).
+    fn host_indices(&self, actions: &Tensor) -> Result<Option<Vec<u32>>> {
+        let (batch, n) = self.logits.dims2()?;
+        if actions.dims() != [batch]
+            || !actions.device().is_cpu()
+            || !self.logits.device().is_cpu()
+            || self.logits.dtype() != DType::F32
+        {
+            return Ok(None);
+        }
+        // f64 holds every u32 and every i64 index that could be in range exactly.
+        let values = actions.to_dtype(DType::F64)?.to_vec1::<f64>()?;
+        let ok = |&v: &f64| v >= 0.0 && v < n as f64 && v.fract() == 0.0;
+        Ok(if values.iter().all(ok) {
+            Some(values.into_iter().map(|v| v as u32).collect())
+        } else {
+            None
+        })
+    }
+
     /// Entropy per row, `[batch]`: `-sum(p * log p)`; differentiable.
     pub fn entropy(&self) -> Result<Tensor> {
         let lp = self.log_probs()?;
@@ -279,6 +317,15 @@ impl ActionDist {
         match self {
             ActionDist::Categorical(c) => c.entropy(),
             ActionDist::DiagGaussian(g) => g.entropy(),
+        }
+    }
+
+    /// `(log_prob(actions), entropy())` → both `[batch]`, the categorical one fused on the
+    /// CPU ([`Categorical::log_prob_and_entropy`]).
+    pub fn log_prob_and_entropy(&self, actions: &Tensor) -> Result<(Tensor, Tensor)> {
+        match self {
+            ActionDist::Categorical(c) => c.log_prob_and_entropy(actions),
+            ActionDist::DiagGaussian(g) => Ok((g.log_prob(actions)?, g.entropy()?)),
         }
     }
 

@@ -36,6 +36,7 @@
 
 #![warn(missing_docs)]
 
+pub mod activation;
 pub mod distributions;
 pub mod error;
 pub mod init;
@@ -46,7 +47,8 @@ pub mod policy;
 mod pth;
 mod sb3;
 
+pub use activation::Activation;
 pub use distributions::{ActionDist, Categorical, DiagGaussian};
 pub use error::{PolicyError, Result};
-pub use mlp::{Activation, MlpPolicy, MlpPolicyConfig, NetArch};
+pub use mlp::{MlpPolicy, MlpPolicyConfig, NetArch};
 pub use policy::{ActorCritic, Evaluation, Policy, StochasticPolicy};

@@ -6,9 +6,10 @@
 //! (one value). Box actions add a state-independent `log_std`. Parameter names are SB3's
 //! `state_dict` keys, so weights move between the two libraries by name.
 
+use crate::activation::Activation;
 use crate::distributions::{ActionDist, Categorical, DiagGaussian};
 use crate::error::{PolicyError, Result};
-use crate::policy::{ActorCritic, Evaluation, StochasticPolicy};
+use crate::policy::{ActorCritic, StochasticPolicy};
 use crate::{init, ops};
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarMap;
@@ -17,15 +18,6 @@ use rand::SeedableRng;
 use rl_env::Space;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-
-/// The activation between hidden layers (SB3's `activation_fn`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Activation {
-    /// `nn.Tanh` (SB3's default for A2C/PPO), computed by [`crate::ops::tanh_f32`] on the CPU.
-    Tanh,
-    /// `nn.ReLU`.
-    ReLU,
-}
 
 /// Hidden layer sizes (SB3's `net_arch`): `shared` layers feed both heads (the pre-1.8 SB3
 /// layout, `mlp_extractor.shared_net.*`), then `pi` for the actor and `vf` for the critic.
@@ -445,23 +437,6 @@ fn warn_if_rayon_threads_unset(device: &Device) {
     }
 }
 
-/// The action indices `[batch]` as host `u32`s when they are all valid for `dist` (whole
-/// numbers in `0..n`); `None` otherwise, so that [`Categorical::log_prob`] reports the error.
-fn host_action_indices(dist: &Categorical, actions: &Tensor) -> Result<Option<Vec<u32>>> {
-    let (batch, n) = dist.logits().dims2()?;
-    if actions.dims() != [batch] || !actions.device().is_cpu() {
-        return Ok(None);
-    }
-    // f64 holds every u32 and every i64 index that could be in range exactly.
-    let values = actions.to_dtype(DType::F64)?.to_vec1::<f64>()?;
-    let ok = |&v: &f64| v >= 0.0 && v < n as f64 && v.fract() == 0.0;
-    Ok(if values.iter().all(ok) {
-        Some(values.into_iter().map(|v| v as u32).collect())
-    } else {
-        None
-    })
-}
-
 /// Creates a named variable in `varmap` from host values.
 fn insert_var(
     varmap: &VarMap,
@@ -515,30 +490,6 @@ impl ActorCritic for MlpPolicy {
             .forward(&self.mlp(&self.vf, &latent)?, None)?
             .squeeze(1)?;
         Ok((dist, value))
-    }
-
-    /// Discrete heads on the CPU compute the log-probabilities and entropies with two fused
-    /// ops ([`crate::Categorical`]'s values and gradients, without its dozen graph ops).
-    fn evaluate_actions(&self, obs: &Tensor, actions: &Tensor) -> Result<Evaluation> {
-        let (dist, value) = self.forward(obs)?;
-        if let ActionDist::Categorical(c) = &dist {
-            if let Some(indices) = host_action_indices(c, actions)? {
-                if let Some((log_prob, entropy)) =
-                    ops::categorical_log_prob_and_entropy(c.logits(), indices)?
-                {
-                    return Ok(Evaluation {
-                        log_prob,
-                        entropy,
-                        value,
-                    });
-                }
-            }
-        }
-        Ok(Evaluation {
-            log_prob: dist.log_prob(actions)?,
-            entropy: dist.entropy()?,
-            value,
-        })
     }
 
     fn predict_values(&self, obs: &Tensor) -> Result<Tensor> {

@@ -16,7 +16,7 @@ mod categorical;
 
 pub(crate) use categorical::log_prob_and_entropy as categorical_log_prob_and_entropy;
 
-use crate::mlp::Activation;
+use crate::activation::Activation;
 use candle_core::backend::BackendStorage;
 use candle_core::{
     CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Device, Layout, Result, Shape, Storage,

@@ -95,12 +95,15 @@ pub trait ActorCritic: StochasticPolicy {
         Ok(self.forward(obs)?.1)
     }
 
-    /// Log-probabilities of `actions`, entropies and values, for the training loss.
+    /// Log-probabilities of `actions`, entropies and values, for the training loss (SB3's
+    /// `evaluate_actions`). The default goes through [`ActionDist::log_prob_and_entropy`], so a
+    /// categorical head on the CPU takes the fused path whatever the network.
     fn evaluate_actions(&self, obs: &Tensor, actions: &Tensor) -> Result<Evaluation> {
         let (dist, value) = self.forward(obs)?;
+        let (log_prob, entropy) = dist.log_prob_and_entropy(actions)?;
         Ok(Evaluation {
-            log_prob: dist.log_prob(actions)?,
-            entropy: dist.entropy()?,
+            log_prob,
+            entropy,
             value,
         })
     }

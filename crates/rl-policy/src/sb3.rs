@@ -8,8 +8,9 @@
 //! from NumPy's printed form of the arrays, which shows at most 8 decimals: bounds that need
 //! more digits come back rounded (they only matter for clipping actions).
 
+use crate::activation::Activation;
 use crate::error::{PolicyError, Result};
-use crate::mlp::{Activation, MlpPolicy, MlpPolicyConfig, NetArch};
+use crate::mlp::{MlpPolicy, MlpPolicyConfig, NetArch};
 use crate::pth;
 use candle_core::{Device, Tensor};
 use rl_env::Space;

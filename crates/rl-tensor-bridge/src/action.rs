@@ -1,17 +1,20 @@
-//! Actions between tensors and environments: [`ActionBuffer`] turns a policy's action tensor
-//! into host actions in a buffer reused every step; [`discrete_actions_to_tensor`] goes the
-//! other way for stored integer actions.
+//! Actions between tensors and environments: [`ActionBuffer`] turns an action tensor into
+//! host actions in a buffer reused every step — either a tensor that already holds environment
+//! actions ([`ActionBuffer::fill_from_tensor`]) or a policy's raw output, action indices and
+//! unclipped Gaussian samples ([`ActionBuffer::fill_from_policy`], what the training loops and
+//! evaluation use); [`discrete_actions_to_tensor`] goes the other way for stored integer
+//! actions.
 
 use crate::checked::convert_checked;
 use crate::error::{shapes_text, BridgeError, Result};
 use crate::host::with_host_slice;
 use candle_core::{DType, Device, Tensor, WithDType};
-use rl_env::{Action, Space, VecAction};
+use rl_env::{Action, BoxSpace, Space, VecAction};
 
 #[derive(Clone, Debug, PartialEq)]
 enum Data {
     Discrete { n: u64, start: i64, buf: Vec<i64> },
-    Continuous { shape: Vec<usize>, buf: Vec<f32> },
+    Continuous { space: BoxSpace, buf: Vec<f32> },
 }
 
 /// A host buffer for the actions of `n_envs` environments, built from the action space and
@@ -27,9 +30,14 @@ enum Data {
 /// A buffer made by [`ActionBuffer::single`] (one environment, no batch axis) also accepts the
 /// unbatched shapes: `[]` for `Discrete`, `[d]` and `S` for `Box`.
 ///
-/// Discrete actions are checked against `[start, start + n)`; Box actions against NaN and
-/// infinities only — clipping into the bounds is the environment's (or `ClipAction`'s) job.
-/// After an error the buffer's contents are unspecified until the next successful fill.
+/// [`ActionBuffer::fill_from_tensor`] takes environment actions: discrete ones are checked
+/// against `[start, start + n)`, Box ones against NaN and infinities only — clipping into the
+/// bounds is the environment's (or `ClipAction`'s) job. [`ActionBuffer::fill_from_policy`]
+/// takes what a policy outputs, as SB3's `predict` and rollouts do: discrete action *indices*
+/// `0..n` (environment action `start + index`) and Box actions clipped into the bounds for the
+/// environment, while the policy's own values stay available ([`ActionBuffer::policy_actions`]:
+/// log-probabilities are taken of them). After an error the buffer's contents are unspecified
+/// until the next successful fill.
 ///
 /// ```
 /// use candle_core::{Device, Tensor};
@@ -51,6 +59,9 @@ pub struct ActionBuffer {
     act_dim: usize,
     single: bool,
     data: Data,
+    /// The policy's actions of the last `fill_from_policy` (indices as f32, or unclipped
+    /// values), `[n_envs, act_dim]`.
+    policy: Vec<f32>,
 }
 
 impl ActionBuffer {
@@ -64,7 +75,7 @@ impl ActionBuffer {
                 buf: vec![*start; n_envs],
             },
             Space::Box(b) => Data::Continuous {
-                shape: b.shape().to_vec(),
+                space: b.clone(),
                 buf: vec![0.0; n_envs * act_dim],
             },
         };
@@ -74,6 +85,7 @@ impl ActionBuffer {
             act_dim,
             single: false,
             data,
+            policy: vec![0.0; n_envs * act_dim],
         }
     }
 
@@ -158,21 +170,103 @@ impl ActionBuffer {
         Ok(self.as_vec_action())
     }
 
+    /// Validates a policy's output `t` — action indices `0..n` for `Discrete` (any dtype
+    /// [`ActionBuffer::fill_from_tensor`] accepts), finite values for `Box` — and fills the
+    /// buffer: the environment actions (`start + index`; values clipped into the box as
+    /// `np.clip` does) and the policy's own values ([`ActionBuffer::policy_actions`]). Returns
+    /// the environment actions, ready for [`rl_env::VecEnv::step`]. Accepts the same shapes as
+    /// [`ActionBuffer::fill_from_tensor`].
+    ///
+    /// ```
+    /// use candle_core::{Device, Tensor};
+    /// use rl_env::{Space, VecAction};
+    /// use rl_tensor_bridge::ActionBuffer;
+    ///
+    /// let mut actions = ActionBuffer::new(&Space::Discrete { n: 3, start: -1 }, 2);
+    /// let indices = Tensor::new(&[0u32, 2], &Device::Cpu)?;
+    /// assert_eq!(actions.fill_from_policy(&indices)?, VecAction::Discrete(&[-1, 1]));
+    /// assert_eq!(actions.policy_actions(), [0.0, 2.0]);
+    ///
+    /// let mut actions = ActionBuffer::new(&Space::boxed(vec![-1.0], vec![1.0], vec![1])?, 2);
+    /// let sample = Tensor::new(&[[0.5f32], [-3.0]], &Device::Cpu)?;
+    /// assert_eq!(actions.fill_from_policy(&sample)?, VecAction::Continuous(&[0.5, -1.0]));
+    /// assert_eq!(actions.policy_actions(), [0.5, -3.0]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn fill_from_policy(&mut self, t: &Tensor) -> Result<VecAction<'_>> {
+        self.check_shape(t)?;
+        match &mut self.data {
+            Data::Discrete { n, start, buf } => {
+                let (n, start) = (*n, *start);
+                if let Some(env) = fill_discrete(t, buf, in_range(n, 0))? {
+                    return Err(BridgeError::ActionIndexOutOfRange {
+                        env,
+                        index: buf[env],
+                        n,
+                    });
+                }
+                for (p, a) in self.policy.iter_mut().zip(buf.iter_mut()) {
+                    // Exact: an index below n < 2^64 fits, and start + index is a member of
+                    // the space, which lies within i64.
+                    *p = *a as f32;
+                    *a = start.wrapping_add(*a);
+                }
+            }
+            Data::Continuous { space, buf } => {
+                let bad = match t.dtype() {
+                    DType::F32 => with_host_slice(t, |s: &[f32]| {
+                        convert_checked(&mut self.policy, s, |x| x, f32::is_finite)
+                    })?,
+                    DType::F64 => with_host_slice(t, |s: &[f64]| {
+                        convert_checked(&mut self.policy, s, |x| x as f32, f32::is_finite)
+                    })?,
+                    other => {
+                        return Err(BridgeError::DType {
+                            what: "continuous action tensor",
+                            expected: "f32 or f64",
+                            actual: other,
+                        })
+                    }
+                };
+                if let Some(i) = bad {
+                    let d = self.act_dim.max(1);
+                    return Err(BridgeError::NonFiniteAction {
+                        env: i / d,
+                        component: i % d,
+                        value: f64::from(self.policy[i]),
+                    });
+                }
+                buf.copy_from_slice(&self.policy);
+                for row in buf.chunks_exact_mut(self.act_dim.max(1)) {
+                    space.clip(row);
+                }
+            }
+        }
+        Ok(self.as_vec_action())
+    }
+
+    /// The policy's actions of the last [`ActionBuffer::fill_from_policy`], flat
+    /// `[n_envs, act_dim]`: action indices as `f32` (exact below 2^24) for `Discrete`, the
+    /// unclipped values for `Box` — what a rollout buffer stores.
+    pub fn policy_actions(&self) -> &[f32] {
+        &self.policy
+    }
+
     fn accepted_shapes(&self) -> Vec<Vec<usize>> {
         let n = self.n_envs;
         let mut shapes: Vec<Vec<usize>> = match &self.data {
             Data::Discrete { .. } => vec![vec![n], vec![n, 1]],
-            Data::Continuous { shape, .. } => {
+            Data::Continuous { space, .. } => {
                 let mut batched = vec![n];
-                batched.extend_from_slice(shape);
+                batched.extend_from_slice(space.shape());
                 vec![vec![n, self.act_dim], batched]
             }
         };
         if self.single {
             match &self.data {
                 Data::Discrete { .. } => shapes.insert(0, vec![]),
-                Data::Continuous { shape, .. } => {
-                    shapes.insert(0, shape.clone());
+                Data::Continuous { space, .. } => {
+                    shapes.insert(0, space.shape().to_vec());
                     shapes.insert(0, vec![self.act_dim]);
                 }
             }
@@ -188,10 +282,11 @@ impl ActionBuffer {
             Data::Discrete { .. } => {
                 dims == [n] || dims == [n, 1] || (self.single && dims.is_empty())
             }
-            Data::Continuous { shape, .. } => {
+            Data::Continuous { space, .. } => {
+                let shape = space.shape();
                 let batched = dims.first() == Some(&n)
-                    && (dims[1..] == [self.act_dim] || dims[1..] == *shape.as_slice());
-                let unbatched = self.single && (dims == [self.act_dim] || dims == shape.as_slice());
+                    && (dims[1..] == [self.act_dim] || dims[1..] == *shape);
+                let unbatched = self.single && (dims == [self.act_dim] || dims == shape);
                 batched || unbatched
             }
         };

@@ -69,6 +69,19 @@ pub enum BridgeError {
         /// First action of the space.
         start: i64,
     },
+    /// A policy's discrete action index outside `[0, n)`.
+    #[error(
+        "the policy chose action index {index} for env {env}, but a Discrete({n}) action space \
+         has indices 0..{n}"
+    )]
+    ActionIndexOutOfRange {
+        /// Index of the environment (row of the batch).
+        env: usize,
+        /// The index found.
+        index: i64,
+        /// Number of actions of the space.
+        n: u64,
+    },
     /// A floating-point tensor of discrete actions holding a value that is not an integer
     /// (a fraction, NaN, an infinity or a value beyond the range of `i64`).
     #[error("discrete action of env {env} is {value}, not an integer")]

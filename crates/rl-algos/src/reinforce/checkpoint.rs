@@ -15,12 +15,13 @@
 use super::{Baseline, BaselineConfig, EpisodeProgress, Reinforce, ReinforceConfig};
 use crate::codec::{self, Reader, Writer};
 use crate::error::Result;
+use crate::run::{EpisodeWindow, RunState};
 use rl_env::{Action, Env, Seed, Space};
 use rl_policy::StochasticPolicy;
 use std::path::Path;
 
 const MAGIC: &[u8; 8] = b"RLRFCK\0\0";
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
 
 fn write_config(w: &mut Writer, c: &ReinforceConfig) {
     w.f64(c.learning_rate);
@@ -83,11 +84,9 @@ fn read_config(r: &mut Reader<'_>) -> Result<ReinforceConfig> {
 pub(super) fn save<P: StochasticPolicy, E: Env>(a: &Reinforce<P, E>, path: &Path) -> Result<()> {
     let mut w = Writer::new(MAGIC, VERSION);
     write_config(&mut w, &a.config);
-    w.u64(a.seed);
-    w.u64(a.num_timesteps);
+    a.run.write(&mut w);
     w.u64(a.episodes);
-    w.rng(&a.rng);
-    w.episode_info(&a.ep_info);
+    a.ep_info.write(&mut w);
     let p = &a.progress;
     w.bool(p.in_episode);
     w.bool(p.finished);
@@ -115,11 +114,9 @@ pub(super) fn load<P: StochasticPolicy, E: Env>(
     let bytes = codec::read_file(path)?;
     let mut r = Reader::open(&bytes, path, MAGIC, VERSION, "a REINFORCE")?;
     let config = read_config(&mut r)?;
-    let seed = r.u64("seed")?;
-    let num_timesteps = r.u64("num_timesteps")?;
+    let run = RunState::read(&mut r)?;
     let episodes = r.u64("episodes")?;
-    let rng = r.rng()?;
-    let ep_info = r.episode_info(config.stats_window_size)?;
+    let ep_info = EpisodeWindow::read(&mut r, config.stats_window_size)?;
 
     let progress = EpisodeProgress {
         in_episode: r.bool("episode flag")?,
@@ -141,9 +138,7 @@ pub(super) fn load<P: StochasticPolicy, E: Env>(
         r.optimizer_into(optimizer, "baseline optimizer")?;
     }
     r.finish()?;
-    algo.rng = rng;
-    algo.seed = seed;
-    algo.num_timesteps = num_timesteps;
+    algo.run = run;
     algo.episodes = episodes;
     algo.ep_info = ep_info;
     algo.progress = progress;

@@ -21,20 +21,18 @@ mod checkpoint;
 
 pub use baseline::BaselineConfig;
 
-use crate::acting::ActionBuffer;
 use crate::callbacks::{Algorithm, Callback, Locals};
 use crate::error::{AlgoError, Result};
 use crate::logger::Logger;
 use crate::optim::{clip_grad_norm, Adam, Optimizer};
 use crate::returns::{discounted_returns, normalize_in_place};
+use crate::run::{EpisodeWindow, RunState};
 use baseline::ValueNet;
 use candle_core::{DType, Tensor};
-use rand::{RngCore, SeedableRng};
-use rand_chacha::ChaCha12Rng;
+use rand::RngCore;
 use rl_env::{Env, Seed, Space};
 use rl_policy::StochasticPolicy;
-use rl_tensor_bridge::batch_to_tensor;
-use std::collections::VecDeque;
+use rl_tensor_bridge::{batch_to_tensor, ActionBuffer};
 use std::path::Path;
 use std::time::Instant;
 
@@ -198,20 +196,19 @@ pub struct Reinforce<P: StochasticPolicy, E: Env> {
     pub(crate) policy: P,
     pub(crate) env: E,
     pub(crate) config: ReinforceConfig,
-    pub(crate) seed: u64,
-    pub(crate) rng: ChaCha12Rng,
+    pub(crate) run: RunState,
     pub(crate) optimizer: Adam,
     pub(crate) baseline: Option<Baseline>,
-    pub(crate) num_timesteps: u64,
     pub(crate) episodes: u64,
-    pub(crate) ep_info: VecDeque<(f64, u64)>,
+    pub(crate) ep_info: EpisodeWindow,
     pub(crate) progress: EpisodeProgress,
     pub(crate) episode: Episode,
     /// The observation the next step acts on.
     pub(crate) obs: Vec<f32>,
     pub(crate) obs_dim: usize,
+    act_dim: usize,
+    discrete: bool,
     logger: Logger,
-    total_timesteps: u64,
     actions: ActionBuffer,
     last_stats: Option<UpdateStats>,
 }
@@ -232,8 +229,7 @@ impl<P: StochasticPolicy, E: Env> Reinforce<P, E> {
                 "REINFORCE needs a Box action space with at least one element".into(),
             ));
         }
-        let seed = config.seed.unwrap_or_else(rand::random);
-        let mut rng = ChaCha12Rng::seed_from_u64(seed);
+        let mut run = RunState::new(config.seed);
         let optimizer = Adam::new(
             policy.trainable_vars(),
             config.learning_rate,
@@ -241,26 +237,27 @@ impl<P: StochasticPolicy, E: Env> Reinforce<P, E> {
         )?;
         let baseline = match &config.baseline {
             Some(b) => {
-                let net = ValueNet::new(obs_dim, b, &mut rng, policy.device())?;
+                let net = ValueNet::new(obs_dim, b, &mut run.rng, policy.device())?;
                 let optimizer = Adam::new(net.vars(), b.learning_rate, config.adam_eps)?;
                 Some(Baseline { net, optimizer })
             }
             None => None,
         };
         let actions = ActionBuffer::new(env.action_space(), 1);
+        let act_dim = env.action_space().flat_dim();
+        let discrete = matches!(env.action_space(), Space::Discrete { .. });
         Ok(Reinforce {
             logger: Logger::new(config.verbose),
-            ep_info: VecDeque::with_capacity(config.stats_window_size),
+            ep_info: EpisodeWindow::new(config.stats_window_size),
             policy,
             env,
-            seed,
-            rng,
+            run,
             optimizer,
             baseline,
-            num_timesteps: 0,
             episodes: 0,
-            total_timesteps: 0,
             obs_dim,
+            act_dim,
+            discrete,
             obs: vec![0.0; obs_dim],
             actions,
             progress: EpisodeProgress::default(),
@@ -277,7 +274,7 @@ impl<P: StochasticPolicy, E: Env> Reinforce<P, E> {
 
     /// The effective seed (the configured one, or the one drawn when none was given).
     pub fn seed(&self) -> u64 {
-        self.seed
+        self.run.seed
     }
 
     /// The policy.
@@ -326,7 +323,7 @@ impl<P: StochasticPolicy, E: Env> Reinforce<P, E> {
 
     /// Returns and lengths of the last `stats_window_size` finished episodes.
     pub fn episode_info(&self) -> impl Iterator<Item = (f64, u64)> + '_ {
-        self.ep_info.iter().copied()
+        self.ep_info.episodes().iter().copied()
     }
 
     /// Gives back the policy and the environment.
@@ -353,7 +350,7 @@ impl<P: StochasticPolicy, E: Env> Reinforce<P, E> {
         callbacks: &mut [&mut dyn Callback],
         logger: &mut Logger,
     ) -> Result<()> {
-        self.total_timesteps = match budget {
+        self.run.total_timesteps = match budget {
             Budget::Timesteps(n) => n,
             Budget::Episodes(_) => 0,
         };
@@ -361,12 +358,12 @@ impl<P: StochasticPolicy, E: Env> Reinforce<P, E> {
             cb.on_training_start(&self.locals(&[], &[], &[]), logger)?;
         }
         let start = Instant::now();
-        let start_steps = self.num_timesteps;
+        let start_steps = self.run.num_timesteps;
         loop {
             // An episode left unfinished by a stopping callback is always completed first.
             let reached = match budget {
                 Budget::Episodes(n) => self.episodes >= n,
-                Budget::Timesteps(n) => self.num_timesteps >= n,
+                Budget::Timesteps(n) => self.run.num_timesteps >= n,
             };
             if (reached && !self.progress.in_episode) || !self.play_episode(callbacks, logger)? {
                 break;
@@ -397,8 +394,8 @@ impl<P: StochasticPolicy, E: Env> Reinforce<P, E> {
     ) -> Locals<'a> {
         Locals {
             algo: self,
-            num_timesteps: self.num_timesteps,
-            total_timesteps: self.total_timesteps,
+            num_timesteps: self.run.num_timesteps,
+            total_timesteps: self.run.total_timesteps,
             iteration: self.episodes,
             rewards,
             dones,
@@ -421,7 +418,7 @@ impl<P: StochasticPolicy, E: Env> Reinforce<P, E> {
             ep.rewards.clear();
             // Every episode is seeded from the run's generator: the run is a function of the
             // seed, and a checkpoint can replay an unfinished episode from its seed.
-            let seed = self.rng.next_u64();
+            let seed = self.run.rng.next_u64();
             self.env
                 .reset_into(Some(&Seed::from(seed)), &mut self.obs)?;
             self.progress = EpisodeProgress {
@@ -434,18 +431,22 @@ impl<P: StochasticPolicy, E: Env> Reinforce<P, E> {
         let device = self.policy.device().clone();
         while !self.progress.finished {
             let obs = batch_to_tensor(&self.obs, 1, self.obs_dim, &device)?;
-            let action = self.policy.action_dist(&obs)?.sample(&mut self.rng)?;
-            self.actions.fill(&action)?;
+            let action = self.policy.action_dist(&obs)?.sample(&mut self.run.rng)?;
+            self.actions.fill_from_policy(&action)?;
+            let env_action = self.actions.as_vec_action().get(0, self.act_dim);
             let ep = &mut self.episode;
             ep.obs.extend_from_slice(&self.obs);
-            match &self.actions {
-                ActionBuffer::Discrete { index, .. } => ep.indices.push(index[0] as u32),
-                ActionBuffer::Continuous { raw, .. } => ep.actions.extend_from_slice(raw),
+            let policy_action = self.actions.policy_actions();
+            if self.discrete {
+                // Exact: an index of a Discrete(n) space with n < 2^32 (MlpPolicy's limit).
+                ep.indices.push(policy_action[0] as u32);
+            } else {
+                ep.actions.extend_from_slice(policy_action);
             }
-            let out = self.env.step_into(self.actions.get(0), &mut self.obs)?;
+            let out = self.env.step_into(env_action, &mut self.obs)?;
             ep.rewards.push(out.reward);
             self.progress.ep_return += out.reward;
-            self.num_timesteps += 1;
+            self.run.num_timesteps += 1;
             let cut = self
                 .config
                 .max_episode_steps
@@ -459,10 +460,7 @@ impl<P: StochasticPolicy, E: Env> Reinforce<P, E> {
                     .map_or((self.progress.ep_return, length), |s| {
                         (s.r#return, s.length)
                     });
-                if self.ep_info.len() == self.config.stats_window_size {
-                    self.ep_info.pop_front();
-                }
-                self.ep_info.push_back(stats);
+                self.ep_info.push(stats.0, stats.1);
             }
             self.progress.finished = done || cut;
             let mut keep_going = true;
@@ -584,9 +582,9 @@ impl<P: StochasticPolicy, E: Env> Reinforce<P, E> {
 
     fn record_logs(&self, logger: &mut Logger, start: Instant, start_steps: u64) {
         let to_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-        logger.record_episode_means(&self.ep_info);
+        logger.record_episode_means(self.ep_info.episodes());
         let elapsed = start.elapsed().as_secs_f64();
-        let steps = self.num_timesteps - start_steps;
+        let steps = self.run.num_timesteps - start_steps;
         let fps = if elapsed > 0.0 {
             steps as f64 / elapsed
         } else {
@@ -595,7 +593,7 @@ impl<P: StochasticPolicy, E: Env> Reinforce<P, E> {
         logger.record_int("time/episodes", to_i64(self.episodes));
         logger.record_int("time/fps", fps as i64);
         logger.record_int("time/time_elapsed", elapsed as i64);
-        logger.record_int("time/total_timesteps", to_i64(self.num_timesteps));
+        logger.record_int("time/total_timesteps", to_i64(self.run.num_timesteps));
         if let Some(s) = self.last_stats {
             logger.record("train/policy_loss", s.policy_loss);
             if let Some(v) = s.value_loss {
@@ -607,7 +605,7 @@ impl<P: StochasticPolicy, E: Env> Reinforce<P, E> {
         }
         logger.record("train/learning_rate", self.optimizer.learning_rate());
         logger.record_int("train/n_updates", to_i64(self.episodes));
-        logger.dump(self.num_timesteps);
+        logger.dump(self.run.num_timesteps);
     }
 
     /// Writes a checkpoint (weights, Adam states, RNG, counters, configuration) atomically;
@@ -634,7 +632,7 @@ impl<P: StochasticPolicy, E: Env> Algorithm for Reinforce<P, E> {
     }
 
     fn num_timesteps(&self) -> u64 {
-        self.num_timesteps
+        self.run.num_timesteps
     }
 
     fn save_checkpoint(&self, path: &Path) -> Result<()> {
