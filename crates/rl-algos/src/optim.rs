@@ -293,16 +293,7 @@ impl Optimizer for RmsProp {
                     let Some(g) = grads.get(var.as_tensor()) else {
                         continue;
                     };
-                    let staged;
-                    let g = if with_cpu_f32(g, |_| ()).is_some() {
-                        g
-                    } else {
-                        staged = g
-                            .to_device(&Device::Cpu)?
-                            .to_dtype(DType::F32)?
-                            .contiguous()?;
-                        &staged
-                    };
+                    let g = &host_f32_grad(g)?;
                     let scratch = &mut self.scratch;
                     // The variable's read lock must be released before `set` takes the write lock.
                     let done = with_cpu_f32(var.as_tensor(), |p| {
@@ -363,23 +354,30 @@ impl Optimizer for RmsProp {
     }
 }
 
-/// `torch.optim.Adam` (no weight decay, no amsgrad): `m = lerp(m, g, 1 - beta1)`,
-/// `v = beta2 v + (1 - beta2) g^2`, `p -= (lr / bc1) m / (sqrt(v) / sqrt(bc2) + eps)` with
-/// `bc_i = 1 - beta_i^t`.
+/// `torch.optim.Adam` (no weight decay, no amsgrad), as its single-tensor CPU implementation
+/// computes it: `m = lerp(m, g, 1 - beta1)`, `v = beta2 v + ((1 - beta2) g) g`,
+/// `p += (-lr / bc1) m / (sqrt(v) / sqrt(bc2) + eps)` with `bc_i = 1 - beta_i^t`, every
+/// coefficient rounded to f32 as torch's kernels round them, and the lerp fused into one
+/// multiply-add as torch's vectorized CPU kernel does.
+///
+/// For f32 variables in CPU memory the update runs as one fused loop over host memory (a
+/// dozen candle ops per variable otherwise); the tensor path on other devices computes the same
+/// formula without the fused multiply-add.
 pub struct Adam {
     vars: Vec<(String, Var)>,
-    exp_avg: Vec<Tensor>,
-    exp_avg_sq: Vec<Tensor>,
+    exp_avg: SlotState,
+    exp_avg_sq: SlotState,
     lr: f64,
     beta1: f64,
     beta2: f64,
     eps: f64,
     step: u64,
+    scratch: Vec<f32>,
 }
 
 impl Adam {
     /// Adam over `vars` with PyTorch's defaults for the betas (0.9, 0.999); `eps` is 1e-8 in
-    /// PyTorch and 1e-5 in SB3's A2C.
+    /// PyTorch and 1e-5 in SB3's `ActorCriticPolicy` (A2C without RMSprop, PPO).
     pub fn new(vars: Vec<(String, Var)>, lr: f64, eps: f64) -> Result<Self> {
         Self::with_betas(vars, lr, (0.9, 0.999), eps)
     }
@@ -396,26 +394,66 @@ impl Adam {
         check_unit("Adam beta2", betas.1)?;
         check_positive("Adam eps", eps)?;
         let vars = sorted_vars(vars)?;
-        let zeros = || {
-            vars.iter()
-                .map(|(_, v)| v.zeros_like())
-                .collect::<candle_core::Result<Vec<_>>>()
-        };
+        let max_len = vars.iter().map(|(_, v)| v.elem_count()).max().unwrap_or(0);
         Ok(Adam {
-            exp_avg: zeros()?,
-            exp_avg_sq: zeros()?,
+            exp_avg: SlotState::zeros(&vars)?,
+            exp_avg_sq: SlotState::zeros(&vars)?,
             vars,
             lr,
             beta1: betas.0,
             beta2: betas.1,
             eps,
             step: 0,
+            scratch: Vec::with_capacity(max_len),
         })
     }
 
     /// Steps taken.
     pub fn steps(&self) -> u64 {
         self.step
+    }
+}
+
+/// The coefficients of one Adam step, rounded to f32 as torch's kernels use them.
+#[derive(Clone, Copy)]
+struct AdamCoefs {
+    /// `1 - beta1`: the lerp weight.
+    weight: f32,
+    beta2: f32,
+    one_minus_beta2: f32,
+    /// `sqrt(1 - beta2^t)`.
+    bc2_sqrt: f32,
+    /// `-lr / (1 - beta1^t)`.
+    neg_step_size: f32,
+    eps: f32,
+}
+
+/// One Adam step of one f32 variable on the host, into `out` (which holds `p` on entry).
+struct AdamKernel<'a> {
+    out: &'a mut [f32],
+    g: &'a [f32],
+    m: &'a mut [f32],
+    v: &'a mut [f32],
+    c: AdamCoefs,
+}
+
+impl rl_policy::ops::Kernel for AdamKernel<'_> {
+    #[inline(always)]
+    fn run(self) {
+        let c = self.c;
+        let it = self
+            .out
+            .iter_mut()
+            .zip(self.g)
+            .zip(self.m.iter_mut().zip(self.v.iter_mut()));
+        for ((p, &g), (m, v)) in it {
+            // lerp with a weight below 0.5: m + w (g - m), one rounding as torch's vector path.
+            *m = c.weight.mul_add(g - *m, *m);
+            *v = *v * c.beta2 + (c.one_minus_beta2 * g) * g;
+            let denom = v.sqrt() / c.bc2_sqrt + c.eps;
+            // addcdiv_: p + (value * m) / denom.
+            *p += (c.neg_step_size * *m) / denom;
+        }
     }
 }
 
@@ -426,23 +464,65 @@ impl Optimizer for Adam {
         let bc1 = 1.0 - self.beta1.powf(t);
         let bc2_sqrt = (1.0 - self.beta2.powf(t)).sqrt();
         let step_size = self.lr / bc1;
-        let iter = self
-            .vars
-            .iter()
-            .zip(self.exp_avg.iter_mut().zip(self.exp_avg_sq.iter_mut()));
-        for ((_, var), (m, v)) in iter {
-            let Some(g) = grads.get(var.as_tensor()) else {
-                continue;
-            };
-            let new_m = m.add(&g.sub(m)?.affine(1.0 - self.beta1, 0.0)?)?;
-            let new_v = v
-                .affine(self.beta2, 0.0)?
-                .add(&g.affine(1.0 - self.beta2, 0.0)?.mul(g)?)?;
-            let denom = new_v.sqrt()?.affine(1.0 / bc2_sqrt, self.eps)?;
-            let update = new_m.affine(-step_size, 0.0)?.div(&denom)?;
-            var.set(&var.as_tensor().add(&update)?)?;
-            *m = new_m;
-            *v = new_v;
+        let c = AdamCoefs {
+            weight: (1.0 - self.beta1) as f32,
+            beta2: self.beta2 as f32,
+            one_minus_beta2: (1.0 - self.beta2) as f32,
+            bc2_sqrt: bc2_sqrt as f32,
+            neg_step_size: (-step_size) as f32,
+            eps: self.eps as f32,
+        };
+        match (&mut self.exp_avg, &mut self.exp_avg_sq) {
+            (SlotState::Host(ms), SlotState::Host(vs)) => {
+                for ((_, var), (m, v)) in self.vars.iter().zip(ms.iter_mut().zip(vs.iter_mut())) {
+                    let Some(g) = grads.get(var.as_tensor()) else {
+                        continue;
+                    };
+                    let g = host_f32_grad(g)?;
+                    let out = &mut self.scratch;
+                    // The variable's read lock must be released before `set` takes the write lock.
+                    let done = with_cpu_f32(var.as_tensor(), |p| {
+                        out.clear();
+                        out.extend_from_slice(p);
+                    });
+                    let ran = done.and_then(|()| {
+                        with_cpu_f32(&g, |g| {
+                            rl_policy::ops::wide_simd(AdamKernel { out, g, m, v, c })
+                        })
+                    });
+                    if ran.is_none() {
+                        return Err(AlgoError::InvalidArgument(
+                            "Adam: a variable left CPU memory or f32 after construction".into(),
+                        ));
+                    }
+                    var.set(&Tensor::from_slice(
+                        &self.scratch,
+                        var.shape(),
+                        var.device(),
+                    )?)?;
+                }
+            }
+            (SlotState::Device(ms), SlotState::Device(vs)) => {
+                for ((_, var), (m, v)) in self.vars.iter().zip(ms.iter_mut().zip(vs.iter_mut())) {
+                    let Some(g) = grads.get(var.as_tensor()) else {
+                        continue;
+                    };
+                    let new_m = m.add(&g.sub(m)?.affine(1.0 - self.beta1, 0.0)?)?;
+                    let new_v = v
+                        .affine(self.beta2, 0.0)?
+                        .add(&g.affine(1.0 - self.beta2, 0.0)?.mul(g)?)?;
+                    let denom = new_v.sqrt()?.affine(1.0 / bc2_sqrt, self.eps)?;
+                    let update = new_m.affine(-step_size, 0.0)?.div(&denom)?;
+                    var.set(&var.as_tensor().add(&update)?)?;
+                    *m = new_m;
+                    *v = new_v;
+                }
+            }
+            _ => {
+                return Err(AlgoError::InvalidArgument(
+                    "Adam: its two state slots live in different memories".into(),
+                ))
+            }
         }
         Ok(())
     }
@@ -460,29 +540,30 @@ impl Optimizer for Adam {
     }
 
     fn state(&self) -> Result<OptimizerState> {
-        let host = |ts: &[Tensor]| ts.iter().map(host_values).collect::<Result<Vec<_>>>();
         let slots = [
-            ("exp_avg", host(&self.exp_avg)?),
-            ("exp_avg_sq", host(&self.exp_avg_sq)?),
+            ("exp_avg", self.exp_avg.host_values()?),
+            ("exp_avg_sq", self.exp_avg_sq.host_values()?),
         ];
         Ok(pack_slots("adam", self.step, &self.vars, slots))
     }
 
     fn load_state(&mut self, state: &OptimizerState) -> Result<()> {
         let slots = load_slots("adam", &["exp_avg", "exp_avg_sq"], &self.vars, state)?;
-        let load = |values: &[&[f64]]| -> Result<Vec<Tensor>> {
-            self.vars
-                .iter()
-                .zip(values)
-                .map(|((_, v), x)| tensor_like(v, x))
-                .collect()
-        };
-        let (m, v) = (load(&slots[0])?, load(&slots[1])?);
-        self.exp_avg = m;
-        self.exp_avg_sq = v;
+        self.exp_avg.load(&self.vars, &slots[0])?;
+        self.exp_avg_sq.load(&self.vars, &slots[1])?;
         self.step = state.step;
         Ok(())
     }
+}
+
+/// A gradient as a contiguous f32 CPU tensor (itself when it already is one).
+fn host_f32_grad(g: &Tensor) -> Result<Tensor> {
+    if with_cpu_f32(g, |_| ()).is_some() {
+        return Ok(g.clone());
+    }
+    Ok(g.to_device(&Device::Cpu)?
+        .to_dtype(DType::F32)?
+        .contiguous()?)
 }
 
 /// `torch.nn.utils.clip_grad_norm_`: the global L2 norm of the gradients of `vars` (the norm

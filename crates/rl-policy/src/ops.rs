@@ -91,9 +91,10 @@ fn tanh_in_place(y: &mut [f32]) {
     wide_simd(TanhKernel(y))
 }
 
-/// A loop to compile for several vector widths; `run` must be `#[inline(always)]` so that it
-/// is compiled inside each `#[target_feature]` wrapper.
-trait Kernel {
+/// A loop to compile for several vector widths (see [`wide_simd`]); `run` must be
+/// `#[inline(always)]` so that it is compiled inside each `#[target_feature]` wrapper.
+pub trait Kernel {
+    /// Runs the loop.
     fn run(self);
 }
 
@@ -129,20 +130,25 @@ impl Kernel for TanhKernel<'_> {
     }
 }
 
-/// Runs `k` compiled for the widest vector unit the CPU has (AVX-512 or AVX2 on x86-64), so
-/// loops over [`tanh_f32`] use 16 or 8 lanes instead of SSE2's 4 (tanh is most of a small
-/// policy's forward). Rust never fuses a multiply and an add on its own, so every lane width
-/// computes the same IEEE operations and the results are bit-identical on every CPU.
+/// Runs `k` compiled for the widest vector unit the CPU has (AVX-512 or AVX2, each with FMA,
+/// on x86-64), so loops over [`tanh_f32`] use 16 or 8 lanes instead of SSE2's 4 (tanh is most
+/// of a small policy's forward), and explicit `mul_add`s (the optimizers' fused steps) are one
+/// instruction. Rust never fuses a multiply and an add on its own, and `mul_add` rounds once
+/// on every target (in software where the CPU has no FMA), so every lane width computes the
+/// same IEEE operations and the results are bit-identical on every CPU.
 #[inline]
-fn wide_simd<K: Kernel>(k: K) {
+pub fn wide_simd<K: Kernel>(k: K) {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: `run_avx512` only requires AVX-512F, which the CPU was just found to have.
+        let fma = std::arch::is_x86_feature_detected!("fma");
+        if fma && std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: `run_avx512` only requires AVX-512F and FMA, which the CPU was just found
+            // to have.
             return unsafe { run_avx512(k) };
         }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: `run_avx2` only requires AVX2, which the CPU was just found to have.
+        if fma && std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: `run_avx2` only requires AVX2 and FMA, which the CPU was just found to
+            // have.
             return unsafe { run_avx2(k) };
         }
     }
@@ -150,13 +156,13 @@ fn wide_simd<K: Kernel>(k: K) {
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
+#[target_feature(enable = "avx512f,fma")]
 fn run_avx512<K: Kernel>(k: K) {
     k.run()
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,fma")]
 fn run_avx2<K: Kernel>(k: K) {
     k.run()
 }
