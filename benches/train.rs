@@ -10,6 +10,14 @@
 //!
 //! `cargo bench --bench train -- --warm-up-time 1 --measurement-time 5`
 //!
+//! PPO (group `ppo`): end-to-end env-steps/s of `Ppo::learn` on the matched workload that
+//! ModuRL publishes against SB3 (8 CartPole-v1 envs, n_steps 256, 2x64 tanh actor and critic,
+//! Adam 3e-4 eps 1e-5, minibatch 64, 10 epochs, clip 0.2, gamma 0.99, gae_lambda 0.95,
+//! advantage normalization, vf_coef 0.5, ent_coef 0, max_grad_norm 0.5), one minibatch update of
+//! 64 samples, and the rollout alone. With `RL_SB3_PYTHON` set to a Python that has SB3 2.9
+//! and torch, the same workload also runs in SB3 (`tools/bench/sb3_ppo_cartpole.py`, one torch
+//! thread) in the same run, and the ratio is printed.
+//!
 //! Other algorithms add their own `criterion_group!` below and list it in `criterion_main!`.
 
 use candle_core::{Device, Tensor};
@@ -17,7 +25,8 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughpu
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rl_algos::a2c::{a2c_loss, a2c_update, A2c, A2cBatch, A2cConfig};
-use rl_algos::optim::{clip_grad_norm, Optimizer, RmsProp};
+use rl_algos::optim::{clip_grad_norm, Adam, Optimizer, RmsProp};
+use rl_algos::ppo::{ppo_update, Ppo, PpoBatch, PpoConfig};
 use rl_algos::reinforce::{Budget, Reinforce, ReinforceConfig};
 use rl_algos::{Algorithm, StopTrainingOnRewardThreshold};
 use rl_env::{AutoresetMode, SyncVecEnv, VecEnv};
@@ -239,6 +248,132 @@ fn reinforce_act(c: &mut Criterion) {
     });
 }
 
+// ---------------------------------------------------------------------------------------------
+// PPO (group `ppo`)
+// ---------------------------------------------------------------------------------------------
+
+/// The matched PPO workload: 8 CartPole-v1 envs, n_steps 256 (2048 transitions per rollout),
+/// minibatch 64, 10 epochs, SB3's other defaults.
+fn ppo_matched_config() -> PpoConfig {
+    PpoConfig {
+        n_steps: 256,
+        batch_size: 64,
+        n_epochs: 10,
+        seed: Some(0),
+        ..PpoConfig::default()
+    }
+}
+
+/// `Ppo::learn` on the matched workload: each criterion iteration trains 2 more rollouts
+/// (4096 env steps, 640 minibatch updates).
+fn ppo_learn(c: &mut Criterion) {
+    single_thread();
+    const STEPS: u64 = 4096;
+    let env = SyncVecEnv::make("CartPole-v1", 8, AutoresetMode::SameStep).expect("vec env");
+    let policy = MlpPolicy::new(
+        env.observation_space(),
+        env.action_space(),
+        MlpPolicyConfig::default(),
+        0,
+        &Device::Cpu,
+    )
+    .expect("policy");
+    let mut model = Ppo::new(policy, env, ppo_matched_config()).expect("PPO");
+    let mut group = c.benchmark_group("ppo");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(STEPS));
+    group.bench_function("learn_matched_cartpole_8envs_env_steps", |b| {
+        b.iter(|| {
+            let target = model.num_timesteps() + STEPS;
+            model.learn(target, &mut []).expect("learn")
+        })
+    });
+    group.finish();
+    sb3_baseline();
+}
+
+/// One PPO minibatch update of 64 CartPole-like samples (forward, clipped loss, backward,
+/// clipping, Adam).
+fn ppo_update_64(c: &mut Criterion) {
+    single_thread();
+    let policy = cartpole_policy();
+    let mut rng = StdRng::seed_from_u64(5);
+    let obs: Vec<f32> = (0..64 * 4).map(|_| rng.gen_range(-0.2f32..0.2)).collect();
+    let actions: Vec<f32> = (0..64).map(|_| f32::from(rng.gen_range(0u8..2))).collect();
+    let returns: Vec<f32> = (0..64).map(|_| rng.gen_range(1.0f32..5.0)).collect();
+    let advantages: Vec<f32> = returns.iter().map(|r| r - 2.5).collect();
+    let old_values = vec![0.5f32; 64];
+    let old_log_probs = vec![-0.69f32; 64];
+    let obs = Tensor::from_slice(&obs, (64, 4), &Device::Cpu).expect("obs");
+    let actions = Tensor::from_slice(&actions, 64, &Device::Cpu).expect("actions");
+    let batch = PpoBatch {
+        observations: &obs,
+        actions: &actions,
+        old_values: &old_values,
+        old_log_probs: &old_log_probs,
+        advantages: &advantages,
+        returns: &returns,
+    };
+    let params = ppo_matched_config().params(1.0);
+    let mut opt = Adam::new(policy.trainable_vars(), 3e-4, 1e-5).expect("Adam");
+    c.bench_function("ppo/update_64_samples", |b| {
+        b.iter(|| ppo_update(&policy, &mut opt, black_box(&batch), &params, 1).expect("update"))
+    });
+}
+
+/// Runs SB3's PPO on the same workload when `RL_SB3_PYTHON` names a Python with SB3 2.9, and
+/// prints its throughput and our ratio to it (the criterion figure above is ours).
+fn sb3_baseline() {
+    let Some(python) = std::env::var_os("RL_SB3_PYTHON") else {
+        println!("ppo/sb3_baseline: set RL_SB3_PYTHON to a Python with stable-baselines3 2.9 to measure SB3 in this run");
+        return;
+    };
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tools/bench/sb3_ppo_cartpole.py"
+    );
+    // Our own throughput, measured here over the same number of rollouts as SB3's run.
+    let ours = ppo_rate();
+    let out = std::process::Command::new(python)
+        .args([script, "--rollouts", "4"])
+        .env("OMP_NUM_THREADS", "1")
+        .output();
+    match out {
+        Ok(o) if o.status.success() => {
+            let text = String::from_utf8_lossy(&o.stdout);
+            let sb3: Option<f64> = text
+                .lines()
+                .find_map(|l| l.strip_prefix("env_steps_per_s "))
+                .and_then(|v| v.trim().parse().ok());
+            match sb3 {
+                Some(sb3) => {
+                    println!(
+                        "ppo/sb3_baseline: SB3 {sb3:.0} env-steps/s, ours {ours:.0} env-steps/s                          (same workload, this run): {:.1}x",
+                        ours / sb3
+                    )
+                }
+                None => println!("ppo/sb3_baseline: unexpected output from {script}: {text}"),
+            }
+        }
+        Ok(o) => println!(
+            "ppo/sb3_baseline: {script} failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        ),
+        Err(e) => println!("ppo/sb3_baseline: cannot run the SB3 script: {e}"),
+    }
+}
+
+/// Env-steps/s of a fresh matched PPO run over 4 rollouts (8192 steps).
+fn ppo_rate() -> f64 {
+    let env = SyncVecEnv::make("CartPole-v1", 8, AutoresetMode::SameStep).expect("vec env");
+    let policy = cartpole_policy();
+    let mut model = Ppo::new(policy, env, ppo_matched_config()).expect("PPO");
+    let start = std::time::Instant::now();
+    model.learn(4 * 2048, &mut []).expect("learn");
+    model.num_timesteps() as f64 / start.elapsed().as_secs_f64()
+}
+
 criterion_group!(a2c, a2c_learn, a2c_update_40);
 criterion_group!(reinforce, reinforce_learn, reinforce_act);
-criterion_main!(a2c, reinforce);
+criterion_group!(ppo, ppo_learn, ppo_update_64);
+criterion_main!(a2c, reinforce, ppo);

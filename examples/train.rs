@@ -5,7 +5,10 @@
 //! ```
 //!
 //! A2C uses rl-zoo's CartPole-v1 settings (8 environments, 500k steps) and SB3's defaults for
-//! everything else; REINFORCE trains on one environment. Every `--eval-freq` environment steps
+//! everything else; PPO uses rl-zoo's settings for CartPole-v1 (8 environments, 100k steps,
+//! n_steps 32, batch 256, 20 epochs, linear lr 1e-3 and clip 0.2 schedules) and Pendulum-v1
+//! (4 environments, 100k steps, n_steps 1024, gamma 0.9, lr 1e-3; the zoo's gSDE is not used)
+//! and SB3's defaults with 8 environments elsewhere; REINFORCE trains on one environment. Every `--eval-freq` environment steps
 //! the deterministic policy is evaluated on its own environment (`--eval-episodes` episodes);
 //! training stops early once `--solved-evals` evaluations in a row reach the environment's
 //! registered reward threshold. A progress bar (on a terminal) and SB3's log tables show how
@@ -31,7 +34,8 @@ use rand::SeedableRng;
 use rl_algos::callbacks::EvalSummary;
 use rl_algos::{
     evaluate_policy, A2c, A2cConfig, AlgoError, Algorithm, Budget, Callback, EvalCallback,
-    EvalChild, Locals, Logger, ProgressBarCallback, Reinforce, ReinforceConfig,
+    EvalChild, Locals, Logger, Ppo, PpoConfig, ProgressBarCallback, Reinforce, ReinforceConfig,
+    Schedule,
 };
 use rl_env::{make, registry, AutoresetMode, Env, SyncVecEnv, ThreadVecEnv, VecEnv};
 use rl_policy::{Activation, MlpPolicy, MlpPolicyConfig, NetArch};
@@ -59,6 +63,8 @@ const FINAL_EVAL_SEED_OFFSET: u64 = 2_000;
 enum Algo {
     /// Synchronous advantage actor-critic (SB3's A2C).
     A2c,
+    /// Proximal policy optimization (SB3's PPO).
+    Ppo,
     /// Monte-Carlo policy gradient over whole episodes.
     Reinforce,
 }
@@ -67,6 +73,7 @@ impl fmt::Display for Algo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Algo::A2c => "a2c",
+            Algo::Ppo => "ppo",
             Algo::Reinforce => "reinforce",
         })
     }
@@ -93,11 +100,13 @@ struct Cli {
     /// Seed of everything random [default: 0].
     #[arg(long)]
     seed: Option<u64>,
-    /// Parallel environments [default: 8 for a2c; reinforce uses 1].
+    /// Parallel environments [default: 8 for a2c; for ppo 8, 4 on Pendulum-v1; reinforce
+    /// uses 1].
     #[arg(long)]
     n_envs: Option<usize>,
-    /// Environment-step budget (an absolute target when resuming) [default: 500000 for
-    /// CartPole-v1 and Acrobot-v1, 1000000 otherwise].
+    /// Environment-step budget (an absolute target when resuming) [default: a2c and
+    /// reinforce 500000 for CartPole-v1 and Acrobot-v1; ppo 100000 for CartPole-v1 and
+    /// Pendulum-v1; 1000000 otherwise].
     #[arg(long)]
     total_timesteps: Option<u64>,
     /// Environment steps between evaluations.
@@ -124,7 +133,7 @@ struct Cli {
     /// Candle's CPU threads (sets RAYON_NUM_THREADS) [default: $RAYON_NUM_THREADS, else 1].
     #[arg(long)]
     threads: Option<usize>,
-    /// How the environments are stepped (a2c).
+    /// How the environments are stepped (a2c, ppo).
     #[arg(long, value_enum, default_value_t = VecKind::Sync)]
     vec: VecKind,
     /// No progress bar, log tables or evaluation lines.
@@ -224,16 +233,52 @@ fn pick<T: PartialEq + fmt::Display>(
     }
 }
 
-fn default_total_timesteps(env: &str) -> u64 {
-    match env {
-        "CartPole-v1" | "Acrobot-v1" => 500_000,
+fn default_total_timesteps(algo: Algo, env: &str) -> u64 {
+    match (algo, env) {
+        (Algo::Ppo, "CartPole-v1" | "Pendulum-v1") => 100_000,
+        (Algo::Ppo, _) => 1_000_000,
+        (_, "CartPole-v1" | "Acrobot-v1") => 500_000,
         _ => 1_000_000,
+    }
+}
+
+/// PPO's settings for `env`: rl-zoo's (`hyperparams/ppo.yml`) for CartPole-v1 and Pendulum-v1
+/// (there without the zoo's gSDE), SB3's defaults elsewhere.
+fn ppo_config(env: &str, seed: u64, verbose: bool) -> PpoConfig {
+    let base = PpoConfig {
+        seed: Some(seed),
+        verbose,
+        ..PpoConfig::default()
+    };
+    match env {
+        "CartPole-v1" => PpoConfig {
+            n_steps: 32,
+            batch_size: 256,
+            gae_lambda: 0.8,
+            gamma: 0.98,
+            n_epochs: 20,
+            ent_coef: 0.0,
+            learning_rate: Schedule::LinearToZero(1e-3),
+            clip_range: Schedule::LinearToZero(0.2),
+            ..base
+        },
+        "Pendulum-v1" => PpoConfig {
+            n_steps: 1024,
+            gae_lambda: 0.95,
+            gamma: 0.9,
+            n_epochs: 10,
+            ent_coef: 0.0,
+            learning_rate: Schedule::Constant(1e-3),
+            clip_range: Schedule::Constant(0.2),
+            ..base
+        },
+        _ => base,
     }
 }
 
 fn resolve(cli: &Cli, saved: Option<&RunInfo>) -> Result<Spec, BoxError> {
     let algo = pick("--algo", cli.algo, saved.map(|s| s.algo))?
-        .ok_or("--algo is required (a2c or reinforce)")?;
+        .ok_or("--algo is required (a2c, ppo or reinforce)")?;
     let env = pick("--env", cli.env.clone(), saved.map(|s| s.env.clone()))?
         .ok_or("--env is required (e.g. CartPole-v1)")?;
     // Unknown ids fail here, before anything is written.
@@ -250,11 +295,12 @@ fn resolve(cli: &Cli, saved: Option<&RunInfo>) -> Result<Spec, BoxError> {
         }
         (Algo::Reinforce, _) => 1,
         (Algo::A2c, n) => n.unwrap_or(8),
+        (Algo::Ppo, n) => n.unwrap_or(if env == "Pendulum-v1" { 4 } else { 8 }),
     };
     let total_timesteps = cli
         .total_timesteps
         .or(saved.map(|s| s.total_timesteps))
-        .unwrap_or_else(|| default_total_timesteps(&env));
+        .unwrap_or_else(|| default_total_timesteps(algo, &env));
     if cli.eval_freq == 0 {
         return Err("--eval-freq must be at least 1".into());
     }
@@ -327,7 +373,7 @@ impl EvalChild for AfterEval {
 /// tutorial's single hidden layer of 128 ReLU units (its value head is unused).
 fn new_policy(spec: &Spec, env: &dyn Env, device: &Device) -> Result<MlpPolicy, BoxError> {
     let config = match spec.algo {
-        Algo::A2c => MlpPolicyConfig::default(),
+        Algo::A2c | Algo::Ppo => MlpPolicyConfig::default(),
         Algo::Reinforce => MlpPolicyConfig {
             net_arch: NetArch {
                 shared: vec![],
@@ -370,21 +416,24 @@ fn make_vec_env(spec: &Spec, kind: VecKind) -> Result<Box<dyn VecEnv>, BoxError>
 
 /// A trained learner of either algorithm.
 enum Model {
-    A2c(A2c<MlpPolicy, Box<dyn VecEnv>>),
-    Reinforce(Reinforce<MlpPolicy, Box<dyn Env>>),
+    A2c(Box<A2c<MlpPolicy, Box<dyn VecEnv>>>),
+    Ppo(Box<Ppo<MlpPolicy, Box<dyn VecEnv>>>),
+    Reinforce(Box<Reinforce<MlpPolicy, Box<dyn Env>>>),
 }
 
 impl Model {
     fn algorithm(&self) -> &dyn Algorithm {
         match self {
-            Model::A2c(m) => m,
-            Model::Reinforce(m) => m,
+            Model::A2c(m) => m.as_ref(),
+            Model::Ppo(m) => m.as_ref(),
+            Model::Reinforce(m) => m.as_ref(),
         }
     }
 
     fn into_policy(self) -> MlpPolicy {
         match self {
             Model::A2c(m) => m.into_parts().0,
+            Model::Ppo(m) => m.into_parts().0,
             Model::Reinforce(m) => m.into_parts().0,
         }
     }
@@ -409,22 +458,41 @@ fn train(
     let policy = new_policy(spec, &probe, &device)?;
     let verbose = !cli.quiet;
     let mut model = match (spec.algo, resume) {
-        (Algo::A2c, Some(dir)) => Model::A2c(A2c::load(
+        (Algo::A2c, Some(dir)) => Model::A2c(Box::new(A2c::load(
             dir.join(CHECKPOINT_FILE),
             policy,
             make_vec_env(spec, cli.vec)?,
-        )?),
+        )?)),
         (Algo::A2c, None) => {
             let config = A2cConfig {
                 seed: Some(spec.seed),
                 verbose,
                 ..A2cConfig::default()
             };
-            Model::A2c(A2c::new(policy, make_vec_env(spec, cli.vec)?, config)?)
+            Model::A2c(Box::new(A2c::new(
+                policy,
+                make_vec_env(spec, cli.vec)?,
+                config,
+            )?))
         }
-        (Algo::Reinforce, Some(dir)) => {
-            Model::Reinforce(Reinforce::load(dir.join(CHECKPOINT_FILE), policy, probe)?)
+        (Algo::Ppo, Some(dir)) => Model::Ppo(Box::new(Ppo::load(
+            dir.join(CHECKPOINT_FILE),
+            policy,
+            make_vec_env(spec, cli.vec)?,
+        )?)),
+        (Algo::Ppo, None) => {
+            let config = ppo_config(&spec.env, spec.seed, verbose);
+            Model::Ppo(Box::new(Ppo::new(
+                policy,
+                make_vec_env(spec, cli.vec)?,
+                config,
+            )?))
         }
+        (Algo::Reinforce, Some(dir)) => Model::Reinforce(Box::new(Reinforce::load(
+            dir.join(CHECKPOINT_FILE),
+            policy,
+            probe,
+        )?)),
         (Algo::Reinforce, None) => {
             let config = ReinforceConfig {
                 learning_rate: 5e-3,
@@ -432,7 +500,7 @@ fn train(
                 verbose,
                 ..ReinforceConfig::default()
             };
-            Model::Reinforce(Reinforce::new(policy, probe, config)?)
+            Model::Reinforce(Box::new(Reinforce::new(policy, probe, config)?))
         }
     };
     // Created only now, so that a bad checkpoint leaves the output directory alone.
@@ -441,6 +509,10 @@ fn train(
     let start = Instant::now();
     match &mut model {
         Model::A2c(m) => {
+            *m.logger_mut() = logger;
+            m.learn(spec.total_timesteps, callbacks)?;
+        }
+        Model::Ppo(m) => {
             *m.logger_mut() = logger;
             m.learn(spec.total_timesteps, callbacks)?;
         }

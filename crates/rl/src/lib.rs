@@ -9,7 +9,7 @@
 //! | [`env`] | `rl-env` | `Env`, spaces, classic control, wrappers, vector envs |
 //! | [`bridge`] | `rl-tensor-bridge` | host arrays <-> tensors, `TensorEnv` |
 //! | [`policy`] | `rl-policy` | distributions, policy traits, `MlpPolicy`, SB3 import |
-//! | [`algos`] | `rl-algos` | A2C, REINFORCE, buffers, optimizers, callbacks |
+//! | [`algos`] | `rl-algos` | A2C, PPO, REINFORCE, buffers, optimizers, callbacks |
 //!
 //! ```
 //! use rl::prelude::*;
@@ -39,7 +39,8 @@ pub mod prelude {
     pub use candle_core::{DType, Device, Tensor};
     pub use rl_algos::{
         evaluate_policy, A2c, A2cConfig, AlgoError, Callback, CheckpointCallback, EvalCallback,
-        Logger, ProgressBarCallback, Reinforce, ReinforceConfig, StopTrainingOnRewardThreshold,
+        Logger, Ppo, PpoConfig, ProgressBarCallback, Reinforce, ReinforceConfig, Schedule,
+        StopTrainingOnRewardThreshold,
     };
     pub use rl_env::{
         make, make_with, Action, AutoresetMode, Env, EnvError, EnvSpec, Info, Space, SyncVecEnv,

@@ -43,6 +43,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod fused;
 mod update;
 
 pub use update::{ppo_loss, ppo_update, PpoBatch, PpoLoss, PpoParams, PpoStats};

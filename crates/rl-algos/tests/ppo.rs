@@ -1,0 +1,615 @@
+//! PPO's training loop: counters and SB3's logged keys, target_kl stops, determinism across
+//! vector engines, bit-exact checkpoint resume, checkpoints of the wrong algorithm, divergence,
+//! configuration errors, a user's own network, and (ignored, release-only) learning CartPole-v1
+//! and Pendulum-v1 with rl-zoo's settings.
+
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::{Linear, Module, VarBuilder, VarMap};
+use rl_algos::a2c::{A2c, A2cConfig};
+use rl_algos::optim::Schedule;
+use rl_algos::ppo::{Ppo, PpoConfig};
+use rl_algos::{evaluate_policy, AlgoError, Callback, Locals, Logger};
+use rl_env::registry::EnvSpec;
+use rl_env::{AutoresetMode, Env, SyncVecEnv, ThreadVecEnv, VecEnv};
+use rl_policy::{
+    ActionDist, ActorCritic, Categorical, MlpPolicy, MlpPolicyConfig, StochasticPolicy,
+};
+use std::path::PathBuf;
+
+fn set_threads() {
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        std::env::set_var("RAYON_NUM_THREADS", "1");
+    }
+}
+
+fn sync_env(id: &str, n: usize, max_steps: u64) -> SyncVecEnv {
+    let spec = EnvSpec {
+        max_episode_steps: Some(max_steps),
+        ..EnvSpec::default()
+    };
+    SyncVecEnv::make_with(id, &spec, n, AutoresetMode::SameStep).unwrap()
+}
+
+fn policy_for<V: VecEnv>(env: &V, seed: u64) -> MlpPolicy {
+    MlpPolicy::new(
+        env.observation_space(),
+        env.action_space(),
+        MlpPolicyConfig::default(),
+        seed,
+        &Device::Cpu,
+    )
+    .unwrap()
+}
+
+fn model<V: VecEnv>(env: V, config: PpoConfig) -> Ppo<MlpPolicy, V> {
+    let policy = policy_for(&env, config.seed.unwrap_or(0));
+    Ppo::new(policy, env, config).unwrap()
+}
+
+fn bits_of(vars: Vec<(String, Var)>) -> Vec<(String, Vec<u32>)> {
+    vars.into_iter()
+        .map(|(n, v)| {
+            let xs: Vec<f32> = v.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
+            (n, xs.into_iter().map(f32::to_bits).collect())
+        })
+        .collect()
+}
+
+fn params<V: VecEnv>(m: &Ppo<MlpPolicy, V>) -> Vec<(String, Vec<u32>)> {
+    bits_of(m.policy_ref().trainable_vars())
+}
+
+/// A small PPO configuration for fast tests.
+fn small(seed: u64) -> PpoConfig {
+    PpoConfig {
+        n_steps: 16,
+        batch_size: 16,
+        n_epochs: 3,
+        seed: Some(seed),
+        log_interval: 0,
+        ..PpoConfig::default()
+    }
+}
+
+fn temp_path(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rl-algos-ppo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+#[test]
+fn learn_counts_steps_epochs_and_logs_sb3_keys() {
+    set_threads();
+    let config = PpoConfig {
+        batch_size: 24, // 64 samples per rollout: minibatches of 24, 24 and 16
+        ent_coef: 0.01,
+        clip_range_vf: Some(Schedule::Constant(1.0)),
+        ..small(1)
+    };
+    let mut m = model(sync_env("CartPole-v1", 4, 25), config);
+    m.learn(320, &mut []).unwrap();
+    assert_eq!(m.num_timesteps(), 320);
+    assert_eq!(m.iterations(), 5);
+    // SB3 counts one update per epoch.
+    assert_eq!(m.n_updates(), 15);
+    let t = m.last_train().unwrap();
+    assert_eq!((t.epochs, t.steps, t.stopped_early), (3, 9, false));
+    assert!(t.loss.is_finite() && t.approx_kl >= 0.0);
+    assert!((0.0..=1.0).contains(&t.clip_fraction));
+    let keys: Vec<&str> = m.logger().values().keys().map(String::as_str).collect();
+    for k in [
+        "train/approx_kl",
+        "train/clip_fraction",
+        "train/clip_range",
+        "train/clip_range_vf",
+        "train/entropy_loss",
+        "train/explained_variance",
+        "train/learning_rate",
+        "train/loss",
+        "train/n_updates",
+        "train/policy_gradient_loss",
+        "train/value_loss",
+    ] {
+        assert!(keys.contains(&k), "{k} missing from {keys:?}");
+    }
+    assert!(
+        !keys.contains(&"train/std"),
+        "std is logged for Gaussian policies only"
+    );
+    assert_eq!(m.logger().values()["train/n_updates"], 15.0);
+}
+
+#[test]
+fn schedules_follow_progress_and_gaussian_policies_log_std() {
+    set_threads();
+    let config = PpoConfig {
+        learning_rate: Schedule::LinearToZero(1e-3),
+        clip_range: Schedule::LinearToZero(0.2),
+        ..small(2)
+    };
+    let mut m = model(sync_env("Pendulum-v1", 2, 50), config);
+    m.learn(128, &mut []).unwrap();
+    // The last train() ran at progress_remaining 1 - 128/128 = 0.
+    let values = m.logger().values();
+    assert_eq!(values["train/learning_rate"], 0.0);
+    assert_eq!(values["train/clip_range"], 0.0);
+    assert!(values["train/std"] > 0.0);
+    assert_eq!(m.optimizer().learning_rate(), 0.0);
+}
+
+#[test]
+fn target_kl_stops_the_epochs_and_counts_the_stopping_epoch() {
+    set_threads();
+    let config = PpoConfig {
+        learning_rate: Schedule::Constant(3e-2),
+        n_epochs: 10,
+        batch_size: 8,
+        target_kl: Some(1e-6),
+        ..small(3)
+    };
+    let mut m = model(sync_env("CartPole-v1", 2, 40), config);
+    m.learn(32, &mut []).unwrap();
+    let t = m.last_train().unwrap();
+    assert!(t.stopped_early, "{t:?}");
+    assert!(t.epochs < 10 && t.epochs >= 1, "{t:?}");
+    assert_eq!(m.n_updates(), t.epochs as u64);
+    // The stop comes before that minibatch's step: fewer steps than minibatches seen.
+    assert!(t.steps < t.epochs * 4, "{t:?}");
+}
+
+#[test]
+fn same_seed_gives_bit_identical_parameters_with_sync_and_thread_engines() {
+    set_threads();
+    let spec = EnvSpec {
+        max_episode_steps: Some(30),
+        ..EnvSpec::default()
+    };
+    let mut runs = Vec::new();
+    for engine in ["sync", "sync again", "thread"] {
+        let env: Box<dyn VecEnv> = if engine == "thread" {
+            Box::new(
+                ThreadVecEnv::make_with("CartPole-v1", &spec, 32, 2, AutoresetMode::SameStep)
+                    .unwrap(),
+            )
+        } else {
+            Box::new(
+                SyncVecEnv::make_with("CartPole-v1", &spec, 32, AutoresetMode::SameStep).unwrap(),
+            )
+        };
+        let mut m = model(env, small(4));
+        m.learn(1536, &mut []).unwrap();
+        runs.push((engine, params(&m)));
+    }
+    assert!(runs[0].1 == runs[1].1, "two sync runs differ");
+    assert!(runs[0].1 == runs[2].1, "sync and thread runs differ");
+}
+
+/// Saves a checkpoint from inside `on_step` once `at` steps are reached.
+struct SaveAt {
+    at: u64,
+    path: PathBuf,
+    saved: bool,
+}
+
+impl Callback for SaveAt {
+    fn on_step(&mut self, locals: &Locals<'_>, _logger: &mut Logger) -> rl_algos::Result<bool> {
+        if !self.saved && locals.num_timesteps >= self.at {
+            locals.algo.save_checkpoint(&self.path)?;
+            self.saved = true;
+        }
+        Ok(true)
+    }
+}
+
+fn resume_case(id: &str, max_steps: u64, config: PpoConfig, at: u64, total: u64, file: &str) {
+    set_threads();
+    let path = temp_path(file);
+    let mut saver = SaveAt {
+        at,
+        path: path.clone(),
+        saved: false,
+    };
+    let mut full = model(sync_env(id, 3, max_steps), config.clone());
+    full.learn(total, &mut [&mut saver]).unwrap();
+    assert!(saver.saved);
+    let env = sync_env(id, 3, max_steps);
+    let policy = policy_for(&env, 999); // other weights: the checkpoint must overwrite them
+    let mut resumed = Ppo::load(&path, policy, env).unwrap();
+    assert_eq!(resumed.config(), &config);
+    resumed.learn(total, &mut []).unwrap();
+    assert_eq!(resumed.num_timesteps(), full.num_timesteps());
+    assert_eq!(resumed.n_updates(), full.n_updates());
+    assert!(
+        params(&resumed) == params(&full),
+        "{id}: resumed parameters differ"
+    );
+    assert_eq!(
+        resumed.optimizer().state().unwrap(),
+        full.optimizer().state().unwrap(),
+        "{id}: Adam state differs"
+    );
+    let _ = std::fs::remove_file(&path);
+}
+
+#[test]
+fn resuming_a_checkpoint_is_bit_identical_discrete() {
+    // Saved in the middle of the second rollout (and of an episode).
+    resume_case("CartPole-v1", 20, small(5), 70, 240, "ppo_cartpole.ckpt");
+}
+
+#[test]
+fn resuming_a_checkpoint_is_bit_identical_continuous_with_schedules() {
+    let config = PpoConfig {
+        learning_rate: Schedule::LinearToZero(3e-3),
+        clip_range: Schedule::LinearToZero(0.3),
+        clip_range_vf: Some(Schedule::Constant(5.0)),
+        target_kl: Some(0.05),
+        ..small(6)
+    };
+    resume_case("Pendulum-v1", 30, config, 100, 288, "ppo_pendulum.ckpt");
+}
+
+#[test]
+fn checkpoints_of_another_algorithm_are_refused_by_name() {
+    set_threads();
+    let path = temp_path("a2c_for_ppo.ckpt");
+    let env = sync_env("CartPole-v1", 2, 30);
+    let mut a2c = A2c::new(
+        policy_for(&env, 0),
+        env,
+        A2cConfig {
+            seed: Some(0),
+            ..A2cConfig::default()
+        },
+    )
+    .unwrap();
+    a2c.learn(20, &mut []).unwrap();
+    a2c.save(&path).unwrap();
+    let env = sync_env("CartPole-v1", 2, 30);
+    match Ppo::load(&path, policy_for(&env, 0), env) {
+        Err(AlgoError::Checkpoint { reason, .. }) => {
+            assert!(reason.contains("A2C") && reason.contains("PPO"), "{reason}")
+        }
+        Err(other) => panic!("expected a checkpoint error, got {other:?}"),
+        Ok(_) => panic!("an A2C checkpoint loaded as PPO"),
+    }
+    let _ = std::fs::remove_file(&path);
+}
+
+#[test]
+fn divergence_stops_training_with_the_iteration() {
+    set_threads();
+    let config = PpoConfig {
+        learning_rate: Schedule::Constant(1e35),
+        max_grad_norm: 1e30,
+        ..small(7)
+    };
+    let mut m = model(sync_env("CartPole-v1", 2, 100), config);
+    match m.learn(2_000, &mut []) {
+        Err(AlgoError::Diverged { iteration, what }) => {
+            assert!(
+                iteration >= 1 && iteration <= m.iterations() + 1,
+                "{iteration} {what}"
+            );
+        }
+        other => panic!("expected divergence, got {other:?}"),
+    }
+}
+
+#[test]
+fn bad_configurations_are_rejected_with_the_field_named() {
+    set_threads();
+    for (field, config) in [
+        (
+            "n_steps",
+            PpoConfig {
+                n_steps: 0,
+                ..small(0)
+            },
+        ),
+        (
+            "batch_size",
+            PpoConfig {
+                batch_size: 0,
+                ..small(0)
+            },
+        ),
+        (
+            "batch_size",
+            PpoConfig {
+                batch_size: 1,
+                ..small(0)
+            },
+        ),
+        (
+            "n_epochs",
+            PpoConfig {
+                n_epochs: 0,
+                ..small(0)
+            },
+        ),
+        (
+            "gamma",
+            PpoConfig {
+                gamma: 1.5,
+                ..small(0)
+            },
+        ),
+        (
+            "gae_lambda",
+            PpoConfig {
+                gae_lambda: -0.1,
+                ..small(0)
+            },
+        ),
+        (
+            "clip_range",
+            PpoConfig {
+                clip_range: Schedule::Constant(0.0),
+                ..small(0)
+            },
+        ),
+        (
+            "clip_range_vf",
+            PpoConfig {
+                clip_range_vf: Some(Schedule::Constant(f64::NAN)),
+                ..small(0)
+            },
+        ),
+        (
+            "target_kl",
+            PpoConfig {
+                target_kl: Some(-1.0),
+                ..small(0)
+            },
+        ),
+        (
+            "learning_rate",
+            PpoConfig {
+                learning_rate: Schedule::Constant(f64::INFINITY),
+                ..small(0)
+            },
+        ),
+        (
+            "max_grad_norm",
+            PpoConfig {
+                max_grad_norm: 0.0,
+                ..small(0)
+            },
+        ),
+        (
+            "ent_coef",
+            PpoConfig {
+                ent_coef: -1.0,
+                ..small(0)
+            },
+        ),
+        (
+            "adam_eps",
+            PpoConfig {
+                adam_eps: 0.0,
+                ..small(0)
+            },
+        ),
+        (
+            "stats_window_size",
+            PpoConfig {
+                stats_window_size: 0,
+                ..small(0)
+            },
+        ),
+    ] {
+        let env = sync_env("CartPole-v1", 1, 10);
+        match Ppo::new(policy_for(&env, 0), env, config.clone()) {
+            Err(AlgoError::InvalidArgument(m)) => {
+                assert!(m.contains(field), "{field}: message {m:?} does not name it")
+            }
+            Err(other) => panic!("{field}: expected InvalidArgument, got {other:?}"),
+            Ok(_) => panic!("{field}: {config:?} was accepted"),
+        }
+    }
+    // Rollouts too large to allocate are refused before anything is allocated.
+    let env = sync_env("CartPole-v1", 4, 10);
+    let huge = PpoConfig {
+        n_steps: 1 << 62,
+        ..small(0)
+    };
+    match Ppo::new(policy_for(&env, 0), env, huge) {
+        Err(AlgoError::InvalidArgument(m)) => assert!(m.contains("n_steps"), "{m}"),
+        other => panic!("expected InvalidArgument, got {:?}", other.err()),
+    }
+    let env = SyncVecEnv::make("CartPole-v1", 1, AutoresetMode::NextStep).unwrap();
+    assert!(matches!(
+        Ppo::new(policy_for(&env, 0), env, small(0)).err(),
+        Some(AlgoError::InvalidArgument(_))
+    ));
+}
+
+/// A user's own network: a shared ReLU trunk with two heads, written with candle-nn.
+struct SharedTrunk {
+    trunk: Linear,
+    pi: Linear,
+    v: Linear,
+    vars: VarMap,
+    device: Device,
+}
+
+impl SharedTrunk {
+    fn new(obs_dim: usize, n_actions: usize) -> Self {
+        let (vars, device) = (VarMap::new(), Device::Cpu);
+        let vb = VarBuilder::from_varmap(&vars, DType::F32, &device);
+        SharedTrunk {
+            trunk: candle_nn::linear(obs_dim, 32, vb.pp("trunk")).unwrap(),
+            pi: candle_nn::linear(32, n_actions, vb.pp("pi")).unwrap(),
+            v: candle_nn::linear(32, 1, vb.pp("v")).unwrap(),
+            vars,
+            device,
+        }
+    }
+}
+
+impl StochasticPolicy for SharedTrunk {
+    fn action_dist(&self, obs: &Tensor) -> rl_policy::Result<ActionDist> {
+        Ok(self.forward(obs)?.0)
+    }
+    fn trainable_vars(&self) -> Vec<(String, Var)> {
+        let mut v: Vec<_> = self
+            .vars
+            .data()
+            .lock()
+            .unwrap()
+            .clone()
+            .into_iter()
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+    fn device(&self) -> &Device {
+        &self.device
+    }
+}
+
+impl ActorCritic for SharedTrunk {
+    fn forward(&self, obs: &Tensor) -> rl_policy::Result<(ActionDist, Tensor)> {
+        let h = self.trunk.forward(obs)?.relu()?;
+        let dist = Categorical::from_logits(&self.pi.forward(&h)?)?;
+        Ok((
+            ActionDist::Categorical(dist),
+            self.v.forward(&h)?.squeeze(1)?,
+        ))
+    }
+}
+
+#[test]
+fn trains_a_users_own_network() {
+    set_threads();
+    let env = sync_env("CartPole-v1", 4, 50);
+    let net = SharedTrunk::new(4, 2);
+    let before = bits_of(net.trainable_vars());
+    let mut m = Ppo::new(net, env, small(8)).unwrap();
+    m.learn(256, &mut []).unwrap();
+    let after = bits_of(m.policy_ref().trainable_vars());
+    assert_eq!(before.len(), after.len());
+    for ((name, b), (_, a)) in before.iter().zip(&after) {
+        assert_ne!(a, b, "{name} was not trained");
+    }
+}
+
+/// Trains with `config` on `n_envs` copies of `id` for `total` steps, evaluating the
+/// deterministic policy on 10 episodes every `every` steps and at the end; returns
+/// (evaluations, final mean, seconds).
+fn learning_run(
+    id: &str,
+    n_envs: usize,
+    config: PpoConfig,
+    total: u64,
+    every: u64,
+) -> (Vec<(u64, f64)>, f64, f64) {
+    set_threads();
+    struct Evals {
+        env: Box<dyn Env>,
+        every: u64,
+        next: u64,
+        history: Vec<(u64, f64)>,
+    }
+    impl Callback for Evals {
+        fn on_step(&mut self, l: &Locals<'_>, _: &mut Logger) -> rl_algos::Result<bool> {
+            if l.num_timesteps >= self.next {
+                self.next += self.every;
+                let mut rng = rand::rngs::mock::StepRng::new(0, 1);
+                let e = evaluate_policy(l.algo.policy(), &mut self.env, 10, true, &mut rng)?;
+                self.history.push((l.num_timesteps, e.mean));
+            }
+            Ok(true)
+        }
+    }
+    let seed = config.seed.unwrap();
+    let env = SyncVecEnv::make(id, n_envs, AutoresetMode::SameStep).unwrap();
+    let mut m = model(env, config);
+    let mut eval_env = rl_env::make(id).unwrap();
+    eval_env.reset(Some(10_000 + seed)).unwrap();
+    let mut cb = Evals {
+        env: eval_env,
+        every,
+        next: every,
+        history: Vec::new(),
+    };
+    let start = std::time::Instant::now();
+    m.learn(total, &mut [&mut cb]).unwrap();
+    let secs = start.elapsed().as_secs_f64();
+    let (policy, _) = m.into_parts();
+    let mut final_env = rl_env::make(id).unwrap();
+    final_env.reset(Some(20_000 + seed)).unwrap();
+    let mut rng = rand::rngs::mock::StepRng::new(0, 1);
+    let fin = evaluate_policy(&policy, &mut final_env, 10, true, &mut rng)
+        .unwrap()
+        .mean;
+    (cb.history, fin, secs)
+}
+
+#[test]
+#[ignore = "slow: run in release with --ignored"]
+fn ppo_solves_cartpole_with_rl_zoo_settings() {
+    let mut reached = 0;
+    let mut report = Vec::new();
+    for seed in 0..5u64 {
+        // rl-zoo's hyperparams/ppo.yml, CartPole-v1.
+        let config = PpoConfig {
+            n_steps: 32,
+            batch_size: 256,
+            gae_lambda: 0.8,
+            gamma: 0.98,
+            n_epochs: 20,
+            ent_coef: 0.0,
+            learning_rate: Schedule::LinearToZero(1e-3),
+            clip_range: Schedule::LinearToZero(0.2),
+            seed: Some(seed),
+            log_interval: 0,
+            ..PpoConfig::default()
+        };
+        let (history, fin, secs) = learning_run("CartPole-v1", 8, config, 100_000, 10_000);
+        let best = history.iter().map(|h| h.1).fold(fin, f64::max);
+        println!(
+            "seed {seed}: final {fin:.1}, best {best:.1} ({secs:.1} s); evaluations {history:?}"
+        );
+        report.push((seed, fin, best));
+        reached += usize::from(best >= 475.0);
+    }
+    assert!(
+        reached >= 4,
+        "only {reached} of 5 seeds reached a mean of 475: {report:?}"
+    );
+}
+
+#[test]
+#[ignore = "slow: run in release with --ignored"]
+fn ppo_learns_pendulum_with_rl_zoo_settings_without_gsde() {
+    let mut reached = 0;
+    let mut report = Vec::new();
+    for seed in 0..3u64 {
+        // rl-zoo's hyperparams/ppo.yml, Pendulum-v1, without its use_sde/sde_sample_freq.
+        let config = PpoConfig {
+            n_steps: 1024,
+            gae_lambda: 0.95,
+            gamma: 0.9,
+            n_epochs: 10,
+            ent_coef: 0.0,
+            learning_rate: Schedule::Constant(1e-3),
+            clip_range: Schedule::Constant(0.2),
+            seed: Some(seed),
+            log_interval: 0,
+            ..PpoConfig::default()
+        };
+        let (history, fin, secs) = learning_run("Pendulum-v1", 4, config, 100_000, 8_192);
+        let best = history.iter().map(|h| h.1).fold(fin, f64::max);
+        println!(
+            "seed {seed}: final {fin:.1}, best {best:.1} ({secs:.1} s); evaluations {history:?}"
+        );
+        report.push((seed, fin, best));
+        reached += usize::from(best >= -400.0);
+    }
+    assert!(
+        reached >= 2,
+        "only {reached} of 3 seeds reached a mean of -400: {report:?}"
+    );
+}
