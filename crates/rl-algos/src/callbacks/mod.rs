@@ -71,7 +71,9 @@ pub trait Callback {
     fn on_training_start(&mut self, _locals: &Locals<'_>, _logger: &mut Logger) -> Result<()> {
         Ok(())
     }
-    /// After every vector-env step; `Ok(false)` stops training.
+    /// After every vector-env step (on-policy algorithms: as SB3, after the step and the
+    /// timestep counter, before the step is recorded in the episode statistics and the rollout
+    /// buffer); `Ok(false)` stops training.
     fn on_step(&mut self, locals: &Locals<'_>, logger: &mut Logger) -> Result<bool>;
     /// After each rollout is collected, before the update.
     fn on_rollout_end(&mut self, _locals: &Locals<'_>, _logger: &mut Logger) -> Result<()> {
