@@ -392,6 +392,93 @@ fn bad_configurations_are_rejected() {
     );
 }
 
+/// Sizes that pass the per-field checks but overflow or cannot be allocated: `n_steps * n_envs`
+/// wrapping to 0, `usize::MAX`, 2^40 rows. Each is an error naming n_steps, before anything is
+/// allocated; a huge statistics window is fine (it is never allocated up front).
+#[test]
+fn absurd_sizes_are_errors_not_panics_or_aborts() {
+    set_threads();
+    for n_steps in [1usize << 62, usize::MAX, 1 << 40, (1 << 31) + 1] {
+        let env = sync_env("CartPole-v1", 4, 10);
+        let config = A2cConfig {
+            n_steps,
+            ..seeded(0)
+        };
+        match A2c::new(policy_for(&env, 0), env, config) {
+            Err(AlgoError::InvalidArgument(m)) => assert!(m.contains("n_steps"), "{m}"),
+            Err(other) => panic!("n_steps {n_steps}: expected InvalidArgument, got {other:?}"),
+            Ok(_) => panic!("n_steps {n_steps} was accepted"),
+        }
+    }
+    let env = sync_env("CartPole-v1", 2, 10);
+    let config = A2cConfig {
+        stats_window_size: usize::MAX,
+        ..seeded(0)
+    };
+    let mut m = A2c::new(policy_for(&env, 0), env, config).unwrap();
+    m.learn(100, &mut []).unwrap();
+    assert!(m.episode_info().count() > 0);
+}
+
+/// FNV-1a 64 over `bytes`: the checkpoints' checksum, so a test can forge a valid file.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Overwrites the little-endian u64 at `at` and recomputes the trailing checksum.
+fn forge_u64(file: &[u8], at: usize, value: u64) -> Vec<u8> {
+    let mut b = file.to_vec();
+    b[at..at + 8].copy_from_slice(&value.to_le_bytes());
+    let body = b.len() - 8;
+    let sum = fnv1a(&b[..body]);
+    b[body..].copy_from_slice(&sum.to_le_bytes());
+    b
+}
+
+/// Checkpoints with a valid checksum whose configuration asks for absurd sizes (n_steps or the
+/// statistics window 2^40, u64::MAX) are errors, not aborts or capacity-overflow panics.
+#[test]
+fn forged_checkpoints_with_absurd_sizes_are_errors() {
+    set_threads();
+    let path = temp_path("forged.ckpt");
+    // Distinctive values, to find the two fields in the file.
+    let small = A2cConfig {
+        n_steps: 5,
+        stats_window_size: 77,
+        ..seeded(9)
+    };
+    let mut m = model(sync_env("CartPole-v1", 2, 30), small);
+    m.learn(20, &mut []).unwrap();
+    m.save(&path).unwrap();
+    let good = std::fs::read(&path).unwrap();
+    let find = |v: u64| {
+        let needle = v.to_le_bytes();
+        good.windows(8)
+            .position(|w| w == needle)
+            .unwrap_or_else(|| panic!("{v} not found in the checkpoint"))
+    };
+    let n_steps_at = find(5);
+    let window_at = find(77);
+    for (field, at) in [("n_steps", n_steps_at), ("stats_window_size", window_at)] {
+        for value in [1u64 << 40, u64::MAX, 1 << 62] {
+            std::fs::write(&path, forge_u64(&good, at, value)).unwrap();
+            let env = sync_env("CartPole-v1", 2, 30);
+            match A2c::load(&path, policy_for(&env, 0), env) {
+                Err(e @ (AlgoError::Checkpoint { .. } | AlgoError::InvalidArgument(_))) => {
+                    assert!(e.to_string().contains(field), "{field} = {value}: {e}")
+                }
+                Err(other) => panic!("{field} = {value}: unexpected error {other:?}"),
+                // A huge window is harmless: it is never allocated up front.
+                Ok(_) if field == "stats_window_size" => {}
+                Ok(_) => panic!("{field} = {value} was accepted"),
+            }
+        }
+    }
+    let _ = std::fs::remove_file(&path);
+}
+
 /// Deterministic 10-episode evaluations every `every` steps; stops after two in a row reach
 /// `threshold` (the rl-zoo protocol).
 struct EvalUntilSolved {

@@ -344,6 +344,21 @@ fn invalid_configurations_are_rejected() {
             }),
             ..config(0)
         },
+        // Absurd sizes: refused before anything is allocated (no abort, no overflow).
+        ReinforceConfig {
+            baseline: Some(BaselineConfig {
+                hidden: vec![100_000, 100_000],
+                learning_rate: 1e-3,
+            }),
+            ..config(0)
+        },
+        ReinforceConfig {
+            baseline: Some(BaselineConfig {
+                hidden: vec![usize::MAX, 2],
+                learning_rate: 1e-3,
+            }),
+            ..config(0)
+        },
     ] {
         let env = cartpole();
         let policy = tutorial_policy(&*env, 0);
@@ -352,6 +367,16 @@ fn invalid_configurations_are_rejected() {
             Err(AlgoError::InvalidArgument(_))
         ));
     }
+    // A huge statistics window is never allocated up front.
+    let env = cartpole();
+    let policy = tutorial_policy(&*env, 0);
+    let huge_window = ReinforceConfig {
+        stats_window_size: usize::MAX,
+        ..config(0)
+    };
+    let mut m = Reinforce::new(policy, env, huge_window).unwrap();
+    m.learn(Budget::Episodes(3), &mut []).unwrap();
+    assert_eq!(m.episode_info().count(), 3);
 }
 
 #[test]

@@ -27,6 +27,10 @@ impl Default for BaselineConfig {
     }
 }
 
+/// Most parameters a baseline network may have (2^26 f32 values, 256 MiB): a larger one is a
+/// configuration mistake (or a forged checkpoint) and is refused before anything is allocated.
+pub const MAX_BASELINE_PARAMETERS: usize = 1 << 26;
+
 /// The value network: `(weight [out, in], bias [out])` per layer, parameters named
 /// `baseline.{layer}.weight` / `baseline.{layer}.bias`.
 pub(crate) struct ValueNet {
@@ -51,6 +55,18 @@ impl ValueNet {
         dims.push(obs_dim);
         dims.extend_from_slice(&config.hidden);
         dims.push(1);
+        let params = dims.windows(2).try_fold(0usize, |acc, w| {
+            w[0].checked_add(1)?
+                .checked_mul(w[1])
+                .and_then(|n| acc.checked_add(n))
+        });
+        if params.is_none_or(|p| p > MAX_BASELINE_PARAMETERS) {
+            return Err(AlgoError::InvalidArgument(format!(
+                "baseline hidden layers {:?} on {obs_dim} observations would have more than \
+                 {MAX_BASELINE_PARAMETERS} parameters",
+                config.hidden
+            )));
+        }
         let mut layers = Vec::with_capacity(dims.len() - 1);
         let mut vars = Vec::with_capacity(2 * (dims.len() - 1));
         for (i, w) in dims.windows(2).enumerate() {
