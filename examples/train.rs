@@ -301,6 +301,18 @@ fn resolve(cli: &Cli, saved: Option<&RunInfo>) -> Result<Spec, BoxError> {
         .total_timesteps
         .or(saved.map(|s| s.total_timesteps))
         .unwrap_or_else(|| default_total_timesteps(algo, &env));
+    if total_timesteps == 0 {
+        return Err("--total-timesteps must be at least 1".into());
+    }
+    if let Some(done) = saved.map(|s| s.num_timesteps) {
+        if done >= total_timesteps {
+            return Err(format!(
+                "the resumed run already has {done} steps, and the budget is {total_timesteps}: \
+                 pass a larger --total-timesteps to train further"
+            )
+            .into());
+        }
+    }
     if cli.eval_freq == 0 {
         return Err("--eval-freq must be at least 1".into());
     }
@@ -439,6 +451,59 @@ impl Model {
     }
 }
 
+/// Restores the run saved in `dir`, checking that its `run.json` (already read into `spec`)
+/// still describes the checkpoint: an edited algo, env, n_envs or seed is an error naming it.
+fn restore(
+    spec: &Spec,
+    cli: &Cli,
+    dir: &Path,
+    policy: MlpPolicy,
+    probe: Box<dyn Env>,
+) -> Result<Model, BoxError> {
+    let path = dir.join(CHECKPOINT_FILE);
+    let loaded =
+        match spec.algo {
+            Algo::A2c => A2c::load(&path, policy, make_vec_env(spec, cli.vec)?)
+                .map(|m| Model::A2c(Box::new(m))),
+            Algo::Ppo => Ppo::load(&path, policy, make_vec_env(spec, cli.vec)?)
+                .map(|m| Model::Ppo(Box::new(m))),
+            Algo::Reinforce => {
+                Reinforce::load(&path, policy, probe).map(|m| Model::Reinforce(Box::new(m)))
+            }
+        };
+    let shown = dir.display();
+    let model = loaded.map_err(|e| -> BoxError {
+        match &e {
+            AlgoError::CheckpointKind { found, .. } => format!(
+                "cannot resume from {shown}: {RUN_FILE} says algo {}, but {CHECKPOINT_FILE} is a \
+                 checkpoint of {found}",
+                spec.algo
+            )
+            .into(),
+            _ => format!(
+                "cannot resume from {shown}: {CHECKPOINT_FILE} does not match {RUN_FILE}'s env \
+                 {} with n_envs {} ({e})",
+                spec.env, spec.n_envs
+            )
+            .into(),
+        }
+    })?;
+    let seed = match &model {
+        Model::A2c(m) => m.seed(),
+        Model::Ppo(m) => m.seed(),
+        Model::Reinforce(m) => m.seed(),
+    };
+    if seed != spec.seed {
+        return Err(format!(
+            "cannot resume from {shown}: {RUN_FILE} says seed {}, but {CHECKPOINT_FILE} holds a \
+             run with seed {seed}",
+            spec.seed
+        )
+        .into());
+    }
+    Ok(model)
+}
+
 /// What training produced.
 struct Trained {
     model: Model,
@@ -457,51 +522,39 @@ fn train(
     let probe = make(&spec.env)?;
     let policy = new_policy(spec, &probe, &device)?;
     let verbose = !cli.quiet;
-    let mut model = match (spec.algo, resume) {
-        (Algo::A2c, Some(dir)) => Model::A2c(Box::new(A2c::load(
-            dir.join(CHECKPOINT_FILE),
-            policy,
-            make_vec_env(spec, cli.vec)?,
-        )?)),
-        (Algo::A2c, None) => {
-            let config = A2cConfig {
-                seed: Some(spec.seed),
-                verbose,
-                ..A2cConfig::default()
-            };
-            Model::A2c(Box::new(A2c::new(
-                policy,
-                make_vec_env(spec, cli.vec)?,
-                config,
-            )?))
-        }
-        (Algo::Ppo, Some(dir)) => Model::Ppo(Box::new(Ppo::load(
-            dir.join(CHECKPOINT_FILE),
-            policy,
-            make_vec_env(spec, cli.vec)?,
-        )?)),
-        (Algo::Ppo, None) => {
-            let config = ppo_config(&spec.env, spec.seed, verbose);
-            Model::Ppo(Box::new(Ppo::new(
-                policy,
-                make_vec_env(spec, cli.vec)?,
-                config,
-            )?))
-        }
-        (Algo::Reinforce, Some(dir)) => Model::Reinforce(Box::new(Reinforce::load(
-            dir.join(CHECKPOINT_FILE),
-            policy,
-            probe,
-        )?)),
-        (Algo::Reinforce, None) => {
-            let config = ReinforceConfig {
-                learning_rate: 5e-3,
-                seed: Some(spec.seed),
-                verbose,
-                ..ReinforceConfig::default()
-            };
-            Model::Reinforce(Box::new(Reinforce::new(policy, probe, config)?))
-        }
+    let mut model = match resume {
+        Some(dir) => restore(spec, cli, dir, policy, probe)?,
+        None => match spec.algo {
+            Algo::A2c => {
+                let config = A2cConfig {
+                    seed: Some(spec.seed),
+                    verbose,
+                    ..A2cConfig::default()
+                };
+                Model::A2c(Box::new(A2c::new(
+                    policy,
+                    make_vec_env(spec, cli.vec)?,
+                    config,
+                )?))
+            }
+            Algo::Ppo => {
+                let config = ppo_config(&spec.env, spec.seed, verbose);
+                Model::Ppo(Box::new(Ppo::new(
+                    policy,
+                    make_vec_env(spec, cli.vec)?,
+                    config,
+                )?))
+            }
+            Algo::Reinforce => {
+                let config = ReinforceConfig {
+                    learning_rate: 5e-3,
+                    seed: Some(spec.seed),
+                    verbose,
+                    ..ReinforceConfig::default()
+                };
+                Model::Reinforce(Box::new(Reinforce::new(policy, probe, config)?))
+            }
+        },
     };
     // Created only now, so that a bad checkpoint leaves the output directory alone.
     let logger = Logger::new(verbose).with_csv(spec.out.join("progress.csv"))?;
@@ -596,10 +649,6 @@ fn run(cli: &Cli) -> Result<(), BoxError> {
         cli.eval_episodes,
         spec.out.display()
     );
-    if saved.is_some() && resumed_at >= spec.total_timesteps {
-        println!("The resumed run already has {resumed_at} steps: raise --total-timesteps to train further.");
-    }
-
     let save = cli.save.clone().map(|dir| {
         let info = RunInfo {
             format: RUN_FORMAT.into(),

@@ -15,6 +15,13 @@ use rand_chacha::ChaCha12Rng;
 use std::collections::VecDeque;
 use std::path::Path;
 
+/// The magics of this crate's checkpoint formats and who writes them, so that loading one
+/// kind's file as another names both.
+const KNOWN_MAGICS: [(&[u8; 8], &str); 2] = [
+    (b"RLONPCK\0", "an on-policy algorithm (A2C or PPO)"),
+    (b"RLRFCK\0\0", "REINFORCE"),
+];
+
 /// FNV-1a, 64 bits: enough to catch truncation and bit rot (not an adversary).
 fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
@@ -207,8 +214,9 @@ pub(crate) struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    /// Checks the magic, checksum and version of `file` (read from `path`, a `kind`
-    /// checkpoint such as `"an A2C"`) and returns a reader over its body.
+    /// Checks the magic, checksum and version of `file` (read from `path`, a checkpoint of
+    /// `kind` such as `"REINFORCE"`) and returns a reader over its body. Another known
+    /// format's file is [`AlgoError::CheckpointKind`].
     pub(crate) fn open(
         file: &'a [u8],
         path: &'a Path,
@@ -217,8 +225,20 @@ impl<'a> Reader<'a> {
         kind: &str,
     ) -> Result<Self> {
         let mut r = Reader { bytes: &[], path };
-        if file.len() < magic.len() + 4 + 8 || &file[..magic.len()] != magic {
-            return Err(r.err(format!("not {kind} checkpoint (bad magic or too short)")));
+        let head = file.get(..magic.len());
+        if head != Some(&magic[..]) {
+            if let Some((_, found)) = KNOWN_MAGICS.iter().find(|(m, _)| head == Some(&m[..])) {
+                return Err(AlgoError::CheckpointKind {
+                    path: path.display().to_string(),
+                    found: (*found).to_string(),
+                    expected: kind.to_string(),
+                });
+            }
+        }
+        if file.len() < magic.len() + 4 + 8 || head != Some(&magic[..]) {
+            return Err(r.err(format!(
+                "not a checkpoint of {kind} (bad magic or too short)"
+            )));
         }
         let (body, tail) = file.split_at(file.len() - 8);
         r.bytes = tail;

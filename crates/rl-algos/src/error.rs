@@ -37,6 +37,16 @@ pub enum AlgoError {
         /// What is wrong.
         reason: String,
     },
+    /// A valid checkpoint of another algorithm than the one loading it.
+    #[error("{path} is a checkpoint of {found}, not of {expected}")]
+    CheckpointKind {
+        /// The checkpoint path.
+        path: String,
+        /// The algorithm (or family) that wrote it, e.g. `"PPO"`.
+        found: String,
+        /// The algorithm loading it.
+        expected: String,
+    },
     /// An I/O error.
     #[error("I/O error on {path}: {source}")]
     Io {

@@ -267,11 +267,25 @@ fn checkpoints_of_another_algorithm_are_refused_by_name() {
     a2c.save(&path).unwrap();
     let env = sync_env("CartPole-v1", 2, 30);
     match Ppo::load(&path, policy_for(&env, 0), env) {
-        Err(AlgoError::Checkpoint { reason, .. }) => {
-            assert!(reason.contains("A2C") && reason.contains("PPO"), "{reason}")
-        }
-        Err(other) => panic!("expected a checkpoint error, got {other:?}"),
+        Err(AlgoError::CheckpointKind {
+            found, expected, ..
+        }) => assert_eq!((found.as_str(), expected.as_str()), ("A2C", "PPO")),
+        Err(other) => panic!("expected a checkpoint-kind error, got {other:?}"),
         Ok(_) => panic!("an A2C checkpoint loaded as PPO"),
+    }
+    // An on-policy checkpoint read as REINFORCE, and the other way round.
+    let env = rl_env::make("CartPole-v1").unwrap();
+    let policy = MlpPolicy::new(
+        env.observation_space(),
+        env.action_space(),
+        MlpPolicyConfig::default(),
+        0,
+        &Device::Cpu,
+    )
+    .unwrap();
+    match rl_algos::Reinforce::load(&path, policy, env) {
+        Err(AlgoError::CheckpointKind { found, .. }) => assert!(found.contains("on-policy")),
+        other => panic!("expected a checkpoint-kind error, got {:?}", other.err()),
     }
     let _ = std::fs::remove_file(&path);
 }

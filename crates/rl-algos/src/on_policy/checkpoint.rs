@@ -95,13 +95,14 @@ pub(super) fn load<P: ActorCritic, V: VecEnv, T: OnPolicyTrainer>(
         path: path.display().to_string(),
         reason,
     };
-    let mut r = Reader::open(&bytes, path, MAGIC, VERSION, "an on-policy")?;
+    let mut r = Reader::open(&bytes, path, MAGIC, VERSION, T::NAME)?;
     let name = r.str("algorithm name")?;
     if name != T::NAME {
-        return Err(bad(format!(
-            "it is a {name} checkpoint, not a {} one",
-            T::NAME
-        )));
+        return Err(AlgoError::CheckpointKind {
+            path: path.display().to_string(),
+            found: name,
+            expected: T::NAME.to_string(),
+        });
     }
     let trainer = T::load_state(r.bytes("trainer state")?, path, policy.trainable_vars())?;
     let run = RunState::read(&mut r)?;

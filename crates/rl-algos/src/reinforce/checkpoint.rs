@@ -112,7 +112,7 @@ pub(super) fn load<P: StochasticPolicy, E: Env>(
     env: E,
 ) -> Result<Reinforce<P, E>> {
     let bytes = codec::read_file(path)?;
-    let mut r = Reader::open(&bytes, path, MAGIC, VERSION, "a REINFORCE")?;
+    let mut r = Reader::open(&bytes, path, MAGIC, VERSION, "REINFORCE")?;
     let config = read_config(&mut r)?;
     let run = RunState::read(&mut r)?;
     let episodes = r.u64("episodes")?;
