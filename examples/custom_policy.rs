@@ -10,6 +10,10 @@
 //! (default budget 300000 steps; `--max-timesteps N` works too). A small budget (CI) ends with
 //! exit code 0, reporting that the budget was reached before the goal.
 
+#[macro_use]
+#[path = "common/cli.rs"]
+mod cli;
+
 use candle_core::{DType, Device, Module, Tensor, Var};
 use candle_nn::{layer_norm, linear, LayerNorm, Linear, VarBuilder, VarMap};
 use clap::Parser;
@@ -134,6 +138,7 @@ impl ActorCritic for SharedTrunkActorCritic {
 
 /// Trains a custom shared-trunk actor-critic with A2C on CartPole-v1.
 #[derive(Parser, Debug)]
+#[command(name = "custom_policy")]
 struct Args {
     /// Budget in environment steps (positional form of --max-timesteps).
     #[arg(value_name = "MAX_TIMESTEPS")]
@@ -150,14 +155,15 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    cli::init();
     // Candle re-reads /proc/cpuinfo on every matmul when this is unset.
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
         std::env::set_var("RAYON_NUM_THREADS", "1");
     }
-    match run(Args::parse()) {
+    match run(cli::parse_args::<Args>()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("custom_policy: {e}");
             ExitCode::FAILURE
         }
     }
@@ -174,12 +180,12 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
     let (obs_dim, n_actions) = (env.observation_space().flat_dim(), *n as usize);
     let policy = SharedTrunkActorCritic::new(obs_dim, n_actions, args.seed, &Device::Cpu)?;
     let n_params: usize = policy.vars.iter().map(|(_, v)| v.elem_count()).sum();
-    println!(
+    outln!(
         "Custom actor-critic ({obs_dim} -> {HIDDEN} -> LayerNorm -> {HIDDEN} -> pi[{n_actions}] + \
          v[1], {n_params} parameters) trained by A2C on {ENV_ID} with {n_envs} envs, seed {}",
         args.seed
     );
-    println!(
+    outln!(
         "Goal: deterministic evaluation mean >= {threshold} (10 episodes, every {} steps); \
          budget {budget} steps",
         args.eval_freq
@@ -201,7 +207,7 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
     let secs = start.elapsed().as_secs_f64();
     let steps = model.num_timesteps();
     if eval.best_mean_reward() >= threshold {
-        println!(
+        outln!(
             "Solved: evaluation mean {:.1} >= {threshold} after {steps} steps ({secs:.1} s)",
             eval.best_mean_reward()
         );
@@ -212,7 +218,7 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
         } else {
             "none yet".into()
         };
-        println!(
+        outln!(
             "Stopped at the budget of {budget} steps ({steps} steps, {secs:.1} s) before reaching \
              {threshold}; best evaluation mean: {best}"
         );

@@ -9,6 +9,10 @@
 //!     [--env CartPole-v1] [--episodes 5] [--seed 0] [--gif /tmp/cartpole.gif] [--stochastic]
 //! ```
 
+#[macro_use]
+#[path = "common/cli.rs"]
+mod cli;
+
 use candle_core::{Device, Tensor};
 use clap::Parser;
 use rand::rngs::StdRng;
@@ -55,15 +59,16 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    cli::init();
     // Candle re-reads the CPU topology on every matmul unless this is set.
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
         std::env::set_var("RAYON_NUM_THREADS", "1");
     }
-    let args = Args::parse();
+    let args = cli::parse_args::<Args>();
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("enjoy: {e}");
+            errln!("enjoy: {e}");
             ExitCode::FAILURE
         }
     }
@@ -129,16 +134,16 @@ fn run(args: &Args) -> Result<(), BoxError> {
                 break;
             }
         }
-        println!("episode {episode:>3}: return {ret:>8.2}  length {len:>5}");
+        outln!("episode {episode:>3}: return {ret:>8.2}  length {len:>5}");
         returns.push(ret);
     }
     let n = returns.len() as f64;
     let mean = returns.iter().sum::<f64>() / n;
     let std = (returns.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / n).sqrt();
-    println!("mean return over {n} episodes: {mean:.2} +/- {std:.2}");
+    outln!("mean return over {n} episodes: {mean:.2} +/- {std:.2}");
     if let (Some(rec), Some(path)) = (recorder, &args.gif) {
         let frames = rec.finish()?;
-        println!("wrote {frames} frames of episode 0 to {}", path.display());
+        outln!("wrote {frames} frames of episode 0 to {}", path.display());
     }
     Ok(())
 }

@@ -10,6 +10,10 @@
 //! (defaults: 3000 episodes, seed 0; seeds 0-7 solve it in 330-1822 episodes, 1-4 s). A small
 //! budget (CI) ends with exit code 0, unsolved.
 
+#[macro_use]
+#[path = "common/cli.rs"]
+mod cli;
+
 use candle_core::{Device, Tensor};
 use clap::Parser;
 use rand::rngs::StdRng;
@@ -28,6 +32,7 @@ const WINDOW: usize = 100;
 
 /// REINFORCE on CartPole-v1, written from the public building blocks.
 #[derive(Parser, Debug)]
+#[command(name = "reinforce_from_scratch")]
 struct Args {
     /// Episode budget (stops earlier once solved).
     #[arg(default_value_t = 3000)]
@@ -36,22 +41,23 @@ struct Args {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Adam learning rate.
-    #[arg(long, default_value_t = 5e-3)]
+    #[arg(long, default_value_t = 5e-3, value_parser = cli::positive_finite)]
     lr: f64,
-    /// Discount factor.
-    #[arg(long, default_value_t = 0.99)]
+    /// Discount factor, in [0, 1].
+    #[arg(long, default_value_t = 0.99, value_parser = cli::unit_interval)]
     gamma: f64,
 }
 
 fn main() -> ExitCode {
+    cli::init();
     // Candle re-reads /proc/cpuinfo on every matmul when this is unset.
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
         std::env::set_var("RAYON_NUM_THREADS", "1");
     }
-    match run(Args::parse()) {
+    match run(cli::parse_args::<Args>()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("reinforce_from_scratch: {e}");
             ExitCode::FAILURE
         }
     }
@@ -84,7 +90,7 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
     let mut optimizer = Adam::new(policy.trainable_vars(), args.lr, 1e-8)?;
     let mut rng = StdRng::seed_from_u64(args.seed);
     let mut action_buf = ActionBuffer::single(env.action_space());
-    println!(
+    outln!(
         "REINFORCE from scratch on {ENV_ID}: policy {obs_dim}-128-2 (ReLU), Adam lr {}, gamma {}, \
          seed {}; goal: mean return of the last {WINDOW} episodes >= {threshold}, budget {} episodes",
         args.lr, args.gamma, args.seed, args.max_episodes
@@ -140,14 +146,14 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
         recent.push_back(rewards.iter().sum());
         let avg = recent.iter().sum::<f64>() / recent.len() as f64;
         if episode.is_multiple_of(50) {
-            println!(
+            outln!(
                 "episode {episode:>5}  return {:>5.0}  mean of last {:>3}: {avg:>6.1}  ({steps} steps)",
                 recent.back().copied().unwrap_or(0.0),
                 recent.len()
             );
         }
         if recent.len() == WINDOW && avg >= threshold {
-            println!(
+            outln!(
                 "Solved after {episode} episodes ({steps} steps, {:.1} s): mean return of the last \
                  {WINDOW} episodes is {avg:.1} >= {threshold}",
                 start.elapsed().as_secs_f64()
@@ -155,8 +161,9 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
             return Ok(());
         }
     }
-    let avg = recent.iter().sum::<f64>() / recent.len().max(1) as f64;
-    println!(
+    // (0, not the -0 an empty sum gives, when no episode ran.)
+    let avg = recent.iter().sum::<f64>() / recent.len().max(1) as f64 + 0.0;
+    outln!(
         "Stopped at the budget of {} episodes ({steps} steps, {:.1} s), not solved: mean return \
          of the last {} episodes is {avg:.1} (< {threshold})",
         args.max_episodes,

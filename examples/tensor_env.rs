@@ -4,13 +4,32 @@
 //!
 //! Run: `cargo run --release --example tensor_env -- [EPISODES] [SEED]` (defaults: 5 and 0).
 
+#[macro_use]
+#[path = "common/cli.rs"]
+mod cli;
+
 use candle_core::{Device, Module, Tensor, D};
 use candle_nn::Linear;
+use clap::Parser;
 use rand::distributions::{Distribution, Uniform};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use rl_env::make;
 use rl_tensor_bridge::TensorEnv;
+use std::process::ExitCode;
+
+/// An untrained candle-nn MLP plays CartPole-v1 through `TensorEnv`, greedily; prints each
+/// episode's return.
+#[derive(Parser, Debug)]
+#[command(name = "tensor_env")]
+struct Args {
+    /// Number of episodes.
+    #[arg(default_value_t = 5)]
+    episodes: u64,
+    /// Seed of the weights; episode k is reset with seed SEED + k.
+    #[arg(default_value_t = 0)]
+    seed: u64,
+}
 
 /// obs -> 64 tanh units -> one logit per action.
 struct Mlp {
@@ -51,15 +70,24 @@ fn linear(inp: usize, out: usize, rng: &mut StdRng, dev: &Device) -> candle_core
     ))
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> ExitCode {
+    cli::init();
     // Candle re-reads /proc/cpuinfo on every matmul when this is unset.
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
         std::env::set_var("RAYON_NUM_THREADS", "1");
     }
-    let mut args = std::env::args().skip(1);
-    let episodes: u64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(5);
-    let seed: u64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(0);
+    let args: Args = cli::parse_args();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            errln!("tensor_env: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
 
+fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    let (episodes, seed) = (args.episodes, args.seed);
     let device = Device::Cpu;
     let mut env = TensorEnv::new(make("CartPole-v1")?, device.clone())?;
     let obs_dim = env.observation_space().flat_dim();
@@ -72,7 +100,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let mut total = 0.0;
     for episode in 0..episodes {
-        let (mut obs, _info) = env.reset(Some(seed + episode))?;
+        let (mut obs, _info) = env.reset(Some(seed.wrapping_add(episode)))?;
         let (mut episode_return, mut length) = (0.0, 0u64);
         loop {
             // [obs_dim] -> [1, obs_dim] -> logits [1, n_actions] -> greedy action [1] (u32).
@@ -86,10 +114,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             obs = step.obs;
         }
         total += episode_return;
-        println!("episode {episode}: return {episode_return} ({length} steps)");
+        outln!("episode {episode}: return {episode_return} ({length} steps)");
     }
     if episodes > 0 {
-        println!(
+        outln!(
             "mean return over {episodes} episodes: {:.2}",
             total / episodes as f64
         );

@@ -95,7 +95,35 @@ pub enum EnvError {
         /// The error it returned.
         source: Box<EnvError>,
     },
-    /// A worker thread of a `ThreadVecEnv` panicked or went away.
+    /// A sub-environment of a vector panicked in `reset_into` or `step_into`. The panic was
+    /// caught; the vector needs a `reset` before it steps again.
+    #[error("sub-environment {index} panicked: {message}")]
+    Panicked {
+        /// Global index of the sub-environment.
+        index: usize,
+        /// The panic message (the payload when it is a string).
+        message: String,
+    },
+    /// A sub-environment of a vector produced a NaN or an infinity: the vector needs a `reset`
+    /// before it steps again.
+    // One line: thiserror keeps the indentation after a line continuation.
+    #[rustfmt::skip]
+    #[error("sub-environment {env} returned a non-finite {what} ({}) on step {step} after the last reset of the vector (step 0 is the reset itself)", non_finite_detail(.component, .value))]
+    NonFinite {
+        /// Global index of the sub-environment.
+        env: usize,
+        /// Vector steps since the vector's last `reset`: 0 for the observations of the reset
+        /// itself, 1 for the first `step` after it.
+        step: u64,
+        /// `"observation"`, `"final observation"` (same-step autoreset) or `"reward"`.
+        what: &'static str,
+        /// Index of the offending component of an observation; `None` for a reward.
+        component: Option<usize>,
+        /// The offending value.
+        value: f64,
+    },
+    /// A worker thread of a `ThreadVecEnv` failed outside the sub-environments' code, or went
+    /// away: the vector is unusable.
     #[error("worker thread {worker} failed: {message}")]
     Worker {
         /// Index of the worker.
@@ -106,6 +134,14 @@ pub enum EnvError {
     /// Any other failure of a user-defined environment.
     #[error("{0}")]
     Other(String),
+}
+
+/// "NaN", or "component 2 is inf", for [`EnvError::NonFinite`].
+fn non_finite_detail(component: &Option<usize>, value: &f64) -> String {
+    match component {
+        Some(c) => format!("component {c} is {value}"),
+        None => format!("{value}"),
+    }
 }
 
 /// `Result` with [`EnvError`].

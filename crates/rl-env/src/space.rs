@@ -27,10 +27,27 @@ pub struct BoxSpace {
     shape: Vec<usize>,
 }
 
+/// The element count of a Box `shape`, or a descriptive error when it does not fit in memory:
+/// the product overflows `usize`, or `f32` bounds of that length could not be addressed.
+fn element_count(shape: &[usize]) -> Result<usize> {
+    shape
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .filter(|&n| n <= isize::MAX as usize / std::mem::size_of::<f32>())
+        .ok_or_else(|| {
+            EnvError::InvalidArgument(format!(
+                "Box shape {shape:?} has more elements than fit in memory"
+            ))
+        })
+}
+
 impl BoxSpace {
     /// A box with per-element bounds; `low` and `high` have `shape.iter().product()` elements.
+    ///
+    /// Errors ([`EnvError::InvalidArgument`]) when the element count of `shape` overflows, when
+    /// `low` or `high` has another length, or when a bound is NaN or `low > high`.
     pub fn new(low: Vec<f32>, high: Vec<f32>, shape: Vec<usize>) -> Result<Self> {
-        let n: usize = shape.iter().product();
+        let n = element_count(&shape)?;
         if low.len() != n || high.len() != n {
             return Err(EnvError::InvalidArgument(format!(
                 "Box bounds have {} and {} elements but shape {shape:?} needs {n}",
@@ -48,9 +65,23 @@ impl BoxSpace {
     }
 
     /// A box with the same scalar bounds on every element.
+    ///
+    /// Errors like [`BoxSpace::new`], and also when the memory for the bounds cannot be had
+    /// (a huge `shape` is refused, not a reason to abort).
     pub fn uniform(low: f32, high: f32, shape: Vec<usize>) -> Result<Self> {
-        let n = shape.iter().product();
-        BoxSpace::new(vec![low; n], vec![high; n], shape)
+        let n = element_count(&shape)?;
+        let filled = |v: f32| -> Result<Vec<f32>> {
+            let mut bounds = Vec::new();
+            bounds.try_reserve_exact(n).map_err(|e| {
+                EnvError::InvalidArgument(format!(
+                    "Box shape {shape:?}: cannot allocate bounds for {n} elements ({e})"
+                ))
+            })?;
+            bounds.resize(n, v);
+            Ok(bounds)
+        };
+        let (lows, highs) = (filled(low)?, filled(high)?);
+        BoxSpace::new(lows, highs, shape)
     }
 
     /// Lower bounds, flat.
@@ -174,7 +205,8 @@ impl Space {
     /// Whether a discrete value lies in this space (false for `Box`).
     pub fn contains_discrete(&self, a: i64) -> bool {
         match self {
-            Space::Discrete { n, start } => a >= *start && ((a - *start) as u64) < *n,
+            // For `a >= start` the difference fits in a `u64`: wrapping keeps it exact.
+            Space::Discrete { n, start } => a >= *start && (a.wrapping_sub(*start) as u64) < *n,
             Space::Box(_) => false,
         }
     }
@@ -210,11 +242,15 @@ impl Space {
         }
     }
 
-    /// Draws a random discrete action (`Discrete` spaces only).
+    /// Draws a random discrete action (`Discrete` spaces only). `None` for a `Box`, for an
+    /// empty `Discrete { n: 0, .. }`, and when the value drawn does not fit in an `i64`.
     pub fn sample_discrete<R: Rng + ?Sized>(&self, rng: &mut R) -> Option<i64> {
         match self {
-            Space::Discrete { n, start } => Some(start + rng.gen_range(0..*n) as i64),
-            Space::Box(_) => None,
+            Space::Discrete { n: 0, .. } | Space::Box(_) => None,
+            Space::Discrete { n, start } => {
+                let k = rng.gen_range(0..*n);
+                i64::try_from(i128::from(*start) + i128::from(k)).ok()
+            }
         }
     }
 }
@@ -304,5 +340,61 @@ mod tests {
             Space::Box(BoxSpace::uniform(-2.0, 2.0, vec![1]).unwrap()).to_string(),
             "Box(-2.0, 2.0, [1], float32)"
         );
+    }
+
+    #[test]
+    fn box_shapes_whose_element_count_overflows_are_errors() {
+        let huge = vec![1usize << 33, 1 << 33];
+        // The product wraps to 0 in release builds: 0-element bounds must not slip through.
+        let err = BoxSpace::new(vec![], vec![], huge.clone()).unwrap_err();
+        assert!(
+            matches!(&err, EnvError::InvalidArgument(m) if m.contains("more elements than fit")),
+            "{err}"
+        );
+        assert!(Space::boxed(vec![], vec![], vec![usize::MAX, 2]).is_err());
+        assert!(BoxSpace::uniform(-1.0, 1.0, huge).is_err());
+        // No overflow, but far more bounds than any machine holds: an error, not an abort.
+        let err = BoxSpace::uniform(0.0, 1.0, vec![1 << 61]).unwrap_err();
+        assert!(matches!(err, EnvError::InvalidArgument(_)), "{err}");
+        let err = BoxSpace::uniform(0.0, 1.0, vec![1 << 40, 1 << 20]).unwrap_err();
+        assert!(matches!(err, EnvError::InvalidArgument(_)), "{err}");
+        // Bounds whose lengths do not match the shape, or each other.
+        assert!(BoxSpace::new(vec![0.0; 2], vec![1.0; 3], vec![2]).is_err());
+        assert!(BoxSpace::new(vec![0.0; 6], vec![1.0; 6], vec![2, 2]).is_err());
+        assert_eq!(
+            BoxSpace::uniform(0.0, 1.0, vec![2, 3]).unwrap().flat_dim(),
+            6
+        );
+        assert_eq!(
+            BoxSpace::uniform(0.0, 1.0, vec![3, 0]).unwrap().flat_dim(),
+            0
+        );
+    }
+
+    #[test]
+    fn extreme_discrete_spaces_neither_panic_nor_overflow() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+        assert_eq!(Space::discrete(0).sample_discrete(&mut rng), None);
+        assert!(!Space::discrete(0).contains_discrete(0));
+        let wide = Space::Discrete {
+            n: u64::MAX,
+            start: i64::MIN,
+        };
+        assert!(wide.contains_discrete(i64::MIN));
+        assert!(wide.contains_discrete(i64::MAX - 1));
+        assert!(!wide.contains_discrete(i64::MAX));
+        let high = Space::Discrete {
+            n: u64::MAX,
+            start: i64::MAX,
+        };
+        assert!(high.contains_discrete(i64::MAX));
+        assert!(!high.contains_discrete(i64::MIN));
+        for _ in 0..100 {
+            // Most draws do not fit in an i64 above `start`; those that do are valid.
+            if let Some(a) = high.sample_discrete(&mut rng) {
+                assert!(high.contains_discrete(a));
+            }
+            assert!(wide.contains_discrete(wide.sample_discrete(&mut rng).unwrap()));
+        }
     }
 }

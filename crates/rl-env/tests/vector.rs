@@ -1,5 +1,6 @@
 //! Behaviour of the vector engines: autoreset semantics, engine parity over long random runs,
-//! argument checking, and failures of sub-environments (errors and panics) in worker threads.
+//! argument checking, and failures of sub-environments (errors and panics, in either engine and
+//! on either kind of thread).
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -36,9 +37,9 @@ struct Countdown {
 enum Fault {
     /// Returns an error on exactly that step.
     Error,
-    /// Panics on the first step from then on made on a spawned worker thread (`true`) or on
-    /// any other thread (`false`).
-    PanicOn(bool),
+    /// Panics, once, on the first step from then on made on a spawned worker thread (`true`)
+    /// or on any other thread (`false`).
+    PanicOnceOn(bool),
 }
 
 fn on_spawned_worker() -> bool {
@@ -110,9 +111,10 @@ impl Env for Countdown {
             Some((at, Fault::Error)) if at == self.steps => {
                 return Err(EnvError::Other("injected".into()))
             }
-            Some((at, Fault::PanicOn(spawned)))
+            Some((at, Fault::PanicOnceOn(spawned)))
                 if at <= self.steps && on_spawned_worker() == spawned =>
             {
+                self.fault_at = None;
                 panic!("injected panic at step {}", self.steps)
             }
             _ => {}
@@ -426,52 +428,79 @@ fn within_seconds(secs: u64, f: impl FnOnce() + Send + 'static) {
     }
 }
 
+/// Steps `v` until a call fails (the faulty sub-environment may first have to be stepped on the
+/// right kind of thread), checks that it failed with `failing`'s panic, that every further step
+/// asks for a reset, and that the vector works again after one.
+fn assert_panic_is_reported_until_reset(v: &mut dyn VecEnv, failing: usize) {
+    let n = v.num_envs();
+    let actions = vec![0; n];
+    v.reset(Some(3)).unwrap();
+    let err = (0..10_000)
+        .find_map(|_| v.step(VecAction::Discrete(&actions)).err())
+        .expect("the faulty sub-environment never panicked");
+    match &err {
+        EnvError::Panicked { index, message } => {
+            assert_eq!(*index, failing);
+            assert!(message.contains("injected panic at step"), "{message}");
+        }
+        other => panic!("expected a Panicked error, got {other:?}"),
+    }
+    assert!(
+        err.to_string().starts_with(&format!(
+            "sub-environment {failing} panicked: injected panic"
+        )),
+        "{err}"
+    );
+    for _ in 0..3 {
+        match v.step(VecAction::Discrete(&actions)) {
+            Err(EnvError::NeedsReset(why)) => assert!(why.contains("panicked"), "{why}"),
+            other => panic!("expected NeedsReset, got {other:?}"),
+        }
+    }
+    v.reset(Some(3)).unwrap();
+    for _ in 0..20 {
+        v.step(VecAction::Discrete(&actions)).unwrap();
+    }
+}
+
 #[test]
-fn a_panicking_sub_env_disables_the_vector_without_hanging() {
+fn a_panicking_sub_env_fails_the_call_until_a_reset_in_both_engines() {
     // 64 envs on 2 threads make 4 chunks; the caller's home range is envs 0..32, the worker's
-    // 32..64. Either may step the other's, so the faulty env panics only once it is stepped on
-    // the kind of thread under test (its owner does so on almost every call).
+    // 32..64. Either may step the other's, so the faulty env panics (once) only when it is
+    // stepped on the kind of thread under test (its owner does so on almost every call).
     for (failing, spawned) in [(0, false), (20, false), (40, true), (63, true)] {
-        within_seconds(60, move || {
+        for mode in MODES {
+            within_seconds(60, move || {
+                let envs = (0..64)
+                    .map(|i| {
+                        if i == failing {
+                            Countdown::failing_at(2, Fault::PanicOnceOn(spawned))
+                        } else {
+                            Countdown::new()
+                        }
+                    })
+                    .collect();
+                let mut v = ThreadVecEnv::new(envs, 2, mode).unwrap();
+                assert_panic_is_reported_until_reset(&mut v, failing);
+            });
+        }
+    }
+    // The in-thread engine catches the panic too, instead of unwinding into its caller.
+    for failing in [0, 5, 63] {
+        for mode in MODES {
             let envs = (0..64)
                 .map(|i| {
                     if i == failing {
-                        Countdown::failing_at(2, Fault::PanicOn(spawned))
+                        Countdown::failing_at(2, Fault::PanicOnceOn(false))
                     } else {
                         Countdown::new()
                     }
                 })
                 .collect();
-            let mut v = ThreadVecEnv::new(envs, 2, AutoresetMode::NextStep).unwrap();
-            v.reset(Some(3)).unwrap();
-            let err = loop {
-                if let Err(e) = v.step(VecAction::Discrete(&[0; 64])) {
-                    break e;
-                }
-            };
-            match &err {
-                EnvError::Worker { worker, message } => {
-                    assert_eq!(*worker, usize::from(spawned));
-                    assert!(message.contains("injected panic at step"), "{message}");
-                }
-                other => panic!("expected a Worker error, got {other:?}"),
-            }
-            assert_eq!(v.step(VecAction::Discrete(&[0; 64])).unwrap_err(), err);
-            assert_eq!(v.reset(Some(3)).unwrap_err(), err);
-            drop(v);
-        });
+            let mut v = SyncVecEnv::new(envs, mode).unwrap();
+            assert_panic_is_reported_until_reset(&mut v, failing);
+        }
     }
-    // The in-thread engine lets the panic propagate to its caller, like any function call.
-    let outcome = std::panic::catch_unwind(|| {
-        let mut v = SyncVecEnv::new(
-            vec![Countdown::failing_at(1, Fault::PanicOn(false))],
-            AutoresetMode::SameStep,
-        )
-        .unwrap();
-        v.reset(None).unwrap();
-        let _ = v.step(VecAction::Discrete(&[0]));
-    });
-    assert!(outcome.is_err());
 }
 
 #[test]

@@ -174,7 +174,9 @@ pub trait VecEnv: Send {
     fn autoreset_mode(&self) -> AutoresetMode;
 
     /// Resets every sub-environment; with `Some(seed)` sub-environment `i` is seeded with
-    /// `seed + i`. The first observations land in [`VecBuffers::observations`].
+    /// `seed + i`. The first observations land in [`VecBuffers::observations`]. A
+    /// sub-environment that fails, panics or returns a non-finite observation fails the reset
+    /// as in [`VecEnv::step`].
     fn reset(&mut self, seed: Option<u64>) -> Result<()>;
 
     /// Resets every sub-environment with its own seed (`None` continues its stream). Errors when
@@ -185,8 +187,11 @@ pub trait VecEnv: Send {
     ///
     /// A batch of the wrong length or kind, or with an action outside the action space
     /// ([`EnvError::SubEnv`] naming the first such sub-environment), is rejected before anything
-    /// is stepped. An error raised by a sub-environment itself ([`EnvError::SubEnv`]) leaves the
-    /// episodes half-stepped: the vector then needs a `reset` ([`EnvError::NeedsReset`]).
+    /// is stepped. A sub-environment that fails itself — returns an error
+    /// ([`EnvError::SubEnv`]), panics ([`EnvError::Panicked`]) or hands back a NaN or infinite
+    /// observation or reward ([`EnvError::NonFinite`]) — leaves the episodes half-stepped: the
+    /// vector then needs a `reset` ([`EnvError::NeedsReset`]). Both engines behave alike; see
+    /// [`SyncVecEnv`]'s "Failures".
     fn step(&mut self, actions: VecAction<'_>) -> Result<()>;
 
     /// The results of the last reset or step.

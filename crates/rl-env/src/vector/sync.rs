@@ -1,4 +1,4 @@
-//! In-thread vector engine.
+//! In-thread vector engine: the whole vector is one [`Block`] stepped by the caller.
 
 use super::block::{check_seeds, common_spaces, seeds_from, validate_actions, Block, State};
 use super::{AutoresetMode, VecAction, VecBuffers, VecEnv};
@@ -13,6 +13,31 @@ use crate::space::Space;
 ///
 /// With a concrete `E` (say `TimeLimit<CartPole>`) the sub-environments' calls are static and
 /// inlined; the default `Box<dyn Env>` holds whatever [`crate::make`] returns.
+///
+/// # Failures
+///
+/// Both engines share this behaviour (and the code behind it). A call fails, naming the
+/// lowest-index sub-environment at fault, when one
+/// - returns an error: [`EnvError::SubEnv`] with that error;
+/// - panics: [`EnvError::Panicked`] with the panic message. The panic is caught (it does not
+///   unwind into the caller; the panic hook still prints its message) — unless the binary is
+///   built with `panic = "abort"`, which nothing can catch;
+/// - hands back a NaN or infinite observation (from `reset` or `step`), final observation or
+///   reward: [`EnvError::NonFinite`] with the step (vector steps since the last reset, 0 being
+///   the reset itself) and the value. Checking costs one vectorized pass over rows that are
+///   still in cache.
+///
+/// The episodes are then half-stepped: every `step` returns [`EnvError::NeedsReset`] until a
+/// `reset` succeeds. The reset calls `reset_into` on every sub-environment, the one at fault
+/// included, and so relies on it to rebuild its state (all of this crate's environments
+/// rebuild all of it); a panic may have left the sub-environment's random generator anywhere
+/// in its stream, so reset with a seed to be reproducible again. A reset that fails the same
+/// way is reported the same way and can be retried.
+///
+/// [`EnvError::SubEnv`]: crate::EnvError::SubEnv
+/// [`EnvError::Panicked`]: crate::EnvError::Panicked
+/// [`EnvError::NonFinite`]: crate::EnvError::NonFinite
+/// [`EnvError::NeedsReset`]: crate::EnvError::NeedsReset
 ///
 /// ```
 /// use rl_env::{AutoresetMode, SyncVecEnv, VecAction, VecEnv};

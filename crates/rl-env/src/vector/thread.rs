@@ -14,7 +14,9 @@
 //! Which thread steps which chunk may vary from call to call; the results do not, since every
 //! sub-environment is stepped exactly once, by its own code, with its own action.
 
-use super::block::{check_seeds, common_spaces, seeds_from, validate_actions, Block, State};
+use super::block::{
+    check_seeds, common_spaces, panic_message, seeds_from, validate_actions, Block, State,
+};
 use super::{AutoresetMode, VecAction, VecBuffers, VecEnv};
 use crate::env::Env;
 use crate::error::{EnvError, Result};
@@ -168,8 +170,9 @@ impl<E: Env> Shared<E> {
     /// Runs the current command on a claimed chunk on worker thread `worker`, into the chunk's
     /// own buffers.
     fn run_in_worker(&self, c: usize, worker: usize) {
-        // Panics are caught while the locks are held, so sub-environments never poison them.
-        // Both are released before the chunk counts as finished: the caller, which waits for
+        // The block catches the sub-environments' panics; this catch, for the engine's own
+        // code, also runs while the locks are held, so no panic ever poisons them. Both are
+        // released before the chunk counts as finished: the caller, which waits for
         // that, must never find them held.
         let inputs = self.inputs.read().unwrap_or_else(|p| p.into_inner());
         let mut guard = self.chunks[c].lock().unwrap_or_else(|p| p.into_inner());
@@ -200,17 +203,12 @@ impl<E: Env> Shared<E> {
     }
 }
 
+/// A panic outside the sub-environments' own calls (those are caught by their block): a bug of
+/// the engine, which disables the vector.
 fn panicked(worker: usize, payload: Box<dyn Any + Send>) -> EnvError {
-    let what = payload
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| payload.downcast_ref::<String>().map(String::as_str));
     EnvError::Worker {
         worker,
-        message: match what {
-            Some(m) => format!("a sub-environment panicked: {m}"),
-            None => "a sub-environment panicked".into(),
-        },
+        message: format!("the vector engine panicked: {}", panic_message(&*payload)),
     }
 }
 
@@ -254,10 +252,16 @@ struct Worker {
 /// nobody. A vector of up to 16 sub-environments is one chunk, stepped by the caller alone;
 /// below a few dozen sub-environments per thread prefer [`super::SyncVecEnv`].
 ///
-/// A sub-environment that returns an error makes the call fail with [`EnvError::SubEnv`] (its
-/// global index) and requires a `reset`; one that panics makes it fail with
-/// [`EnvError::Worker`] (the thread that stepped it; 0 is the caller), after which every call
-/// returns that error. Dropping the vector stops and joins its threads.
+/// Failures behave exactly as in [`super::SyncVecEnv`] (the shared block code handles them):
+/// a sub-environment that returns an error, panics (on whichever thread stepped it), or hands
+/// back a NaN or infinite observation or reward makes the call fail with
+/// [`EnvError::SubEnv`], [`EnvError::Panicked`] or [`EnvError::NonFinite`], naming the
+/// lowest-index sub-environment that failed; every further `step` then returns
+/// [`EnvError::NeedsReset`] until a `reset` succeeds, which resets every sub-environment, the
+/// failed one included (see [`super::SyncVecEnv`] on what that means for a panicked one).
+/// Only a failure of the engine itself, such as a worker thread that is gone, is final
+/// ([`EnvError::Worker`]): every call then returns that error. Dropping the vector stops and
+/// joins its threads.
 ///
 /// ```
 /// use rl_env::{AutoresetMode, SyncVecEnv, ThreadVecEnv, VecAction, VecEnv};
@@ -532,8 +536,8 @@ fn wait_all<E: Env>(parker: &Parker, shared: &Shared<E>, workers: &[Worker]) -> 
     }
 }
 
-/// Keeps the first error in sub-environment order, except that a panic (which disables the
-/// vector) wins over an ordinary error.
+/// Keeps the first error in sub-environment order (each block reports its lowest-index
+/// failure), except that a failure of the engine itself, which disables the vector, wins.
 fn first_error(acc: Result<()>, next: Result<()>) -> Result<()> {
     match (acc, next) {
         (Ok(()), next) => next,

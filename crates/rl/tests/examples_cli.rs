@@ -1,0 +1,190 @@
+//! The examples behave like command-line tools (`examples/common/cli.rs`): `--help` prints
+//! usage and exits 0; a bad argument is one line on stderr and exit code 2; a stdout that is
+//! closed (`| head -c 1`) or full (`> /dev/full`) ends the program with a non-zero exit code and
+//! no panic.
+//!
+//! The tests run the example binaries that Cargo builds next to this test
+//! (`target/<profile>/examples/`): `cargo test` builds every example before it runs any test.
+//! One that is missing, or older than its source (when only this test was built, say), is
+//! built here with `cargo build --example`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+/// Each example with arguments that make it print soon and finish quickly.
+const EXAMPLES: [(&str, &[&str]); 5] = [
+    ("random_agent", &["2", "0"]),
+    ("tensor_env", &["2", "0"]),
+    ("custom_policy", &["0"]),
+    ("reinforce_from_scratch", &["0"]),
+    (
+        "enjoy",
+        &[
+            "--model",
+            "tests/golden/sb3/a2c_cartpole.zip",
+            "--episodes",
+            "1",
+        ],
+    ),
+];
+
+/// The repository root (the examples' working directory, for the paths in their arguments).
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Whether `binary` is missing or older than the example's sources.
+fn needs_build(binary: &Path, name: &str) -> bool {
+    let modified = |p: &Path| p.metadata().and_then(|m| m.modified()).ok();
+    let Some(built) = modified(binary) else {
+        return true;
+    };
+    let examples = repo_root().join("examples");
+    [
+        examples.join(format!("{name}.rs")),
+        examples.join("common/cli.rs"),
+    ]
+    .iter()
+    .any(|src| modified(src).unwrap_or(SystemTime::UNIX_EPOCH) > built)
+}
+
+/// Path of the built example `name`, building it first if needed.
+fn example(name: &str) -> PathBuf {
+    // This test runs from target/<profile>/deps/; the examples are in target/<profile>/examples/.
+    let exe = std::env::current_exe().expect("path of the test binary");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test binary lies in target/<profile>/deps");
+    let binary = profile_dir
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    // One build at a time: the tests run in parallel.
+    static BUILDING: Mutex<()> = Mutex::new(());
+    let _guard = BUILDING.lock().unwrap_or_else(|p| p.into_inner());
+    if needs_build(&binary, name) {
+        let mut cargo = Command::new(env!("CARGO"));
+        cargo
+            .args(["build", "-p", "rl", "--example", name])
+            .current_dir(repo_root());
+        match profile_dir.file_name().and_then(|n| n.to_str()) {
+            Some("debug") | None => {}
+            Some("release") => {
+                cargo.arg("--release");
+            }
+            Some(other) => {
+                cargo.args(["--profile", other]);
+            }
+        }
+        let status = cargo.status().expect("run cargo");
+        assert!(status.success(), "cargo build --example {name} failed");
+    }
+    binary
+}
+
+/// Runs example `name` with `args`, its stdout sent to `stdout`.
+fn run(name: &str, args: &[&str], stdout: Stdio) -> Output {
+    Command::new(example(name))
+        .args(args)
+        .current_dir(repo_root())
+        .env("RAYON_NUM_THREADS", "1")
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|child| child.wait_with_output())
+        .unwrap_or_else(|e| panic!("cannot run {name}: {e}"))
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn help_prints_usage_and_exits_0() {
+    for (name, _) in EXAMPLES {
+        let out = run(name, &["--help"], Stdio::piped());
+        let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+        assert_eq!(out.status.code(), Some(0), "{name}: {stderr}");
+        assert!(
+            stdout.contains(&format!("Usage: {name}")),
+            "{name}: {stdout}"
+        );
+        assert!(stderr.is_empty(), "{name}: {stderr}");
+    }
+}
+
+#[test]
+fn a_bad_argument_is_one_line_on_stderr_and_exit_code_2() {
+    for (name, _) in EXAMPLES {
+        let mut bad: Vec<&[&str]> = vec![&["--no-such-flag"]];
+        if name != "enjoy" {
+            // Their first positional argument is a count.
+            bad.push(&["twelve"]);
+            bad.push(&["-3"]);
+        } else {
+            bad.push(&["--model"]);
+            bad.push(&["--model", "x.zip", "--episodes", "0"]);
+        }
+        for args in bad {
+            let out = run(name, args, Stdio::piped());
+            let stderr = text(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{name} {args:?}: {stderr}");
+            assert_eq!(stderr.lines().count(), 1, "{name} {args:?}: {stderr}");
+            assert!(
+                stderr.starts_with(&format!("{name}: ")) && stderr.contains("--help"),
+                "{name} {args:?}: {stderr}"
+            );
+            assert!(out.stdout.is_empty(), "{name} {args:?}");
+        }
+    }
+}
+
+#[test]
+fn a_closed_stdout_ends_the_program_quietly() {
+    for (name, args) in EXAMPLES {
+        for args in [args, &["--help"][..]] {
+            // The reading end is closed before the example starts: its first write fails.
+            let (reader, writer) = std::io::pipe().expect("pipe");
+            drop(reader);
+            let out = run(name, args, Stdio::from(writer));
+            let stderr = text(&out.stderr);
+            assert_eq!(out.status.code(), Some(141), "{name} {args:?}: {stderr}");
+            assert!(stderr.is_empty(), "{name} {args:?}: {stderr}");
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_full_stdout_is_one_line_on_stderr_and_exit_code_1() {
+    for (name, args) in EXAMPLES {
+        for args in [args, &["--help"][..]] {
+            let full = std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/full")
+                .expect("/dev/full");
+            let out = run(name, args, Stdio::from(full));
+            let stderr = text(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{name} {args:?}: {stderr}");
+            assert!(!stderr.contains("panicked"), "{name} {args:?}: {stderr}");
+            assert_eq!(stderr.lines().count(), 1, "{name} {args:?}: {stderr}");
+            assert!(
+                stderr.starts_with(&format!("{name}: cannot write to stdout")),
+                "{name} {args:?}: {stderr}"
+            );
+        }
+    }
+}
+
+#[test]
+fn valid_arguments_still_work() {
+    for (name, args) in EXAMPLES {
+        let out = run(name, args, Stdio::piped());
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{name} {args:?}: {stderr}");
+        assert!(!out.stdout.is_empty(), "{name} {args:?}");
+    }
+}
