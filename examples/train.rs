@@ -23,6 +23,9 @@
 //! environment restarts from its seed, so later evaluations see other episodes than they
 //! would have. `--json-out <file>` writes a summary for scripts.
 
+#[macro_use]
+#[path = "common/cli.rs"]
+mod cli;
 #[path = "common/plot.rs"]
 mod plot;
 
@@ -370,7 +373,7 @@ impl EvalChild for AfterEval {
         };
         if self.streak >= self.needed {
             if self.verbose {
-                println!(
+                outln!(
                     "Solved: {} evaluation(s) in a row with a mean return >= {threshold}; stopping at {} steps",
                     self.streak, locals.num_timesteps
                 );
@@ -582,15 +585,13 @@ fn train(
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) => return clap_error(e),
-    };
+    cli::init();
+    let cli: Cli = cli::parse_args();
     // Before Candle is touched: it reads the variable once, and without it re-reads
     // /proc/cpuinfo on every matmul.
     match cli.threads {
         Some(0) => {
-            eprintln!("error: --threads must be at least 1");
+            errln!("error: --threads must be at least 1");
             return ExitCode::FAILURE;
         }
         Some(n) => std::env::set_var("RAYON_NUM_THREADS", n.to_string()),
@@ -602,29 +603,10 @@ fn main() -> ExitCode {
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             ExitCode::FAILURE
         }
     }
-}
-
-/// Help and version go to stdout as usual; a usage error becomes one line on stderr.
-fn clap_error(e: clap::Error) -> ExitCode {
-    use clap::error::ErrorKind;
-    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
-        let _ = e.print();
-        return ExitCode::SUCCESS;
-    }
-    let text = e.render().to_string();
-    let line: Vec<&str> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| {
-            !l.is_empty() && !l.starts_with("Usage:") && !l.starts_with("For more information")
-        })
-        .collect();
-    eprintln!("{}", line.join(" "));
-    ExitCode::from(2)
 }
 
 fn run(cli: &Cli) -> Result<(), BoxError> {
@@ -636,7 +618,7 @@ fn run(cli: &Cli) -> Result<(), BoxError> {
     let prior_evals = saved.as_ref().map(|s| s.evals.clone()).unwrap_or_default();
     let resumed_at = saved.as_ref().map_or(0, |s| s.num_timesteps);
     let threshold_text = spec.threshold.map_or("none".to_string(), |t| t.to_string());
-    println!(
+    outln!(
         "{} {} on {} | seed {} | {} env(s) | budget {} steps | eval every {} steps ({} episodes) | \
          reward threshold {threshold_text} | output {}",
         if saved.is_some() { "Resuming" } else { "Training" },
@@ -700,7 +682,7 @@ fn run(cli: &Cli) -> Result<(), BoxError> {
         info.num_timesteps = num_timesteps;
         info.evals = evals.clone();
         info.save(&dir, trained.model.algorithm())?;
-        println!(
+        outln!(
             "Checkpoint: {} (continue with --resume {})",
             dir.join(CHECKPOINT_FILE).display(),
             dir.display()
@@ -714,7 +696,7 @@ fn run(cli: &Cli) -> Result<(), BoxError> {
     let final_eval = evaluate_policy(&policy, &mut final_env, cli.eval_episodes, true, &mut rng)?;
     let solved = spec.threshold.map(|t| final_eval.mean >= t);
     let fps = (num_timesteps - trained.start_timesteps) as f64 / trained.wall_s.max(1e-9);
-    println!(
+    outln!(
         "Final evaluation ({} episodes, deterministic): {:.2} +/- {:.2}{}",
         cli.eval_episodes,
         final_eval.mean,
@@ -725,7 +707,7 @@ fn run(cli: &Cli) -> Result<(), BoxError> {
             _ => String::new(),
         }
     );
-    println!(
+    outln!(
         "Trained {} steps in {:.1} s ({fps:.0} steps/s)",
         num_timesteps - trained.start_timesteps,
         trained.wall_s
@@ -750,7 +732,7 @@ fn run(cli: &Cli) -> Result<(), BoxError> {
         let text = serde_json::to_string_pretty(&summary)?;
         std::fs::write(path, text + "\n")
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-        println!("Summary: {}", path.display());
+        outln!("Summary: {}", path.display());
     }
     Ok(())
 }
@@ -787,7 +769,7 @@ fn write_outputs(spec: &Spec, policy: &MlpPolicy, evals: &[EvalPoint]) -> Result
     )?;
     let model_dir = spec.out.join("model");
     policy.save(&model_dir)?;
-    println!(
+    outln!(
         "Wrote {0}/learning_curve.csv, {0}/learning_curve.svg, {0}/progress.csv and the policy in {1}",
         spec.out.display(),
         model_dir.display()

@@ -188,3 +188,144 @@ fn valid_arguments_still_work() {
         assert!(!out.stdout.is_empty(), "{name} {args:?}");
     }
 }
+
+/// A fresh directory for one `train` run.
+fn scratch_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rl-examples-cli-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+/// A short `train` run writing into `dir`.
+fn short_train(dir: &Path, algo: &str) -> Vec<String> {
+    let out = dir.join("out").display().to_string();
+    [
+        "--algo",
+        algo,
+        "--env",
+        "CartPole-v1",
+        "--total-timesteps",
+        "256",
+        "--eval-freq",
+        "128",
+        "--eval-episodes",
+        "1",
+        "--quiet",
+        "--out",
+        &out,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+fn run_train(args: &[String], stdout: Stdio) -> Output {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run("train", &args, stdout)
+}
+
+#[test]
+fn train_behaves_like_the_other_examples() {
+    let out = run("train", &["--help"], Stdio::piped());
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stdout).contains("Usage: train"));
+    for bad in [
+        &["--no-such-flag"][..],
+        &["--algo", "sarsa"],
+        &["--seed", "x"],
+    ] {
+        let out = run("train", bad, Stdio::piped());
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{bad:?}: {stderr}");
+        assert!(stderr.starts_with("train: "), "{bad:?}: {stderr}");
+    }
+    let dir = scratch_dir("pipe");
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let out = run_train(&short_train(&dir, "a2c"), Stdio::from(writer));
+    assert_eq!(out.status.code(), Some(141), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).is_empty(), "{}", text(&out.stderr));
+    #[cfg(target_os = "linux")]
+    {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .expect("/dev/full");
+        let out = run_train(&short_train(&dir, "a2c"), Stdio::from(full));
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--total-timesteps 0` and a resume whose run already reached its budget are one-line
+/// errors; an edited `run.json` (seed, algo, env) that no longer fits the checkpoint is an
+/// error naming the field.
+#[test]
+fn train_refuses_no_op_budgets_and_edited_run_descriptions() {
+    let dir = scratch_dir("resume");
+    let mut zero = short_train(&dir, "ppo");
+    zero[5] = "0".into();
+    let out = run_train(&zero, Stdio::piped());
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("--total-timesteps"), "{stderr}");
+
+    let save = dir.join("save");
+    let mut args = short_train(&dir, "ppo");
+    args.extend(["--save".to_string(), save.display().to_string()]);
+    let out = run_train(&args, Stdio::null());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let run_json = save.join("run.json");
+    let original = std::fs::read_to_string(&run_json).expect("run.json");
+    let resume = |total: &str| -> Output {
+        let args = [
+            "--resume".to_string(),
+            save.display().to_string(),
+            "--total-timesteps".into(),
+            total.into(),
+            "--quiet".into(),
+            "--out".into(),
+            dir.join("out2").display().to_string(),
+        ];
+        run_train(&args, Stdio::null())
+    };
+    let out = resume("256");
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("already has 256 steps"), "{stderr}");
+    for (field, from, to) in [
+        ("seed", "\"seed\": 0", "\"seed\": 3"),
+        ("algo", "\"algo\": \"ppo\"", "\"algo\": \"a2c\""),
+        ("algo", "\"algo\": \"ppo\"", "\"algo\": \"reinforce\""),
+        ("env", "CartPole-v1", "Acrobot-v1"),
+    ] {
+        assert!(original.contains(from), "{from} not in {original}");
+        let edited = original.replace(from, to);
+        // REINFORCE trains on one environment: keep run.json consistent otherwise.
+        let edited = if to.contains("reinforce") {
+            edited.replace("\"n_envs\": 8", "\"n_envs\": 1")
+        } else {
+            edited
+        };
+        std::fs::write(&run_json, edited).expect("edit run.json");
+        let out = resume("512");
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{field}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{field}: {stderr}");
+        assert!(
+            stderr.contains(&format!("run.json says {field}"))
+                || stderr.contains(&format!("run.json's {field}")),
+            "{field}: {stderr}"
+        );
+    }
+    std::fs::write(&run_json, &original).expect("restore run.json");
+    let out = resume("512");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let _ = std::fs::remove_dir_all(&dir);
+}
