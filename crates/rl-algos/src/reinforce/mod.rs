@@ -155,35 +155,35 @@ pub struct UpdateStats {
 }
 
 /// The baseline network and its optimizer.
-pub(crate) struct Baseline {
-    pub(crate) net: ValueNet,
-    pub(crate) optimizer: Adam,
+struct Baseline {
+    net: ValueNet,
+    optimizer: Adam,
 }
 
 /// Where the current episode stands (part of a checkpoint).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub(crate) struct EpisodeProgress {
+struct EpisodeProgress {
     /// An episode has been started and not yet trained on.
-    pub(crate) in_episode: bool,
+    in_episode: bool,
     /// It has ended (or was cut) and awaits its update.
-    pub(crate) finished: bool,
+    finished: bool,
     /// The seed its reset used.
-    pub(crate) seed: u64,
+    seed: u64,
     /// Its undiscounted return so far.
-    pub(crate) ep_return: f64,
+    ep_return: f64,
 }
 
 /// Per-episode buffers, reused from episode to episode.
 #[derive(Default)]
-pub(crate) struct Episode {
+struct Episode {
     /// Observations before each step, `[len, obs_dim]`.
-    pub(crate) obs: Vec<f32>,
+    obs: Vec<f32>,
     /// Discrete action indices, `[len]`.
-    pub(crate) indices: Vec<u32>,
+    indices: Vec<u32>,
     /// Unclipped continuous actions, `[len, act_dim]`.
-    pub(crate) actions: Vec<f32>,
+    actions: Vec<f32>,
     /// Rewards, `[len]`.
-    pub(crate) rewards: Vec<f64>,
+    rewards: Vec<f64>,
     returns: Vec<f64>,
     advantages: Vec<f64>,
     weights: Vec<f32>,
@@ -193,19 +193,19 @@ pub(crate) struct Episode {
 
 /// Monte-Carlo policy gradient on a single environment; see the [module docs](self).
 pub struct Reinforce<P: StochasticPolicy, E: Env> {
-    pub(crate) policy: P,
-    pub(crate) env: E,
-    pub(crate) config: ReinforceConfig,
-    pub(crate) run: RunState,
-    pub(crate) optimizer: Adam,
-    pub(crate) baseline: Option<Baseline>,
-    pub(crate) episodes: u64,
-    pub(crate) ep_info: EpisodeWindow,
-    pub(crate) progress: EpisodeProgress,
-    pub(crate) episode: Episode,
+    policy: P,
+    env: E,
+    config: ReinforceConfig,
+    run: RunState,
+    optimizer: Adam,
+    baseline: Option<Baseline>,
+    episodes: u64,
+    ep_info: EpisodeWindow,
+    progress: EpisodeProgress,
+    episode: Episode,
     /// The observation the next step acts on.
-    pub(crate) obs: Vec<f32>,
-    pub(crate) obs_dim: usize,
+    obs: Vec<f32>,
+    obs_dim: usize,
     act_dim: usize,
     discrete: bool,
     logger: Logger,
