@@ -38,7 +38,9 @@ pub use error::{AlgoError, Result};
 pub use evaluation::{evaluate_policy, evaluate_policy_vec, EvalResult};
 pub use logger::Logger;
 pub use on_policy::{OnPolicyAlgorithm, OnPolicyTrainer, RolloutSettings, TrainContext};
-pub use optim::{clip_grad_norm, grad_norm, Adam, Optimizer, OptimizerState, RmsProp, Schedule};
+pub use optim::{
+    clip_coefficient, clip_grad_norm, grad_norm, Adam, Optimizer, OptimizerState, RmsProp, Schedule,
+};
 pub use ppo::{
     ppo_loss, ppo_update, Ppo, PpoBatch, PpoConfig, PpoLoss, PpoParams, PpoStats, PpoTrainStats,
     PpoTrainer,

@@ -6,13 +6,29 @@
 
 use crate::error::{AlgoError, Result};
 use candle_core::backprop::GradStore;
-use candle_core::{DType, Device, Storage, Tensor, Var};
+use candle_core::{CpuStorage, DType, Device, InplaceOp2, Layout, Storage, Tensor, Var};
 
 /// A first-order optimizer over named variables.
 pub trait Optimizer {
     /// Applies one update from `grads`; variables without a gradient are left alone (as
     /// PyTorch skips parameters whose `.grad` is `None`).
     fn step(&mut self, grads: &GradStore) -> Result<()>;
+    /// Applies one update from `grads` multiplied by `scale` (what `clip_grad_norm_` does to
+    /// the gradients in place before `optimizer.step()`): f32 gradients are multiplied by
+    /// `scale as f32`. The default scales a copy of the gradients and calls
+    /// [`Optimizer::step`]; this crate's optimizers fuse the product into their update.
+    fn step_scaled(&mut self, grads: &GradStore, scale: f64) -> Result<()> {
+        if scale == 1.0 {
+            return self.step(grads);
+        }
+        let mut scaled = GradStore::default();
+        for (_, var) in self.vars() {
+            if let Some(g) = grads.get(var.as_tensor()) {
+                scaled.insert(var.as_tensor(), g.affine(scale, 0.0)?);
+            }
+        }
+        self.step(&scaled)
+    }
     /// The learning rate the next `step` uses.
     fn learning_rate(&self) -> f64;
     /// Sets the learning rate (schedules call this before every step).
@@ -182,7 +198,6 @@ pub struct RmsProp {
     alpha: f64,
     eps: f64,
     step: u64,
-    scratch: Vec<f32>,
 }
 
 /// Per-variable optimizer state: host vectors on the CPU fast path, tensors otherwise.
@@ -245,7 +260,6 @@ impl RmsProp {
         check_unit("RMSprop alpha", alpha)?;
         check_positive("RMSprop eps", eps)?;
         let vars = sorted_vars(vars)?;
-        let max_len = vars.iter().map(|(_, v)| v.elem_count()).max().unwrap_or(0);
         Ok(RmsProp {
             state: SlotState::zeros(&vars)?,
             vars,
@@ -253,7 +267,6 @@ impl RmsProp {
             alpha,
             eps,
             step: 0,
-            scratch: Vec::with_capacity(max_len),
         })
     }
 
@@ -263,52 +276,102 @@ impl RmsProp {
     }
 }
 
-/// One RMSprop step of one f32 variable on the host, in torch's rounding order:
-/// `v = v * alpha + ((1 - alpha) * g) * g`, `p = p + ((-lr) * g) / (sqrt(v) + eps)`.
-fn rmsprop_host(
-    p: &[f32],
-    g: &[f32],
-    v: &mut [f32],
-    out: &mut Vec<f32>,
-    lr: f64,
-    alpha: f64,
-    eps: f64,
-) {
-    let (a, one_minus_a, neg_lr, eps) =
-        (alpha as f32, (1.0 - alpha) as f32, (-lr) as f32, eps as f32);
-    out.clear();
-    out.extend(p.iter().zip(g).zip(v.iter_mut()).map(|((&p, &g), v)| {
-        *v = *v * a + (one_minus_a * g) * g;
-        p + (neg_lr * g) / (v.sqrt() + eps)
-    }));
+/// Runs `update(p, g)` on the values of the f32 CPU variable `var` (in place, no allocation)
+/// and of its gradient `g`.
+fn update_in_place(var: &Var, g: &Tensor, update: impl FnMut(&mut [f32], &[f32])) -> Result<()> {
+    let g = host_f32_grad(g)?;
+    let op = InPlace(std::cell::RefCell::new(update));
+    var.as_tensor().inplace_op2(&g, &op)?;
+    Ok(())
+}
+
+/// An in-place update of a contiguous f32 CPU tensor from another (the host optimizer paths).
+struct InPlace<F>(std::cell::RefCell<F>);
+
+impl<F: FnMut(&mut [f32], &[f32])> InplaceOp2 for InPlace<F> {
+    fn name(&self) -> &'static str {
+        "rl-optimizer-step"
+    }
+
+    fn cpu_fwd(
+        &self,
+        dst: &mut CpuStorage,
+        dst_l: &Layout,
+        src: &CpuStorage,
+        src_l: &Layout,
+    ) -> candle_core::Result<()> {
+        let err = |m: &str| candle_core::Error::Msg(format!("optimizer step: {m}"));
+        let ((ds, de), (ss, se)) = dst_l
+            .contiguous_offsets()
+            .zip(src_l.contiguous_offsets())
+            .ok_or_else(|| err("a variable or gradient is not contiguous"))?;
+        match (dst, src) {
+            (CpuStorage::F32(p), CpuStorage::F32(g)) if de - ds == se - ss => {
+                (self.0.borrow_mut())(&mut p[ds..de], &g[ss..se]);
+                Ok(())
+            }
+            _ => Err(err("a variable and its gradient are not f32 of one size")),
+        }
+    }
+}
+
+/// The coefficients of one RMSprop step, rounded to f32 as torch's kernels use them.
+#[derive(Clone, Copy)]
+struct RmsPropCoefs {
+    alpha: f32,
+    one_minus_alpha: f32,
+    neg_lr: f32,
+    eps: f32,
+    /// The gradient's scale (gradient clipping), 1 when none.
+    scale: f32,
+}
+
+/// One RMSprop step of one f32 variable in place, in torch's rounding order:
+/// `g *= scale`, `v = v * alpha + ((1 - alpha) * g) * g`, `p = p + ((-lr) * g) / (sqrt(v) +
+/// eps)`.
+struct RmsPropKernel<'a> {
+    p: &'a mut [f32],
+    g: &'a [f32],
+    v: &'a mut [f32],
+    c: RmsPropCoefs,
+}
+
+impl rl_policy::ops::Kernel for RmsPropKernel<'_> {
+    #[inline(always)]
+    fn run(self) {
+        let c = self.c;
+        for ((p, &g), v) in self.p.iter_mut().zip(self.g).zip(self.v.iter_mut()) {
+            let g = g * c.scale;
+            *v = *v * c.alpha + (c.one_minus_alpha * g) * g;
+            *p += (c.neg_lr * g) / (v.sqrt() + c.eps);
+        }
+    }
 }
 
 impl Optimizer for RmsProp {
     fn step(&mut self, grads: &GradStore) -> Result<()> {
+        self.step_scaled(grads, 1.0)
+    }
+
+    fn step_scaled(&mut self, grads: &GradStore, scale: f64) -> Result<()> {
         self.step += 1;
         let (lr, alpha, eps) = (self.lr, self.alpha, self.eps);
         match &mut self.state {
             SlotState::Host(sqs) => {
+                let c = RmsPropCoefs {
+                    alpha: alpha as f32,
+                    one_minus_alpha: (1.0 - alpha) as f32,
+                    neg_lr: (-lr) as f32,
+                    eps: eps as f32,
+                    scale: scale as f32,
+                };
                 for ((_, var), sq) in self.vars.iter().zip(sqs.iter_mut()) {
                     let Some(g) = grads.get(var.as_tensor()) else {
                         continue;
                     };
-                    let g = &host_f32_grad(g)?;
-                    let scratch = &mut self.scratch;
-                    // The variable's read lock must be released before `set` takes the write lock.
-                    let done = with_cpu_f32(var.as_tensor(), |p| {
-                        with_cpu_f32(g, |g| rmsprop_host(p, g, sq, scratch, lr, alpha, eps))
-                    });
-                    if done.flatten().is_none() {
-                        return Err(AlgoError::InvalidArgument(
-                            "RMSprop: a variable left CPU memory or f32 after construction".into(),
-                        ));
-                    }
-                    var.set(&Tensor::from_slice(
-                        &self.scratch,
-                        var.shape(),
-                        var.device(),
-                    )?)?;
+                    update_in_place(var, g, |p, g| {
+                        rl_policy::ops::wide_simd(RmsPropKernel { p, g, v: sq, c })
+                    })?;
                 }
             }
             SlotState::Device(sqs) => {
@@ -316,6 +379,7 @@ impl Optimizer for RmsProp {
                     let Some(g) = grads.get(var.as_tensor()) else {
                         continue;
                     };
+                    let g = &g.affine(scale, 0.0)?;
                     let new_sq = sq
                         .affine(alpha, 0.0)?
                         .add(&g.affine(1.0 - alpha, 0.0)?.mul(g)?)?;
@@ -372,7 +436,6 @@ pub struct Adam {
     beta2: f64,
     eps: f64,
     step: u64,
-    scratch: Vec<f32>,
 }
 
 impl Adam {
@@ -394,7 +457,6 @@ impl Adam {
         check_unit("Adam beta2", betas.1)?;
         check_positive("Adam eps", eps)?;
         let vars = sorted_vars(vars)?;
-        let max_len = vars.iter().map(|(_, v)| v.elem_count()).max().unwrap_or(0);
         Ok(Adam {
             exp_avg: SlotState::zeros(&vars)?,
             exp_avg_sq: SlotState::zeros(&vars)?,
@@ -404,7 +466,6 @@ impl Adam {
             beta2: betas.1,
             eps,
             step: 0,
-            scratch: Vec::with_capacity(max_len),
         })
     }
 
@@ -426,11 +487,13 @@ struct AdamCoefs {
     /// `-lr / (1 - beta1^t)`.
     neg_step_size: f32,
     eps: f32,
+    /// The gradient's scale (gradient clipping), 1 when none.
+    scale: f32,
 }
 
-/// One Adam step of one f32 variable on the host, into `out` (which holds `p` on entry).
+/// One Adam step of one f32 variable in place.
 struct AdamKernel<'a> {
-    out: &'a mut [f32],
+    p: &'a mut [f32],
     g: &'a [f32],
     m: &'a mut [f32],
     v: &'a mut [f32],
@@ -442,11 +505,12 @@ impl rl_policy::ops::Kernel for AdamKernel<'_> {
     fn run(self) {
         let c = self.c;
         let it = self
-            .out
+            .p
             .iter_mut()
             .zip(self.g)
             .zip(self.m.iter_mut().zip(self.v.iter_mut()));
         for ((p, &g), (m, v)) in it {
+            let g = g * c.scale;
             // lerp with a weight below 0.5: m + w (g - m), one rounding as torch's vector path.
             *m = c.weight.mul_add(g - *m, *m);
             *v = *v * c.beta2 + (c.one_minus_beta2 * g) * g;
@@ -459,6 +523,10 @@ impl rl_policy::ops::Kernel for AdamKernel<'_> {
 
 impl Optimizer for Adam {
     fn step(&mut self, grads: &GradStore) -> Result<()> {
+        self.step_scaled(grads, 1.0)
+    }
+
+    fn step_scaled(&mut self, grads: &GradStore, scale: f64) -> Result<()> {
         self.step += 1;
         let t = self.step as f64;
         let bc1 = 1.0 - self.beta1.powf(t);
@@ -471,6 +539,7 @@ impl Optimizer for Adam {
             bc2_sqrt: bc2_sqrt as f32,
             neg_step_size: (-step_size) as f32,
             eps: self.eps as f32,
+            scale: scale as f32,
         };
         match (&mut self.exp_avg, &mut self.exp_avg_sq) {
             (SlotState::Host(ms), SlotState::Host(vs)) => {
@@ -478,28 +547,9 @@ impl Optimizer for Adam {
                     let Some(g) = grads.get(var.as_tensor()) else {
                         continue;
                     };
-                    let g = host_f32_grad(g)?;
-                    let out = &mut self.scratch;
-                    // The variable's read lock must be released before `set` takes the write lock.
-                    let done = with_cpu_f32(var.as_tensor(), |p| {
-                        out.clear();
-                        out.extend_from_slice(p);
-                    });
-                    let ran = done.and_then(|()| {
-                        with_cpu_f32(&g, |g| {
-                            rl_policy::ops::wide_simd(AdamKernel { out, g, m, v, c })
-                        })
-                    });
-                    if ran.is_none() {
-                        return Err(AlgoError::InvalidArgument(
-                            "Adam: a variable left CPU memory or f32 after construction".into(),
-                        ));
-                    }
-                    var.set(&Tensor::from_slice(
-                        &self.scratch,
-                        var.shape(),
-                        var.device(),
-                    )?)?;
+                    update_in_place(var, g, |p, g| {
+                        rl_policy::ops::wide_simd(AdamKernel { p, g, m, v, c })
+                    })?;
                 }
             }
             (SlotState::Device(ms), SlotState::Device(vs)) => {
@@ -507,6 +557,7 @@ impl Optimizer for Adam {
                     let Some(g) = grads.get(var.as_tensor()) else {
                         continue;
                     };
+                    let g = &g.affine(scale, 0.0)?;
                     let new_m = m.add(&g.sub(m)?.affine(1.0 - self.beta1, 0.0)?)?;
                     let new_v = v
                         .affine(self.beta2, 0.0)?
@@ -573,8 +624,7 @@ fn host_f32_grad(g: &Tensor) -> Result<Tensor> {
 pub fn clip_grad_norm(vars: &[(String, Var)], grads: &mut GradStore, max_norm: f64) -> Result<f64> {
     check_positive("max_grad_norm", max_norm)?;
     let total = grad_norm(vars, grads)?;
-    // torch evaluates this in f32: reciprocal(total + 1e-6) * max_norm.
-    let coef = (1.0f32 / (total as f32 + 1e-6f32)) * max_norm as f32;
+    let coef = clip_coefficient(total, max_norm);
     if coef < 1.0 {
         for (_, var) in vars {
             if let Some(g) = grads.get(var.as_tensor()) {
@@ -586,21 +636,53 @@ pub fn clip_grad_norm(vars: &[(String, Var)], grads: &mut GradStore, max_norm: f
     Ok(total)
 }
 
+/// The factor `torch.nn.utils.clip_grad_norm_` multiplies the gradients by for a global norm
+/// `total_norm`: `max_norm / (total_norm + 1e-6)` evaluated in f32, at most 1. Pass it to
+/// [`Optimizer::step_scaled`] to clip and step without materializing the clipped gradients.
+pub fn clip_coefficient(total_norm: f64, max_norm: f64) -> f64 {
+    // torch evaluates this in f32: reciprocal(total + 1e-6) * max_norm, then clamps to 1.
+    let coef = (1.0f32 / (total_norm as f32 + 1e-6f32)) * max_norm as f32;
+    f64::from(coef.min(1.0))
+}
+
+/// `sum(x^2)` in f64 over eight independent accumulators (always the same order, so the
+/// result does not depend on the CPU), which the compiler turns into vector code: a sequential
+/// sum is bound by the latency of one addition per value.
+fn sum_of_squares(xs: &[f32]) -> f64 {
+    struct SumSquares<'a> {
+        xs: &'a [f32],
+        out: &'a mut f64,
+    }
+    impl rl_policy::ops::Kernel for SumSquares<'_> {
+        #[inline(always)]
+        fn run(self) {
+            let mut acc = [0f64; 8];
+            let chunks = self.xs.chunks_exact(8);
+            let rest = chunks.remainder();
+            for c in chunks {
+                for (a, &x) in acc.iter_mut().zip(c) {
+                    *a += f64::from(x) * f64::from(x);
+                }
+            }
+            for (a, &x) in acc.iter_mut().zip(rest) {
+                *a += f64::from(x) * f64::from(x);
+            }
+            *self.out = acc.iter().sum();
+        }
+    }
+    let mut out = 0.0;
+    rl_policy::ops::wide_simd(SumSquares { xs, out: &mut out });
+    out
+}
+
 /// The global L2 norm of the gradients of `vars` (variables without a gradient are skipped),
 /// computed as torch does: one norm per tensor, then the norm of those norms.
 pub fn grad_norm(vars: &[(String, Var)], grads: &GradStore) -> Result<f64> {
-    let present: Vec<&Tensor> = vars
+    // CPU f32 gradients are read in place: no tensor ops, no allocation.
+    let host: Option<f64> = vars
         .iter()
         .filter_map(|(_, v)| grads.get(v.as_tensor()))
-        .collect();
-    // CPU f32 gradients are read in place: no tensor ops, no allocation.
-    let host: Option<f64> = present
-        .iter()
-        .map(|g| {
-            with_cpu_f32(g, |xs| {
-                xs.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>()
-            })
-        })
+        .map(|g| with_cpu_f32(g, sum_of_squares))
         .map(|ss| ss.map(|ss| ss.sqrt().powi(2)))
         .sum();
     if let Some(total_sq) = host {
@@ -780,6 +862,61 @@ mod tests {
         assert!((norm - 0.5).abs() < 1e-6);
         let b: Vec<f32> = grads.get(vars[1].1.as_tensor()).unwrap().to_vec1().unwrap();
         assert_eq!(b, [0.4]);
+    }
+
+    /// Folding the clipping factor into the step gives the same bits as clipping the
+    /// gradients first and stepping (both optimizers, several steps).
+    #[test]
+    fn step_scaled_equals_clip_then_step() {
+        let values: Vec<f32> = (0..40).map(|i| (i as f32 * 0.37).sin()).collect();
+        let grads: Vec<f32> = (0..40).map(|i| (i as f32 * 1.3).cos() * 3.0).collect();
+        type Make = fn(Vec<(String, Var)>) -> Box<dyn Optimizer>;
+        let makers: [Make; 2] = [
+            |v| Box::new(RmsProp::new(v, 7e-4, 0.99, 1e-5).unwrap()),
+            |v| Box::new(Adam::new(v, 3e-4, 1e-5).unwrap()),
+        ];
+        for make in makers {
+            let (a_vars, b_vars) = (vec![var("w", &values)], vec![var("w", &values)]);
+            let (mut a, mut b) = (make(a_vars.clone()), make(b_vars.clone()));
+            for _ in 0..4 {
+                let mut ga = grads_for(&a_vars, &[&grads]);
+                let norm = clip_grad_norm(&a_vars, &mut ga, 0.5).unwrap();
+                a.step(&ga).unwrap();
+                let gb = grads_for(&b_vars, &[&grads]);
+                assert_eq!(grad_norm(&b_vars, &gb).unwrap(), norm);
+                b.step_scaled(&gb, clip_coefficient(norm, 0.5)).unwrap();
+            }
+            let bits = |v: &(String, Var)| -> Vec<u32> {
+                let xs: Vec<f32> = v.1.as_tensor().to_vec1().unwrap();
+                xs.into_iter().map(f32::to_bits).collect()
+            };
+            assert_eq!(bits(&a_vars[0]), bits(&b_vars[0]));
+            assert_eq!(a.state().unwrap(), b.state().unwrap());
+        }
+    }
+
+    /// Adam's fused host loop and its tensor path (other devices) agree to rounding.
+    #[test]
+    fn adam_host_and_tensor_paths_agree() {
+        let values: Vec<f32> = (0..50).map(|i| (i as f32 * 0.37).sin()).collect();
+        let grads: Vec<f32> = (0..50).map(|i| (i as f32 * 1.3).cos() * 0.1).collect();
+        let (host_vars, dev_vars) = (vec![var("w", &values)], vec![var("w", &values)]);
+        let mut host = Adam::new(host_vars.clone(), 3e-3, 1e-5).unwrap();
+        let mut dev = Adam::new(dev_vars.clone(), 3e-3, 1e-5).unwrap();
+        assert!(matches!(host.exp_avg, SlotState::Host(_)));
+        dev.exp_avg = SlotState::Device(vec![dev_vars[0].1.zeros_like().unwrap()]);
+        dev.exp_avg_sq = SlotState::Device(vec![dev_vars[0].1.zeros_like().unwrap()]);
+        for _ in 0..5 {
+            host.step_scaled(&grads_for(&host_vars, &[&grads]), 0.5)
+                .unwrap();
+            dev.step_scaled(&grads_for(&dev_vars, &[&grads]), 0.5)
+                .unwrap();
+        }
+        let h: Vec<f32> = host_vars[0].1.as_tensor().to_vec1().unwrap();
+        let d: Vec<f32> = dev_vars[0].1.as_tensor().to_vec1().unwrap();
+        for (x, y) in h.iter().zip(&d) {
+            assert!((x - y).abs() <= 1e-6, "{x} vs {y}");
+        }
     }
 
     #[test]

@@ -14,7 +14,9 @@
 
 mod categorical;
 
-pub(crate) use categorical::log_prob_and_entropy as categorical_log_prob_and_entropy;
+pub(crate) use categorical::{
+    log_prob as categorical_log_prob, log_prob_and_entropy as categorical_log_prob_and_entropy,
+};
 
 use crate::activation::Activation;
 use candle_core::backend::BackendStorage;

@@ -2,7 +2,7 @@
 //! data (the SB3 parity tests drive them) and in a user's own loop.
 
 use crate::error::{AlgoError, Result};
-use crate::optim::{clip_grad_norm, Optimizer};
+use crate::optim::{clip_coefficient, grad_norm, Optimizer};
 use candle_core::{DType, Tensor, D};
 use rl_policy::ActorCritic;
 
@@ -146,12 +146,13 @@ pub fn a2c_update<P: ActorCritic + ?Sized>(
     if !scalars[3].is_finite() {
         return Err(diverged("the loss"));
     }
-    let mut grads = loss.total.backward()?;
-    let grad_norm = clip_grad_norm(optimizer.vars(), &mut grads, params.max_grad_norm)?;
+    let grads = loss.total.backward()?;
+    // clip_grad_norm_ then step: the clipping factor is folded into the optimizer's update.
+    let grad_norm = grad_norm(optimizer.vars(), &grads)?;
     if !grad_norm.is_finite() {
         return Err(diverged("the gradient norm"));
     }
-    optimizer.step(&grads)?;
+    optimizer.step_scaled(&grads, clip_coefficient(grad_norm, params.max_grad_norm))?;
     Ok(UpdateStats {
         policy_loss: scalars[0],
         value_loss: scalars[1],

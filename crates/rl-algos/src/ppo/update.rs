@@ -5,7 +5,7 @@
 use super::fused::PpoLossOp;
 use crate::a2c::normalize_advantages;
 use crate::error::{AlgoError, Result};
-use crate::optim::{clip_grad_norm, Optimizer};
+use crate::optim::{clip_coefficient, grad_norm, Optimizer};
 use candle_core::{DType, Tensor, D};
 use rl_policy::{ActorCritic, Evaluation};
 
@@ -96,6 +96,15 @@ pub struct PpoStats {
     pub grad_norm: Option<f64>,
     /// Whether a gradient step was taken (`false`: `target_kl` stopped training here).
     pub stepped: bool,
+}
+
+/// The value of a scalar tensor (read in place for f32 and f64).
+fn scalar(t: &Tensor) -> Result<f64> {
+    Ok(match t.dtype() {
+        DType::F32 => f64::from(t.to_scalar::<f32>()?),
+        DType::F64 => t.to_scalar::<f64>()?,
+        _ => t.to_dtype(DType::F64)?.to_scalar::<f64>()?,
+    })
 }
 
 fn check_len(what: &str, len: usize, b: usize) -> Result<()> {
@@ -258,17 +267,12 @@ pub fn ppo_update<P: ActorCritic + ?Sized>(
     iteration: u64,
 ) -> Result<PpoStats> {
     let loss = ppo_loss(policy, batch, params)?;
-    let scalars = Tensor::stack(
-        &[
-            &loss.policy_loss,
-            &loss.value_loss,
-            &loss.entropy_loss,
-            &loss.total,
-        ],
-        0,
-    )?
-    .to_dtype(DType::F64)?
-    .to_vec1::<f64>()?;
+    let scalars = [
+        scalar(&loss.policy_loss)?,
+        scalar(&loss.value_loss)?,
+        scalar(&loss.entropy_loss)?,
+        scalar(&loss.total)?,
+    ];
     let mut stats = PpoStats {
         policy_loss: scalars[0],
         value_loss: scalars[1],
@@ -289,12 +293,13 @@ pub fn ppo_update<P: ActorCritic + ?Sized>(
     if !stats.loss.is_finite() {
         return Err(diverged("the loss"));
     }
-    let mut grads = loss.total.backward()?;
-    let grad_norm = clip_grad_norm(optimizer.vars(), &mut grads, params.max_grad_norm)?;
+    let grads = loss.total.backward()?;
+    // clip_grad_norm_ then step: the clipping factor is folded into the optimizer's update.
+    let grad_norm = grad_norm(optimizer.vars(), &grads)?;
     if !grad_norm.is_finite() {
         return Err(diverged("the gradient norm"));
     }
-    optimizer.step(&grads)?;
+    optimizer.step_scaled(&grads, clip_coefficient(grad_norm, params.max_grad_norm))?;
     stats.grad_norm = Some(grad_norm);
     stats.stepped = true;
     Ok(stats)

@@ -25,6 +25,14 @@ pub(crate) fn log_prob_and_entropy(
     Ok(Some((log_prob, entropy)))
 }
 
+/// `log pi(a_r | r)` alone, as [`log_prob_and_entropy`] computes it (what a rollout needs).
+pub(crate) fn log_prob(logits: &Tensor, actions: Vec<u32>) -> Result<Option<Tensor>> {
+    if !logits.device().is_cpu() || logits.dtype() != DType::F32 || logits.rank() != 2 {
+        return Ok(None);
+    }
+    Ok(Some(logits.contiguous()?.apply_op1(LogProb { actions })?))
+}
+
 fn op_err(m: &str) -> candle_core::Error {
     candle_core::Error::Msg(format!("categorical op: {m}"))
 }
