@@ -628,7 +628,7 @@ pub fn clip_grad_norm(vars: &[(String, Var)], grads: &mut GradStore, max_norm: f
     if coef < 1.0 {
         for (_, var) in vars {
             if let Some(g) = grads.get(var.as_tensor()) {
-                let scaled = g.affine(f64::from(coef), 0.0)?;
+                let scaled = g.affine(coef, 0.0)?;
                 grads.insert(var.as_tensor(), scaled);
             }
         }
