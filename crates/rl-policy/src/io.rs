@@ -3,10 +3,12 @@
 //! policy reloads without restating its architecture.
 
 use crate::error::{PolicyError, Result};
+use crate::limits::MAX_FILE_BYTES;
 use crate::mlp::{MlpPolicy, MlpPolicyConfig};
 use candle_core::Device;
 use rl_env::Space;
 use serde::{Deserialize, Serialize};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// File name of the weights inside a saved-policy directory.
@@ -117,6 +119,29 @@ fn corrupt(path: &Path, reason: impl std::fmt::Display) -> PolicyError {
         path: path.display().to_string(),
         reason: reason.to_string(),
     }
+}
+
+/// Reads a whole file of at most [`MAX_FILE_BYTES`], checking the size before reading.
+pub(crate) fn read_bounded(path: &Path) -> Result<Vec<u8>> {
+    let file = std::fs::File::open(path).map_err(|e| io_err(path, e))?;
+    let len = file.metadata().map_err(|e| io_err(path, e))?.len();
+    let too_big = |len: u64| PolicyError::LimitExceeded {
+        path: path.display().to_string(),
+        what: format!("a file of {len} bytes"),
+        limit: MAX_FILE_BYTES,
+    };
+    if len > MAX_FILE_BYTES {
+        return Err(too_big(len));
+    }
+    // `take` also bounds a file that grows while it is read.
+    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| io_err(path, e))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(too_big(bytes.len() as u64));
+    }
+    Ok(bytes)
 }
 
 /// Writes `bytes` to `path` through a temporary file and a rename, so a crash never leaves a
