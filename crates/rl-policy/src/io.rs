@@ -1,20 +1,93 @@
-//! Saving and loading an [`MlpPolicy`]: a directory with `model.safetensors` (the parameters,
-//! by SB3 name) and `policy.json` (format tag, [`MlpPolicyConfig`] and both spaces), so a saved
-//! policy reloads without restating its architecture.
+//! Saving and loading an [`MlpPolicy`]: one self-describing, checksummed file, replaced
+//! atomically.
+//!
+//! # Format (version 2, written by [`MlpPolicy::save`])
+//!
+//! `MlpPolicy::save(dir)` writes a directory holding one file, [`MODEL_FILE`]
+//! (`policy.safetensors`). It is an ordinary [safetensors] file, so any safetensors tool reads
+//! the weights:
+//!
+//! - one float32 tensor per parameter, named by SB3's `state_dict` keys, in name order;
+//! - the header's `__metadata__` string map holds
+//!   - `format`: [`MODEL_FORMAT`] (`rl-policy/MlpPolicy/2`);
+//!   - `policy`: JSON with the same `format` tag, the [`MlpPolicyConfig`] and both spaces
+//!     (infinite Box bounds as `"inf"` / `"-inf"`), so the file reloads without restating its
+//!     architecture;
+//!   - `checksum`: `fnv1a64:` and 16 hex digits, FNV-1a (64 bit) over a canonical encoding of
+//!     every other metadata entry (sorted by key) and every tensor (sorted by name: name,
+//!     dtype, shape, raw bytes), each piece length-prefixed.
+//!
+//! Later additions (normalization statistics, say) go in as further tensors and metadata
+//! entries. The checksum scheme is fixed across format versions and covers whatever entries a
+//! file has, so a file of a later version is recognized as intact and refused as
+//! [`PolicyError::Unsupported`]; a reader that meets a tensor it does not know refuses the file
+//! and names the tensor.
+//!
+//! # Integrity
+//!
+//! [`MlpPolicy::load`] recomputes the checksum and refuses a file whose checksum differs
+//! ([`PolicyError::Corrupt`], "checksum mismatch"). Any damage either breaks the safetensors
+//! structure, or changes what the checksum covers, or leaves the loaded model bit-identical
+//! (padding that is not part of any value): a flipped bit never loads as a different model.
+//! FNV-1a detects every change of one byte of the covered data with certainty and others with
+//! probability 1 - 2^-64; it guards against damage, not against an adversary who rewrites the
+//! checksum. (Builds for the fuzz targets, `cfg(fuzzing)`, skip the comparison so that mutated
+//! files reach the checks behind it.) On top of that, every loader checks that each tensor has exactly the shape the
+//! description implies and that every value is finite (see [`crate::limits`] for the sizes
+//! a file may declare).
+//!
+//! # Atomicity
+//!
+//! The file is written as `policy.safetensors.tmp<pid>-<n>` in the same directory, flushed
+//! (`fsync`), renamed over `policy.safetensors` (one atomic `rename`), and the directory is
+//! flushed. A save that is killed or fails at any moment leaves either the previous model or
+//! the new one under the real name, never a mix. After a successful save the files of the
+//! legacy layout (below) and temporary files of saves whose process no longer runs (on
+//! systems without `/proc`: older than an hour) are removed, so interrupted saves never
+//! accumulate.
+//!
+//! # Legacy layout (version 1)
+//!
+//! Directories written before version 2 hold [`WEIGHTS_FILE`] (`model.safetensors`, the
+//! tensors) and [`CONFIG_FILE`] (`policy.json`, tagged [`FORMAT`]). [`MlpPolicy::load`] still
+//! reads them (with the same shape, size and finiteness checks, but there is no checksum to
+//! verify) when a directory has no [`MODEL_FILE`]. Saving into such a directory replaces
+//! them with [`MODEL_FILE`].
+//!
+//! [safetensors]: https://huggingface.co/docs/safetensors
 
-use crate::error::{PolicyError, Result};
+use crate::error::{PolicyError, ReadError, Result};
+use crate::limits::{MAX_DESCRIPTION_BYTES, MAX_FILE_BYTES, MAX_TENSOR_RANK};
 use crate::mlp::{MlpPolicy, MlpPolicyConfig};
-use candle_core::Device;
+use crate::validate::{self, HostTensor};
+use candle_core::{DType, Device};
 use rl_env::Space;
+use safetensors::tensor::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
-/// File name of the weights inside a saved-policy directory.
+/// The single file inside a saved-policy directory (format version 2).
+pub const MODEL_FILE: &str = "policy.safetensors";
+/// The `format` tag of [`MODEL_FILE`].
+pub const MODEL_FORMAT: &str = "rl-policy/MlpPolicy/2";
+/// Legacy layout: file name of the weights inside a saved-policy directory.
 pub const WEIGHTS_FILE: &str = "model.safetensors";
-/// File name of the description inside a saved-policy directory.
+/// Legacy layout: file name of the description inside a saved-policy directory.
 pub const CONFIG_FILE: &str = "policy.json";
-/// The `format` tag written to [`CONFIG_FILE`].
+/// Legacy layout: the `format` tag of [`CONFIG_FILE`].
 pub const FORMAT: &str = "rl-policy/MlpPolicy/1";
+
+/// Prefix of the checksum value in the metadata.
+const CHECKSUM_PREFIX: &str = "fnv1a64:";
+/// Temporary files of interrupted saves on systems without `/proc` are removed after this
+/// long (a save takes well under a second; an hour leaves any slow disk alone).
+const STALE_TEMP_AGE: Duration = Duration::from_secs(3600);
+/// Temporary files written by the previous format's saves.
+const LEGACY_TEMP_FILES: [&str; 2] = ["model.tmp", "policy.tmp"];
 
 /// A float bound in JSON: a number, or `"inf"` / `"-inf"` (JSON has no infinities).
 #[derive(Serialize, Deserialize)]
@@ -45,7 +118,7 @@ impl Bound {
     }
 }
 
-/// A space as stored in [`CONFIG_FILE`].
+/// A space as stored in the description.
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "type")]
 enum SpaceSpec {
@@ -75,34 +148,69 @@ impl SpaceSpec {
         }
     }
 
-    fn space(&self) -> std::result::Result<Space, String> {
+    /// The space, with its declared shape checked (overflow, [`crate::limits`], bound counts)
+    /// before anything of that size exists.
+    fn space(&self, what: &str) -> Result<Space, ReadError> {
         match self {
             SpaceSpec::Discrete { n, start } => Ok(Space::Discrete {
                 n: *n,
                 start: *start,
             }),
             SpaceSpec::Box { low, high, shape } => {
-                let vals = |v: &[Bound]| -> std::result::Result<Vec<f32>, String> {
+                let n = validate::space_elements(shape, what)?;
+                if low.len() != n || high.len() != n {
+                    return Err(ReadError::Corrupt(format!(
+                        "{what}: Box shape {shape:?} needs {n} bounds, the file has {} low and {} high",
+                        low.len(),
+                        high.len()
+                    )));
+                }
+                let vals = |v: &[Bound]| -> Result<Vec<f32>, ReadError> {
                     v.iter()
                         .map(|b| {
-                            b.value()
-                                .ok_or_else(|| "a Box bound is not a number".to_string())
+                            b.value().ok_or_else(|| {
+                                ReadError::Corrupt(format!("{what}: a Box bound is not a number"))
+                            })
                         })
                         .collect()
                 };
-                Space::boxed(vals(low)?, vals(high)?, shape.clone()).map_err(|e| e.to_string())
+                Space::boxed(vals(low)?, vals(high)?, shape.clone())
+                    .map_err(|e| ReadError::Corrupt(format!("{what}: {e}")))
             }
         }
     }
 }
 
-/// The content of [`CONFIG_FILE`].
+/// The description: `policy` in [`MODEL_FILE`]'s metadata, or the legacy [`CONFIG_FILE`].
 #[derive(Serialize, Deserialize)]
 struct SavedPolicy {
     format: String,
     config: MlpPolicyConfig,
     observation_space: SpaceSpec,
     action_space: SpaceSpec,
+}
+
+impl SavedPolicy {
+    /// Parses a description tagged `format` and builds its spaces.
+    fn parse(json: &[u8], format: &str) -> Result<(MlpPolicyConfig, Space, Space), ReadError> {
+        if json.len() > MAX_DESCRIPTION_BYTES {
+            return Err(ReadError::limit(
+                format!("a description of {} bytes", json.len()),
+                MAX_DESCRIPTION_BYTES,
+            ));
+        }
+        let saved: SavedPolicy = serde_json::from_slice(json)
+            .map_err(|e| ReadError::Corrupt(format!("the description: {e}")))?;
+        if saved.format != format {
+            return Err(ReadError::Corrupt(format!(
+                "format {:?}, expected {format:?}",
+                saved.format
+            )));
+        }
+        let obs = saved.observation_space.space("observation_space")?;
+        let act = saved.action_space.space("action_space")?;
+        Ok((saved.config, obs, act))
+    }
 }
 
 fn io_err(path: &Path, source: std::io::Error) -> PolicyError {
@@ -112,74 +220,739 @@ fn io_err(path: &Path, source: std::io::Error) -> PolicyError {
     }
 }
 
-fn corrupt(path: &Path, reason: impl std::fmt::Display) -> PolicyError {
-    PolicyError::Corrupt {
+/// Reads a whole file of at most [`MAX_FILE_BYTES`], checking the size before reading.
+pub(crate) fn read_bounded(path: &Path) -> Result<Vec<u8>> {
+    let file = std::fs::File::open(path).map_err(|e| io_err(path, e))?;
+    let len = file.metadata().map_err(|e| io_err(path, e))?.len();
+    let too_big = |len: u64| PolicyError::LimitExceeded {
         path: path.display().to_string(),
-        reason: reason.to_string(),
+        what: format!("a file of {len} bytes"),
+        limit: MAX_FILE_BYTES,
+    };
+    if len > MAX_FILE_BYTES {
+        return Err(too_big(len));
+    }
+    // `take` also bounds a file that grows while it is read.
+    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| io_err(path, e))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(too_big(bytes.len() as u64));
+    }
+    Ok(bytes)
+}
+
+/// FNV-1a, 64 bits, over length-prefixed pieces.
+struct Fnv(u64);
+
+impl Fnv {
+    fn new() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+    fn raw(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    fn u64(&mut self, v: u64) {
+        self.raw(&v.to_le_bytes());
+    }
+    fn piece(&mut self, bytes: &[u8]) {
+        self.u64(bytes.len() as u64);
+        self.raw(bytes);
     }
 }
 
-/// Writes `bytes` to `path` through a temporary file and a rename, so a crash never leaves a
-/// half-written file under the final name.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp: PathBuf = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).map_err(|e| io_err(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| io_err(path, e))
+/// One tensor as stored: name, dtype, shape, little-endian bytes.
+struct StoredTensor<'a> {
+    dtype: Dtype,
+    shape: Vec<usize>,
+    data: &'a [u8],
+}
+
+/// Domain tag of the checksum. The scheme stays the same when the format changes, so a file
+/// of any version can be told intact or damaged.
+const CHECKSUM_SCHEME: &str = "rl-policy checksum 1";
+
+/// The checksum of the metadata (without `checksum`) and the tensors, as stored.
+fn checksum(
+    metadata: &BTreeMap<String, String>,
+    tensors: &BTreeMap<String, StoredTensor>,
+) -> String {
+    let mut h = Fnv::new();
+    h.piece(CHECKSUM_SCHEME.as_bytes());
+    let meta: Vec<_> = metadata.iter().filter(|(k, _)| *k != "checksum").collect();
+    h.u64(meta.len() as u64);
+    for (k, v) in meta {
+        h.piece(k.as_bytes());
+        h.piece(v.as_bytes());
+    }
+    h.u64(tensors.len() as u64);
+    for (name, t) in tensors {
+        h.piece(name.as_bytes());
+        h.piece(format!("{:?}", t.dtype).as_bytes());
+        h.u64(t.shape.len() as u64);
+        for &d in &t.shape {
+            h.u64(d as u64);
+        }
+        h.piece(t.data);
+    }
+    format!("{CHECKSUM_PREFIX}{:016x}", h.0)
+}
+
+/// Decodes the tensors of a safetensors file into host f32 tensors (F32 or, in legacy files,
+/// F64), by name.
+fn host_tensors(
+    tensors: &BTreeMap<String, StoredTensor>,
+) -> Result<BTreeMap<String, HostTensor>, ReadError> {
+    let mut out = BTreeMap::new();
+    for (name, t) in tensors {
+        if t.shape.len() > MAX_TENSOR_RANK {
+            return Err(ReadError::limit(
+                format!("tensor {name} of rank {}", t.shape.len()),
+                MAX_TENSOR_RANK,
+            ));
+        }
+        let data: Vec<f32> = match t.dtype {
+            Dtype::F32 => t
+                .data
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+            Dtype::F64 => t
+                .data
+                .chunks_exact(8)
+                .map(|b| {
+                    f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f32
+                })
+                .collect(),
+            other => {
+                return Err(ReadError::Corrupt(format!(
+                    "tensor {name} has dtype {other:?}; saved policies hold float32"
+                )))
+            }
+        };
+        out.insert(
+            name.clone(),
+            HostTensor {
+                shape: t.shape.clone(),
+                data,
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// Parses a safetensors file: its `__metadata__` (sorted) and its tensors (sorted by name).
+/// The `safetensors` crate checks the header length, the JSON, and that the tensors' byte
+/// ranges tile the data exactly with sizes matching dtype and shape (checked arithmetic).
+#[allow(clippy::type_complexity)]
+fn parse_safetensors(
+    bytes: &[u8],
+) -> Result<(BTreeMap<String, String>, BTreeMap<String, StoredTensor<'_>>), ReadError> {
+    // The header's declared length, checked before the header is parsed.
+    if let Some(len) = bytes.get(..8) {
+        let mut n = [0u8; 8];
+        n.copy_from_slice(len);
+        let n = u64::from_le_bytes(n);
+        if n > bytes.len() as u64 - 8 {
+            return Err(ReadError::Corrupt(format!(
+                "the safetensors header declares {n} bytes, the file holds {}",
+                bytes.len()
+            )));
+        }
+        if n > MAX_DESCRIPTION_BYTES as u64 {
+            return Err(ReadError::limit(
+                format!("a safetensors header of {n} bytes"),
+                MAX_DESCRIPTION_BYTES,
+            ));
+        }
+    }
+    let (n, meta) = SafeTensors::read_metadata(bytes)
+        .map_err(|e| ReadError::Corrupt(format!("not a readable safetensors file: {e}")))?;
+    let data_start = n
+        .checked_add(8)
+        .ok_or_else(|| ReadError::Corrupt("header length overflows".into()))?;
+    let metadata: BTreeMap<String, String> = meta
+        .metadata()
+        .as_ref()
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default();
+    let mut tensors = BTreeMap::new();
+    for (name, info) in meta.tensors() {
+        let (s, e) = info.data_offsets;
+        let data = data_start
+            .checked_add(s)
+            .zip(data_start.checked_add(e))
+            .and_then(|(s, e)| bytes.get(s..e))
+            .ok_or_else(|| ReadError::Corrupt(format!("tensor {name}: bad data offsets")))?;
+        tensors.insert(
+            name,
+            StoredTensor {
+                dtype: info.dtype,
+                shape: info.shape.clone(),
+                data,
+            },
+        );
+    }
+    Ok((metadata, tensors))
+}
+
+/// The bytes of a [`MODEL_FILE`] tagged `format`, holding `description` (the `policy` JSON)
+/// and `tensors` (float32), with its checksum.
+fn encode_model_file(
+    format: &str,
+    description: String,
+    tensors: &BTreeMap<String, StoredTensor>,
+) -> Result<Vec<u8>> {
+    let mut metadata = BTreeMap::new();
+    metadata.insert("format".to_string(), format.to_string());
+    metadata.insert("policy".to_string(), description);
+    metadata.insert("checksum".to_string(), checksum(&metadata, tensors));
+    let json_err = |e: serde_json::Error| {
+        PolicyError::InvalidArgument(format!("cannot serialize the safetensors header: {e}"))
+    };
+    // The safetensors header: metadata, then each tensor's dtype, shape and byte range.
+    let mut header = serde_json::Map::new();
+    header.insert(
+        "__metadata__".into(),
+        serde_json::to_value(&metadata).map_err(json_err)?,
+    );
+    let mut offset = 0usize;
+    for (name, t) in tensors {
+        let end = offset + t.data.len();
+        header.insert(
+            name.clone(),
+            serde_json::json!({"dtype": "F32", "shape": t.shape, "data_offsets": [offset, end]}),
+        );
+        offset = end;
+    }
+    let mut header = serde_json::to_vec(&header).map_err(json_err)?;
+    // Pad to 8 bytes so the data is aligned, as safetensors writers do.
+    header.resize(header.len().next_multiple_of(8), b' ');
+    let mut out = Vec::with_capacity(8 + header.len() + offset);
+    out.extend_from_slice(&(header.len() as u64).to_le_bytes());
+    out.extend_from_slice(&header);
+    for t in tensors.values() {
+        out.extend_from_slice(t.data);
+    }
+    Ok(out)
+}
+
+/// Reads [`MODEL_FILE`] bytes: checksum first, then the description, then the policy.
+fn load_model_file(bytes: &[u8], device: &Device, path: &str) -> Result<MlpPolicy> {
+    let (metadata, tensors) = parse_safetensors(bytes).map_err(|e| e.at(path))?;
+    let corrupt = |m: String| ReadError::Corrupt(m).at(path);
+    let format = metadata.get("format").ok_or_else(|| {
+        corrupt("no `format` in the metadata: not a saved rl-policy model".into())
+    })?;
+    let stored = metadata
+        .get("checksum")
+        .ok_or_else(|| corrupt("no `checksum` in the metadata".into()))?;
+    let computed = checksum(&metadata, &tensors);
+    // Fuzzing builds (cargo-fuzz sets `cfg(fuzzing)`) skip the comparison, or mutated files
+    // would never get past it to the description and tensor checks.
+    if *stored != computed && !cfg!(fuzzing) {
+        return Err(corrupt(format!(
+            "checksum mismatch (stored {stored}, computed {computed}): the file is damaged"
+        )));
+    }
+    // Intact, so a different tag is a file from another version, not damage.
+    if format != MODEL_FORMAT {
+        return Err(PolicyError::Unsupported(format!(
+            "{path}: format {format:?} (this version reads {MODEL_FORMAT:?})"
+        )));
+    }
+    let description = metadata
+        .get("policy")
+        .ok_or_else(|| corrupt("no `policy` description in the metadata".into()))?;
+    let (config, obs, act) =
+        SavedPolicy::parse(description.as_bytes(), MODEL_FORMAT).map_err(|e| e.at(path))?;
+    let host = host_tensors(&tensors).map_err(|e| e.at(path))?;
+    validate::build_policy(&obs, &act, config, host, device, path)
+}
+
+/// Reads the legacy layout from the bytes of its two files.
+pub(crate) fn load_legacy(
+    config_json: &[u8],
+    config_path: &str,
+    weights: &[u8],
+    weights_path: &str,
+    device: &Device,
+) -> Result<MlpPolicy> {
+    let (config, obs, act) =
+        SavedPolicy::parse(config_json, FORMAT).map_err(|e| e.at(config_path))?;
+    let (_, tensors) = parse_safetensors(weights).map_err(|e| e.at(weights_path))?;
+    let host = host_tensors(&tensors).map_err(|e| e.at(weights_path))?;
+    validate::build_policy(&obs, &act, config, host, device, weights_path)
+}
+
+/// Points of a save where a crash can happen; tests stop a save there (without cleaning up,
+/// as a killed process would) to check that the previous model survives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(not(test), allow(dead_code))]
+enum Stage {
+    /// Half the temporary file is written.
+    PartialWrite,
+    /// The temporary file is written but not flushed.
+    Written,
+    /// The temporary file is flushed, not yet renamed.
+    Synced,
+    /// Renamed into place; the directory is not flushed, nothing is cleaned up.
+    Renamed,
+}
+
+/// Distinguishes the temporary files of concurrent saves within one process.
+static SAVE_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+fn interrupted(stage: Stage, tmp: &Path) -> PolicyError {
+    io_err(
+        tmp,
+        std::io::Error::other(format!("save interrupted at {stage:?} (test)")),
+    )
+}
+
+/// Flushes directory `dir`'s entries (a rename is durable only once its directory is).
+fn sync_dir(dir: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| io_err(dir, e))?;
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+/// Whether process `pid` may still be running (so its temporary file may be in use).
+fn may_be_running(pid: u32, file: &Path) -> bool {
+    if Path::new("/proc/self").exists() {
+        Path::new(&format!("/proc/{pid}")).exists()
+    } else {
+        // No way to ask: only files old enough to be certainly abandoned are removed.
+        std::fs::metadata(file)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_none_or(|age| age < STALE_TEMP_AGE)
+    }
+}
+
+/// After a successful save: removes the legacy layout's files and temporary files left by
+/// saves that were interrupted (by processes that no longer run). Best effort: the new model
+/// is already in place, so a file that cannot be removed is left for the next save.
+fn clean_up(dir: &Path, own_pid: u32) {
+    for legacy in [WEIGHTS_FILE, CONFIG_FILE].iter().chain(&LEGACY_TEMP_FILES) {
+        let _ = std::fs::remove_file(dir.join(legacy));
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let prefix = format!("{MODEL_FILE}.tmp");
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
+            continue;
+        };
+        let Some(pid) = rest
+            .split_once('-')
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let path = entry.path();
+        if pid != own_pid && !may_be_running(pid, &path) {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
 }
 
 impl MlpPolicy {
-    /// Saves the policy into directory `dir` (created if needed): [`WEIGHTS_FILE`] and
-    /// [`CONFIG_FILE`]. Reload with [`MlpPolicy::load`].
-    pub fn save(&self, dir: impl AsRef<Path>) -> Result<()> {
-        let dir = dir.as_ref();
-        std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
-        let tensors = self.state_dict()?;
-        let w_path = dir.join(WEIGHTS_FILE);
-        let tmp = w_path.with_extension("tmp");
-        candle_core::safetensors::save(&tensors, &tmp).map_err(|e| PolicyError::Corrupt {
-            path: tmp.display().to_string(),
-            reason: format!("cannot write the weights: {e}"),
-        })?;
-        std::fs::rename(&tmp, &w_path).map_err(|e| io_err(&w_path, e))?;
-        let saved = SavedPolicy {
-            format: FORMAT.into(),
+    /// The policy as the bytes of one self-describing, checksummed [`MODEL_FILE`] (see the
+    /// [module docs](crate::io)); [`MlpPolicy::load_from_bytes`] reads it back. A parameter
+    /// that is NaN or infinite is an error: such a model could not be loaded again.
+    pub fn save_to_bytes(&self) -> Result<Vec<u8>> {
+        let mut values: BTreeMap<String, (Vec<usize>, Vec<u8>)> = BTreeMap::new();
+        for (name, var) in crate::policy::StochasticPolicy::trainable_vars(self) {
+            let t = var.as_tensor();
+            let flat = t.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+            if let Some((index, &value)) = flat.iter().enumerate().find(|(_, x)| !x.is_finite()) {
+                return Err(PolicyError::NonFiniteWeight {
+                    path: "<policy being saved>".into(),
+                    tensor: name,
+                    index,
+                    value,
+                });
+            }
+            let bytes = flat.iter().flat_map(|x| x.to_le_bytes()).collect();
+            values.insert(name, (t.dims().to_vec(), bytes));
+        }
+        let description = SavedPolicy {
+            format: MODEL_FORMAT.into(),
             config: self.config().clone(),
             observation_space: SpaceSpec::of(self.observation_space()),
             action_space: SpaceSpec::of(self.action_space()),
         };
-        let json = serde_json::to_vec_pretty(&saved).map_err(|e| {
+        let description = serde_json::to_string(&description).map_err(|e| {
             PolicyError::InvalidArgument(format!("cannot serialize the policy description: {e}"))
         })?;
-        write_atomic(&dir.join(CONFIG_FILE), &json)
+        let stored: BTreeMap<String, StoredTensor> = values
+            .iter()
+            .map(|(n, (shape, data))| {
+                (
+                    n.clone(),
+                    StoredTensor {
+                        dtype: Dtype::F32,
+                        shape: shape.clone(),
+                        data,
+                    },
+                )
+            })
+            .collect();
+        encode_model_file(MODEL_FORMAT, description, &stored)
     }
 
-    /// Loads a policy saved by [`MlpPolicy::save`] onto `device`. Missing, corrupt or
-    /// inconsistent files give an error naming the file.
-    pub fn load(dir: impl AsRef<Path>, device: &Device) -> Result<MlpPolicy> {
-        let dir = dir.as_ref();
-        let cfg_path = dir.join(CONFIG_FILE);
-        let text = std::fs::read(&cfg_path).map_err(|e| io_err(&cfg_path, e))?;
-        let saved: SavedPolicy =
-            serde_json::from_slice(&text).map_err(|e| corrupt(&cfg_path, e))?;
-        if saved.format != FORMAT {
-            return Err(corrupt(
-                &cfg_path,
-                format!("format {:?}, expected {FORMAT:?}", saved.format),
-            ));
+    /// Loads a policy from the bytes of a [`MODEL_FILE`] (what [`MlpPolicy::save_to_bytes`]
+    /// returns) onto `device`, verifying its checksum, shapes and values.
+    pub fn load_from_bytes(bytes: &[u8], device: &Device) -> Result<MlpPolicy> {
+        load_model_file(bytes, device, "<saved policy>")
+    }
+
+    /// Saves the policy into directory `dir` (created if needed) as one file, [`MODEL_FILE`],
+    /// replaced atomically (see the [module docs](crate::io) for the format and the
+    /// guarantees). Reload with [`MlpPolicy::load`].
+    pub fn save(&self, dir: impl AsRef<Path>) -> Result<()> {
+        self.save_with(dir.as_ref(), std::process::id(), None)
+    }
+
+    /// [`MlpPolicy::save`] as process `pid`, stopping at `interrupt` (tests only).
+    fn save_with(&self, dir: &Path, pid: u32, interrupt: Option<Stage>) -> Result<()> {
+        let bytes = self.save_to_bytes()?;
+        let existed = dir.is_dir();
+        std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+        if !existed {
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                sync_dir(parent)?;
+            }
         }
-        let obs_space = saved
-            .observation_space
-            .space()
-            .map_err(|e| corrupt(&cfg_path, e))?;
-        let act_space = saved
-            .action_space
-            .space()
-            .map_err(|e| corrupt(&cfg_path, e))?;
-        let w_path = dir.join(WEIGHTS_FILE);
-        let bytes = std::fs::read(&w_path).map_err(|e| io_err(&w_path, e))?;
-        let tensors = candle_core::safetensors::load_buffer(&bytes, device)
-            .map_err(|e| corrupt(&w_path, e))?;
-        MlpPolicy::from_named_tensors(&obs_space, &act_space, saved.config, &tensors, device)
-            .map_err(|e| corrupt(&w_path, e))
+        let n = SAVE_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let tmp: PathBuf = dir.join(format!("{MODEL_FILE}.tmp{pid}-{n}"));
+        let result = (|| {
+            let mut f = std::fs::File::create_new(&tmp).map_err(|e| io_err(&tmp, e))?;
+            if interrupt == Some(Stage::PartialWrite) {
+                f.write_all(&bytes[..bytes.len() / 2])
+                    .map_err(|e| io_err(&tmp, e))?;
+                return Err(interrupted(Stage::PartialWrite, &tmp));
+            }
+            f.write_all(&bytes).map_err(|e| io_err(&tmp, e))?;
+            if interrupt == Some(Stage::Written) {
+                return Err(interrupted(Stage::Written, &tmp));
+            }
+            f.sync_all().map_err(|e| io_err(&tmp, e))?;
+            drop(f);
+            if interrupt == Some(Stage::Synced) {
+                return Err(interrupted(Stage::Synced, &tmp));
+            }
+            let dest = dir.join(MODEL_FILE);
+            std::fs::rename(&tmp, &dest).map_err(|e| io_err(&dest, e))?;
+            if interrupt == Some(Stage::Renamed) {
+                return Err(interrupted(Stage::Renamed, &tmp));
+            }
+            sync_dir(dir)
+        })();
+        match result {
+            Ok(()) => {
+                clean_up(dir, pid);
+                Ok(())
+            }
+            Err(e) => {
+                // A real failure removes its temporary file; a simulated crash leaves it, as
+                // a killed process would.
+                if interrupt.is_none() {
+                    let _ = std::fs::remove_file(&tmp);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Loads a policy saved by [`MlpPolicy::save`] onto `device`. `path` is the directory
+    /// `save` wrote (or the [`MODEL_FILE`] inside it); a directory in the legacy layout
+    /// ([`WEIGHTS_FILE`] + [`CONFIG_FILE`]) loads too. Missing, damaged (checksum),
+    /// oversized or inconsistent files give an error naming the file.
+    pub fn load(path: impl AsRef<Path>, device: &Device) -> Result<MlpPolicy> {
+        let path = path.as_ref();
+        let file = if path.is_file() {
+            path.to_path_buf()
+        } else {
+            path.join(MODEL_FILE)
+        };
+        match std::fs::metadata(&file) {
+            Ok(_) => {
+                let bytes = read_bounded(&file)?;
+                load_model_file(&bytes, device, &file.display().to_string())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let cfg_path = path.join(CONFIG_FILE);
+                let w_path = path.join(WEIGHTS_FILE);
+                let config = read_bounded(&cfg_path)?;
+                let weights = read_bounded(&w_path)?;
+                load_legacy(
+                    &config,
+                    &cfg_path.display().to_string(),
+                    &weights,
+                    &w_path.display().to_string(),
+                    device,
+                )
+            }
+            Err(e) => Err(io_err(&file, e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mlp::NetArch;
+
+    /// No process has this id (Linux's largest is 2^22), so its temporary files are stale.
+    const DEAD_PID: u32 = 999_999_999;
+
+    fn scratch(tag: &str) -> PathBuf {
+        let n = SAVE_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("rl-policy-io-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    fn policy(seed: u64) -> MlpPolicy {
+        let obs = Space::boxed(vec![-1.0; 3], vec![1.0; 3], vec![3]).unwrap();
+        let act = Space::Discrete { n: 2, start: 0 };
+        let config = MlpPolicyConfig {
+            net_arch: NetArch {
+                shared: vec![],
+                pi: vec![8],
+                vf: vec![8],
+            },
+            ..MlpPolicyConfig::default()
+        };
+        MlpPolicy::new(&obs, &act, config, seed, &Device::Cpu).unwrap()
+    }
+
+    fn weights(p: &MlpPolicy) -> Vec<(String, Vec<u32>)> {
+        crate::policy::StochasticPolicy::trainable_vars(p)
+            .into_iter()
+            .map(|(n, v)| {
+                let bits = v
+                    .as_tensor()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1::<f32>()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.to_bits())
+                    .collect();
+                (n, bits)
+            })
+            .collect()
+    }
+
+    fn files(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_save_interrupted_at_any_stage_leaves_a_loadable_model() {
+        let (old, new) = (policy(1), policy(2));
+        for stage in [
+            Stage::PartialWrite,
+            Stage::Written,
+            Stage::Synced,
+            Stage::Renamed,
+        ] {
+            let dir = scratch("interrupted");
+            old.save(&dir).unwrap();
+            let r = new.save_with(&dir, DEAD_PID, Some(stage));
+            assert!(matches!(r, Err(PolicyError::Io { .. })), "{stage:?}: {r:?}");
+            let loaded = MlpPolicy::load(&dir, &Device::Cpu).unwrap();
+            let expected = if stage == Stage::Renamed { &new } else { &old };
+            assert_eq!(weights(&loaded), weights(expected), "{stage:?}");
+            if stage != Stage::Renamed {
+                // The crashed save's temporary file is still there...
+                assert_eq!(files(&dir).len(), 2, "{stage:?}: {:?}", files(&dir));
+            }
+            // ...until the next successful save, which removes it.
+            new.save(&dir).unwrap();
+            assert_eq!(files(&dir), [MODEL_FILE], "{stage:?}");
+            let loaded = MlpPolicy::load(&dir, &Device::Cpu).unwrap();
+            assert_eq!(weights(&loaded), weights(&new));
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
+    }
+
+    #[test]
+    fn an_interrupted_save_over_the_legacy_layout_keeps_it() {
+        let (old, new) = (policy(3), policy(4));
+        let dir = scratch("legacy");
+        std::fs::create_dir_all(&dir).unwrap();
+        // The legacy layout, as version 1 wrote it.
+        let sd = old.state_dict().unwrap();
+        candle_core::safetensors::save(&sd, dir.join(WEIGHTS_FILE)).unwrap();
+        let saved = SavedPolicy {
+            format: FORMAT.into(),
+            config: old.config().clone(),
+            observation_space: SpaceSpec::of(old.observation_space()),
+            action_space: SpaceSpec::of(old.action_space()),
+        };
+        std::fs::write(
+            dir.join(CONFIG_FILE),
+            serde_json::to_vec_pretty(&saved).unwrap(),
+        )
+        .unwrap();
+        std::fs::write(dir.join("model.tmp"), b"half a file").unwrap();
+        let loaded = MlpPolicy::load(&dir, &Device::Cpu).unwrap();
+        assert_eq!(weights(&loaded), weights(&old));
+        for stage in [Stage::PartialWrite, Stage::Written, Stage::Synced] {
+            assert!(new.save_with(&dir, DEAD_PID, Some(stage)).is_err());
+            let loaded = MlpPolicy::load(&dir, &Device::Cpu).unwrap();
+            assert_eq!(weights(&loaded), weights(&old), "{stage:?}");
+        }
+        // A successful save replaces the legacy files (and every leftover) by one file.
+        new.save(&dir).unwrap();
+        assert_eq!(files(&dir), [MODEL_FILE]);
+        let loaded = MlpPolicy::load(&dir, &Device::Cpu).unwrap();
+        assert_eq!(weights(&loaded), weights(&new));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn temporary_files_of_running_processes_are_left_alone() {
+        let p = policy(5);
+        let dir = scratch("alive");
+        std::fs::create_dir_all(&dir).unwrap();
+        let ours = format!("{MODEL_FILE}.tmp{}-77", std::process::id());
+        let init = format!("{MODEL_FILE}.tmp1-0"); // pid 1 always runs
+        let dead = format!("{MODEL_FILE}.tmp{DEAD_PID}-3");
+        let unrelated = format!("{MODEL_FILE}.tmpx");
+        for name in [&ours, &init, &dead, &unrelated] {
+            std::fs::write(dir.join(name), b"partial").unwrap();
+        }
+        p.save(&dir).unwrap();
+        let mut expected = vec![MODEL_FILE.to_string(), init, ours, unrelated];
+        expected.sort();
+        assert_eq!(files(&dir), expected);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn safetensors_headers_are_bounded_before_parsing() {
+        // Declared longer than the file: damage.
+        let mut short = (1u64 << 40).to_le_bytes().to_vec();
+        short.extend_from_slice(b"{}");
+        assert!(matches!(
+            parse_safetensors(&short),
+            Err(ReadError::Corrupt(m)) if m.contains("declares")
+        ));
+        // Present but over the limit: refused without parsing 64 MiB of JSON.
+        let n = MAX_DESCRIPTION_BYTES + 8;
+        let mut big = (n as u64).to_le_bytes().to_vec();
+        big.resize(8 + n, b' ');
+        assert!(matches!(
+            parse_safetensors(&big),
+            Err(ReadError::Limit { .. })
+        ));
+    }
+
+    /// A description can only be edited by rewriting the checksum; whoever does must still
+    /// get an error for sizes that do not match the weights, before anything is allocated.
+    #[test]
+    fn hostile_descriptions_with_valid_checksums_are_rejected() {
+        let p = policy(6);
+        let bytes = p.save_to_bytes().unwrap();
+        let (metadata, tensors) = parse_safetensors(&bytes).unwrap();
+        let description: serde_json::Value = serde_json::from_str(&metadata["policy"]).unwrap();
+        type Edit = fn(&mut serde_json::Value);
+        let cases: [(Edit, &str); 6] = [
+            (
+                |d| d["config"]["net_arch"]["pi"] = serde_json::json!([100_000, 100_000]),
+                "exceeds the limit",
+            ),
+            (
+                |d| d["config"]["net_arch"]["pi"] = serde_json::json!([100, 100]),
+                "mlp_extractor.policy_net.0.weight has shape [8, 3]",
+            ),
+            (
+                |d| d["observation_space"]["shape"] = serde_json::json!([100_000, 100_000]),
+                "exceeds the limit",
+            ),
+            (
+                |d| d["observation_space"]["shape"] = serde_json::json!([usize::MAX, usize::MAX]),
+                "overflows",
+            ),
+            (
+                |d| d["observation_space"]["shape"] = serde_json::json!([4]),
+                "needs 4 bounds",
+            ),
+            (
+                |d| d["action_space"]["n"] = serde_json::json!(u64::MAX),
+                "Discrete action space",
+            ),
+        ];
+        for (edit, message) in cases {
+            let mut d = description.clone();
+            edit(&mut d);
+            let forged = encode_model_file(MODEL_FORMAT, d.to_string(), &tensors).unwrap();
+            let err = MlpPolicy::load_from_bytes(&forged, &Device::Cpu).unwrap_err();
+            assert!(err.to_string().contains(message), "{message}: {err}");
+        }
+        // Tensors the description does not know are refused by name.
+        let mut extra = parse_safetensors(&bytes).unwrap().1;
+        let zeros = [0u8; 8];
+        extra.insert(
+            "normalization.obs_mean".into(),
+            StoredTensor {
+                dtype: Dtype::F32,
+                shape: vec![2],
+                data: &zeros,
+            },
+        );
+        let forged = encode_model_file(MODEL_FORMAT, metadata["policy"].clone(), &extra).unwrap();
+        let err = MlpPolicy::load_from_bytes(&forged, &Device::Cpu).unwrap_err();
+        assert!(err.to_string().contains("normalization.obs_mean"), "{err}");
+        // An intact file of a later version is unsupported, not damaged.
+        let later = encode_model_file(
+            "rl-policy/MlpPolicy/3",
+            metadata["policy"].clone(),
+            &tensors,
+        )
+        .unwrap();
+        assert!(matches!(
+            MlpPolicy::load_from_bytes(&later, &Device::Cpu),
+            Err(PolicyError::Unsupported(m)) if m.contains("rl-policy/MlpPolicy/3")
+        ));
+        // Non-finite weights with a valid checksum: named.
+        let mut nan = parse_safetensors(&bytes).unwrap().1;
+        let bad = [0u8, 0, 0xc0, 0x7f, 0, 0, 0, 0];
+        nan.insert(
+            "action_net.bias".into(),
+            StoredTensor {
+                dtype: Dtype::F32,
+                shape: vec![2],
+                data: &bad,
+            },
+        );
+        let forged = encode_model_file(MODEL_FORMAT, metadata["policy"].clone(), &nan).unwrap();
+        assert!(matches!(
+            MlpPolicy::load_from_bytes(&forged, &Device::Cpu),
+            Err(PolicyError::NonFiniteWeight { tensor, index: 0, .. }) if tensor == "action_net.bias"
+        ));
     }
 }

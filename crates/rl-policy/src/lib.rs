@@ -41,14 +41,45 @@ pub mod distributions;
 pub mod error;
 pub mod init;
 pub mod io;
+pub mod limits;
 pub mod mlp;
 pub mod ops;
+mod pickle;
 pub mod policy;
 mod pth;
 mod sb3;
+mod validate;
+mod zipread;
 
 pub use activation::Activation;
 pub use distributions::{ActionDist, Categorical, DiagGaussian};
 pub use error::{PolicyError, Result};
 pub use mlp::{MlpPolicy, MlpPolicyConfig, NetArch};
 pub use policy::{ActorCritic, Evaluation, Policy, StochasticPolicy};
+
+/// Entry points for the fuzz targets in `fuzz/` at the repository root: not a stable API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use crate::{MlpPolicy, Result};
+    use candle_core::Device;
+
+    /// Parses a `torch.save` archive as [`crate::MlpPolicy::from_sb3_zip`] parses `policy.pth`;
+    /// returns the number of tensors read.
+    pub fn read_state_dict(pth: &[u8]) -> Result<usize> {
+        crate::pth::read_state_dict(pth)
+            .map(|t| t.len())
+            .map_err(|e| e.at("<policy.pth>"))
+    }
+
+    /// Loads the legacy saved-policy layout from the bytes of its `policy.json` and
+    /// `model.safetensors`.
+    pub fn load_legacy(config_json: &[u8], weights: &[u8], device: &Device) -> Result<MlpPolicy> {
+        crate::io::load_legacy(
+            config_json,
+            crate::io::CONFIG_FILE,
+            weights,
+            crate::io::WEIGHTS_FILE,
+            device,
+        )
+    }
+}

@@ -9,13 +9,16 @@
 //! more digits come back rounded (they only matter for clipping actions).
 
 use crate::activation::Activation;
-use crate::error::{PolicyError, Result};
+use crate::error::{PolicyError, ReadError, Result};
+use crate::limits::{MAX_DESCRIPTION_BYTES, MAX_SPACE_ELEMENTS};
 use crate::mlp::{MlpPolicy, MlpPolicyConfig, NetArch};
-use crate::pth;
-use candle_core::{Device, Tensor};
+use crate::validate::{self, HostTensor};
+use crate::zipread::ZipArchive;
+use crate::{io, pth};
+use candle_core::Device;
 use rl_env::Space;
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::path::Path;
 
 impl MlpPolicy {
@@ -23,72 +26,87 @@ impl MlpPolicy {
     /// `Discrete` or `Box` actions, flat `Box` observations) onto `device`.
     ///
     /// Unsupported contents (another policy class, a custom features extractor, gSDE, Dict or
-    /// other spaces) give [`PolicyError::Unsupported`] naming what is unsupported; a truncated,
-    /// damaged or non-zip file gives [`PolicyError::Corrupt`].
+    /// other spaces, compressed members) give [`PolicyError::Unsupported`] naming what is
+    /// unsupported; a truncated, damaged, ambiguous or non-zip file gives
+    /// [`PolicyError::Corrupt`]; sizes over [`crate::limits`] give
+    /// [`PolicyError::LimitExceeded`]; NaN or infinite weights give
+    /// [`PolicyError::NonFiniteWeight`].
     pub fn from_sb3_zip(path: impl AsRef<Path>, device: &Device) -> Result<MlpPolicy> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|source| PolicyError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
-        Self::from_sb3_zip_bytes(&bytes, device).map_err(|e| match e {
-            PolicyError::Corrupt { reason, .. } => PolicyError::Corrupt {
-                path: path.display().to_string(),
-                reason,
-            },
-            other => other,
-        })
+        let bytes = io::read_bounded(path)?;
+        import(&bytes, device, &path.display().to_string())
     }
 
     /// [`MlpPolicy::from_sb3_zip`] from the bytes of the zip.
     pub fn from_sb3_zip_bytes(bytes: &[u8], device: &Device) -> Result<MlpPolicy> {
-        let corrupt = |reason: String| PolicyError::Corrupt {
-            path: "<SB3 zip>".into(),
-            reason,
-        };
-        let members = pth::read_zip_members(bytes).map_err(corrupt)?;
-        let data = members
-            .get("data")
-            .ok_or_else(|| corrupt("no `data` member".into()))?;
-        let data: Value = serde_json::from_slice(data)
-            .map_err(|e| corrupt(format!("`data` is not JSON: {e}")))?;
-        check_policy_class(&data)?;
-        if data.get("use_sde").and_then(Value::as_bool) == Some(true) {
-            return Err(PolicyError::Unsupported("gSDE (use_sde=True)".into()));
-        }
-        let kwargs = PolicyKwargs::read(data.get("policy_kwargs"))?;
-        let observation_space = read_space(&data, "observation_space")?;
-        let action_space = read_space(&data, "action_space")?;
-        if observation_space.as_box().is_none() {
-            return Err(PolicyError::Unsupported(format!(
-                "observation space {observation_space} (MlpPolicy import needs a Box)"
+        import(bytes, device, "<SB3 zip>")
+    }
+}
+
+/// Imports the SB3 zip `bytes`; errors name `path`. Declared sizes (spaces, `net_arch`) are
+/// checked against the tensors of `policy.pth` before anything is built.
+fn import(bytes: &[u8], device: &Device, path: &str) -> Result<MlpPolicy> {
+    let corrupt = |reason: String| PolicyError::Corrupt {
+        path: path.to_string(),
+        reason,
+    };
+    let zip = ZipArchive::new(bytes).map_err(|e| e.at(path))?;
+    let data = zip
+        .get("data")
+        .map_err(|e| e.at(path))?
+        .ok_or_else(|| corrupt("no `data` member".into()))?;
+    if data.len() > MAX_DESCRIPTION_BYTES {
+        return Err(ReadError::limit(
+            format!("a `data` member of {} bytes", data.len()),
+            MAX_DESCRIPTION_BYTES,
+        )
+        .at(path));
+    }
+    let data: Value =
+        serde_json::from_slice(data).map_err(|e| corrupt(format!("`data` is not JSON: {e}")))?;
+    check_policy_class(&data)?;
+    if data.get("use_sde").and_then(Value::as_bool) == Some(true) {
+        return Err(PolicyError::Unsupported("gSDE (use_sde=True)".into()));
+    }
+    let kwargs = PolicyKwargs::read(data.get("policy_kwargs"))?;
+    let pth_bytes = zip
+        .get("policy.pth")
+        .map_err(|e| e.at(path))?
+        .ok_or_else(|| corrupt("no `policy.pth` member".into()))?;
+    let tensors = pth::read_state_dict(pth_bytes).map_err(|e| e.context("policy.pth").at(path))?;
+    // A policy's first layer (or action head) has one column per observation element and its
+    // action head one row per action, so no space can be larger than the weights.
+    let n_weights: usize = tensors.values().map(|t| t.data.len()).sum();
+    let space_limit = n_weights.min(MAX_SPACE_ELEMENTS);
+    let observation_space = read_space(&data, "observation_space", space_limit, path)?;
+    let action_space = read_space(&data, "action_space", space_limit, path)?;
+    if observation_space.as_box().is_none() {
+        return Err(PolicyError::Unsupported(format!(
+            "observation space {observation_space} (MlpPolicy import needs a Box)"
+        )));
+    }
+    let net_arch = infer_net_arch(&tensors, observation_space.flat_dim())?;
+    if let Some(declared) = &kwargs.net_arch {
+        if *declared != net_arch {
+            return Err(corrupt(format!(
+                "policy_kwargs net_arch {declared:?} disagrees with the policy.pth shapes {net_arch:?}"
             )));
         }
-        let pth_bytes = members
-            .get("policy.pth")
-            .ok_or_else(|| corrupt("no `policy.pth` member".into()))?;
-        let tensors = pth::read_state_dict(pth_bytes, device)
-            .map_err(|e| corrupt(format!("policy.pth: {e}")))?;
-        let net_arch = infer_net_arch(&tensors, observation_space.flat_dim())?;
-        if let Some(declared) = &kwargs.net_arch {
-            if *declared != net_arch {
-                return Err(corrupt(format!(
-                    "policy_kwargs net_arch {declared:?} disagrees with the policy.pth shapes {net_arch:?}"
-                )));
-            }
-        }
-        let config = MlpPolicyConfig {
-            net_arch,
-            activation: kwargs.activation,
-            ortho_init: kwargs.ortho_init,
-            log_std_init: kwargs.log_std_init,
-        };
-        MlpPolicy::from_named_tensors(&observation_space, &action_space, config, &tensors, device)
-            .map_err(|e| match e {
-                e @ PolicyError::Unsupported(_) => e,
-                e => corrupt(format!("policy.pth does not fit the spaces: {e}")),
-            })
     }
+    let config = MlpPolicyConfig {
+        net_arch,
+        activation: kwargs.activation,
+        ortho_init: kwargs.ortho_init,
+        log_std_init: kwargs.log_std_init,
+    };
+    validate::build_policy(
+        &observation_space,
+        &action_space,
+        config,
+        tensors,
+        device,
+        &format!("{path}/policy.pth"),
+    )
 }
 
 /// Accepts `ActorCriticPolicy` (what `"MlpPolicy"` means for A2C and PPO) only. The class is
@@ -239,8 +257,10 @@ fn parse_numpy_array(s: &str) -> Option<Vec<f32>> {
         .collect()
 }
 
-/// Rebuilds a Gymnasium space from the readable fields SB3 writes beside its cloudpickle.
-fn read_space(data: &Value, key: &str) -> Result<Space> {
+/// Rebuilds a Gymnasium space from the readable fields SB3 writes beside its cloudpickle. A
+/// Box's declared shape must hold at most `max_elements` elements (checked before its bounds
+/// are built).
+fn read_space(data: &Value, key: &str, max_elements: usize, path: &str) -> Result<Space> {
     let v = data
         .get(key)
         .ok_or_else(|| PolicyError::Unsupported(format!("a model without `{key}`")))?;
@@ -269,7 +289,15 @@ fn read_space(data: &Value, key: &str) -> Result<Space> {
             )));
         }
         let shape = shape().ok_or_else(|| bad("the shape"))?;
-        let n: usize = shape.iter().product();
+        let n = validate::space_elements(&shape, key).map_err(|e| e.at(path))?;
+        if n > max_elements {
+            return Err(PolicyError::Corrupt {
+                path: path.to_string(),
+                reason: format!(
+                    "{key}: Box shape {shape:?} has {n} elements, more than policy.pth's {max_elements} weights"
+                ),
+            });
+        }
         let bound = |k: &str| -> Result<Vec<f32>> {
             // Large arrays print summarized ("..."); Gymnasium then may still keep the scalar of
             // a uniform bound in `low_repr` / `high_repr`.
@@ -305,7 +333,7 @@ fn read_space(data: &Value, key: &str) -> Result<Space> {
 /// The layer sizes of one `nn.Sequential(Linear, act, Linear, act, ...)` named `prefix`, from
 /// its `{prefix}.{0,2,4,...}.weight` shapes; checks that the layers chain from `in_dim`.
 fn sequential_sizes(
-    tensors: &HashMap<String, Tensor>,
+    tensors: &BTreeMap<String, HostTensor>,
     prefix: &str,
     in_dim: usize,
 ) -> Result<(Vec<usize>, usize)> {
@@ -314,7 +342,7 @@ fn sequential_sizes(
     loop {
         let name = format!("{prefix}.{}.weight", 2 * sizes.len());
         let Some(w) = tensors.get(&name) else { break };
-        match w.dims() {
+        match w.shape.as_slice() {
             [out, inp] if *inp == dim && *out > 0 => {
                 sizes.push(*out);
                 dim = *out;
@@ -331,7 +359,7 @@ fn sequential_sizes(
 
 /// Reads the MLP extractor's architecture from the state-dict shapes and rejects any tensor
 /// this MLP policy would not have (a CNN, another extractor, gSDE's matrix-shaped `log_std`).
-fn infer_net_arch(tensors: &HashMap<String, Tensor>, obs_dim: usize) -> Result<NetArch> {
+fn infer_net_arch(tensors: &BTreeMap<String, HostTensor>, obs_dim: usize) -> Result<NetArch> {
     let (shared, latent) = sequential_sizes(tensors, "mlp_extractor.shared_net", obs_dim)?;
     let (pi, _) = sequential_sizes(tensors, "mlp_extractor.policy_net", latent)?;
     let (vf, _) = sequential_sizes(tensors, "mlp_extractor.value_net", latent)?;
@@ -362,10 +390,10 @@ fn infer_net_arch(tensors: &HashMap<String, Tensor>, obs_dim: usize) -> Result<N
         )));
     }
     if let Some(ls) = tensors.get("log_std") {
-        if ls.rank() != 1 {
+        if ls.shape.len() != 1 {
             return Err(PolicyError::Unsupported(format!(
                 "log_std of shape {:?} (gSDE's state-dependent noise)",
-                ls.dims()
+                ls.shape
             )));
         }
     }
@@ -442,25 +470,30 @@ mod tests {
                            "low": "[0. ... 0.]", "high": "[1. ... 1.]", "low_repr": null, "high_repr": null},
         });
         assert_eq!(
-            read_space(&data, "d").unwrap(),
+            read_space(&data, "d", MAX_SPACE_ELEMENTS, "test.zip").unwrap(),
             Space::Discrete { n: 3, start: -1 }
         );
-        let b = read_space(&data, "b").unwrap();
+        let b = read_space(&data, "b", MAX_SPACE_ELEMENTS, "test.zip").unwrap();
         let b = b.as_box().unwrap();
         assert_eq!(
             (b.shape(), b.high()),
             (&[2usize, 2][..], &[1.0, 2.0, 3.0, f32::INFINITY][..])
         );
-        assert_eq!(read_space(&data, "big").unwrap().flat_dim(), 2000);
+        assert_eq!(
+            read_space(&data, "big", MAX_SPACE_ELEMENTS, "test.zip")
+                .unwrap()
+                .flat_dim(),
+            2000
+        );
         assert!(
-            matches!(read_space(&data, "img"), Err(PolicyError::Unsupported(m)) if m.contains("uint8"))
+            matches!(read_space(&data, "img", MAX_SPACE_ELEMENTS, "test.zip"), Err(PolicyError::Unsupported(m)) if m.contains("uint8"))
         );
         assert!(matches!(
-            read_space(&data, "summarized"),
+            read_space(&data, "summarized", MAX_SPACE_ELEMENTS, "test.zip"),
             Err(PolicyError::Unsupported(_))
         ));
         assert!(matches!(
-            read_space(&data, "absent"),
+            read_space(&data, "absent", MAX_SPACE_ELEMENTS, "test.zip"),
             Err(PolicyError::Unsupported(_))
         ));
     }

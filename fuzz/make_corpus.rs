@@ -1,0 +1,134 @@
+//! Writes the seed corpora of the fuzz targets into `corpus/<target>/` (run from `fuzz/`):
+//! the golden SB3 zips (`sb3_zip`), every `.pth` archive inside them (`pth`), and saved
+//! policies in both layouts for the golden models and two fresh ones (`saved_policy`).
+//!
+//! `cargo +nightly run --bin make_corpus` (reads `$RL_GOLDEN_DIR`, else `../tests/golden`).
+
+use candle_core::Device;
+use rl_env::Space;
+use rl_policy::{MlpPolicy, MlpPolicyConfig, NetArch};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+type BoxError = Box<dyn std::error::Error>;
+
+fn space_json(s: &Space) -> serde_json::Value {
+    let bound = |x: f32| {
+        if x.is_finite() {
+            serde_json::json!(x)
+        } else if x > 0.0 {
+            serde_json::json!("inf")
+        } else {
+            serde_json::json!("-inf")
+        }
+    };
+    match s {
+        Space::Discrete { n, start } => {
+            serde_json::json!({"type": "Discrete", "n": n, "start": start})
+        }
+        Space::Box(b) => serde_json::json!({
+            "type": "Box",
+            "low": b.low().iter().map(|&x| bound(x)).collect::<Vec<_>>(),
+            "high": b.high().iter().map(|&x| bound(x)).collect::<Vec<_>>(),
+            "shape": b.shape(),
+        }),
+    }
+}
+
+/// `saved_policy` seeds for `p`: the single file (layout byte 0) and the legacy pair (1).
+fn saved_seeds(p: &MlpPolicy, tmp: &Path) -> Result<Vec<Vec<u8>>, BoxError> {
+    let mut single = vec![0u8];
+    single.extend(p.save_to_bytes()?);
+    let json = serde_json::to_vec(&serde_json::json!({
+        "format": rl_policy::io::FORMAT,
+        "config": serde_json::to_value(p.config())?,
+        "observation_space": space_json(p.observation_space()),
+        "action_space": space_json(p.action_space()),
+    }))?;
+    let weights_path = tmp.join("weights.safetensors");
+    candle_core::safetensors::save(&p.state_dict()?, &weights_path)?;
+    let weights = std::fs::read(&weights_path)?;
+    let mut legacy = vec![1u8];
+    legacy.extend_from_slice(&u16::try_from(json.len())?.to_le_bytes());
+    legacy.extend(json);
+    legacy.extend(weights);
+    Ok(vec![single, legacy])
+}
+
+fn main() -> Result<(), BoxError> {
+    std::env::set_var("RAYON_NUM_THREADS", "1");
+    let golden = std::env::var_os("RL_GOLDEN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("../tests/golden"));
+    let out = PathBuf::from("corpus");
+    for t in ["sb3_zip", "pth", "saved_policy"] {
+        std::fs::create_dir_all(out.join(t))?;
+    }
+    let tmp = std::env::temp_dir().join(format!("rl-policy-make-corpus-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp)?;
+    let mut zips: Vec<PathBuf> = std::fs::read_dir(golden.join("sb3"))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "zip"))
+        .collect();
+    zips.sort();
+    let mut saved = Vec::new();
+    for zip_path in &zips {
+        let stem = zip_path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("zip");
+        let bytes = std::fs::read(zip_path)?;
+        std::fs::write(out.join("sb3_zip").join(format!("{stem}.zip")), &bytes)?;
+        let mut z = zip::ZipArchive::new(std::io::Cursor::new(&bytes))?;
+        for i in 0..z.len() {
+            let mut f = z.by_index(i)?;
+            let name = f.name()?.into_owned();
+            if name.ends_with(".pth") {
+                let mut buf = Vec::new();
+                f.read_to_end(&mut buf)?;
+                std::fs::write(out.join("pth").join(format!("{stem}-{name}")), buf)?;
+            }
+        }
+        saved.push(MlpPolicy::from_sb3_zip_bytes(&bytes, &Device::Cpu)?);
+    }
+    let pendulum_like = (
+        Space::boxed(vec![-1.0, -1.0, -8.0], vec![1.0, 1.0, 8.0], vec![3])?,
+        Space::boxed(vec![-2.0], vec![2.0], vec![1])?,
+    );
+    let small = MlpPolicyConfig {
+        net_arch: NetArch {
+            shared: vec![4],
+            pi: vec![3],
+            vf: vec![],
+        },
+        ..MlpPolicyConfig::default()
+    };
+    saved.push(MlpPolicy::new(
+        &pendulum_like.0,
+        &pendulum_like.1,
+        small.clone(),
+        1,
+        &Device::Cpu,
+    )?);
+    let discrete = Space::Discrete { n: 3, start: -1 };
+    saved.push(MlpPolicy::new(
+        &pendulum_like.0,
+        &discrete,
+        small,
+        2,
+        &Device::Cpu,
+    )?);
+    let mut n = 0;
+    for p in &saved {
+        for seed in saved_seeds(p, &tmp)? {
+            std::fs::write(out.join("saved_policy").join(format!("seed{n}")), seed)?;
+            n += 1;
+        }
+    }
+    std::fs::remove_dir_all(&tmp)?;
+    println!(
+        "{} zips, their .pth archives, {n} saved-policy seeds",
+        zips.len()
+    );
+    Ok(())
+}
