@@ -1,6 +1,8 @@
 //! Writes the seed corpora of the fuzz targets into `corpus/<target>/` (run from `fuzz/`):
-//! the golden SB3 zips (`sb3_zip`), every `.pth` archive inside them (`pth`), and saved
-//! policies in both layouts for the golden models and two fresh ones (`saved_policy`).
+//! the golden SB3 zips (`sb3_zip`), every `.pth` archive inside them (`pth`), saved
+//! policies in both layouts for the golden models and two fresh ones (`saved_policy`), and
+//! checkpoints of short A2C, PPO and REINFORCE runs, at a rollout's end and in the middle of
+//! one (`checkpoint`).
 //!
 //! `cargo +nightly run --bin make_corpus` (reads `$RL_GOLDEN_DIR`, else `../tests/golden`).
 
@@ -61,7 +63,7 @@ fn main() -> Result<(), BoxError> {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("../tests/golden"));
     let out = PathBuf::from("corpus");
-    for t in ["sb3_zip", "pth", "saved_policy"] {
+    for t in ["sb3_zip", "pth", "saved_policy", "checkpoint"] {
         std::fs::create_dir_all(out.join(t))?;
     }
     let tmp = std::env::temp_dir().join(format!("rl-policy-make-corpus-{}", std::process::id()));
@@ -125,10 +127,114 @@ fn main() -> Result<(), BoxError> {
             n += 1;
         }
     }
+    let checkpoints = checkpoint_seeds(&out.join("checkpoint"), &tmp)?;
     std::fs::remove_dir_all(&tmp)?;
     println!(
-        "{} zips, their .pth archives, {n} saved-policy seeds",
+        "{} zips, their .pth archives, {n} saved-policy seeds, {checkpoints} checkpoints",
         zips.len()
     );
     Ok(())
+}
+
+/// Saves a checkpoint from inside `on_step` at a given step.
+struct SaveAt {
+    at: u64,
+    path: PathBuf,
+}
+
+impl rl_algos::Callback for SaveAt {
+    fn on_step(
+        &mut self,
+        locals: &rl_algos::Locals<'_>,
+        _logger: &mut rl_algos::Logger,
+    ) -> rl_algos::Result<bool> {
+        if locals.num_timesteps == self.at {
+            locals.algo.save_checkpoint(&self.path)?;
+        }
+        Ok(true)
+    }
+}
+
+/// Checkpoints of the learners the `checkpoint` target loads (its first byte: 0 A2C, 1 PPO,
+/// 2 REINFORCE), written mid-rollout by a callback and after `learn`. Returns how many.
+fn checkpoint_seeds(dir: &Path, tmp: &Path) -> Result<usize, BoxError> {
+    use rl_env::{AutoresetMode, EnvSpec, SyncVecEnv, VecEnv};
+    let policy = |obs: &Space, act: &Space| {
+        let config = MlpPolicyConfig {
+            net_arch: NetArch {
+                shared: vec![],
+                pi: vec![8],
+                vf: vec![8],
+            },
+            ..MlpPolicyConfig::default()
+        };
+        MlpPolicy::new(obs, act, config, 0, &Device::Cpu)
+    };
+    let vec_env = || {
+        let spec = EnvSpec {
+            max_episode_steps: Some(20),
+            ..EnvSpec::default()
+        };
+        SyncVecEnv::make_with("CartPole-v1", &spec, 2, AutoresetMode::SameStep)
+    };
+    let mut files: Vec<(u8, PathBuf)> = Vec::new();
+    for (kind, at) in [(0u8, 14u64), (1, 22)] {
+        let mid = tmp.join(format!("mid{kind}"));
+        let end = tmp.join(format!("end{kind}"));
+        let env = vec_env()?;
+        let p = policy(env.observation_space(), env.action_space())?;
+        let mut cb = SaveAt {
+            at,
+            path: mid.clone(),
+        };
+        if kind == 0 {
+            let config = rl_algos::A2cConfig {
+                seed: Some(3),
+                ..rl_algos::A2cConfig::default()
+            };
+            let mut m = rl_algos::A2c::new(p, env, config)?;
+            m.learn(40, &mut [&mut cb])?;
+            m.save(&end)?;
+        } else {
+            let config = rl_algos::PpoConfig {
+                n_steps: 8,
+                batch_size: 4,
+                n_epochs: 2,
+                seed: Some(3),
+                ..rl_algos::PpoConfig::default()
+            };
+            let mut m = rl_algos::Ppo::new(p, env, config)?;
+            m.learn(48, &mut [&mut cb])?;
+            m.save(&end)?;
+        }
+        files.push((kind, mid));
+        files.push((kind, end));
+    }
+    let env = rl_env::make("CartPole-v1")?;
+    let p = policy(env.observation_space(), env.action_space())?;
+    let config = rl_algos::ReinforceConfig {
+        seed: Some(3),
+        baseline: Some(rl_algos::BaselineConfig {
+            hidden: vec![4],
+            learning_rate: 1e-2,
+        }),
+        ..rl_algos::ReinforceConfig::default()
+    };
+    let mut m = rl_algos::Reinforce::new(p, env, config)?;
+    let mid = tmp.join("mid2");
+    let mut cb = SaveAt {
+        at: 5,
+        path: mid.clone(),
+    };
+    m.learn(rl_algos::Budget::Episodes(2), &mut [&mut cb])?;
+    let end = tmp.join("end2");
+    m.save(&end)?;
+    files.push((2, mid));
+    files.push((2, end));
+    for (i, (kind, file)) in files.iter().enumerate() {
+        let mut seed = vec![*kind];
+        seed.extend(std::fs::read(file)?);
+        std::fs::write(dir.join(format!("seed{i}")), seed)?;
+    }
+    Ok(files.len())
 }

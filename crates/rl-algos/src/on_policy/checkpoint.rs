@@ -105,6 +105,20 @@ pub(super) fn load<P: ActorCritic, V: VecEnv, T: OnPolicyTrainer>(
         });
     }
     let trainer = T::load_state(r.bytes("trainer state")?, path, policy.trainable_vars())?;
+    // The rollout buffer is stored in full: a configuration asking for more than the file
+    // holds is refused before the buffer is allocated.
+    let obs_dim = env.observation_space().flat_dim();
+    let act_dim = env.action_space().flat_dim();
+    let values = trainer
+        .settings()
+        .buffer_values(env.num_envs(), obs_dim, act_dim)
+        .map_err(|e| bad(format!("stored configuration is invalid: {e}")))?;
+    if values.saturating_mul(4) > r.remaining() {
+        return Err(bad(format!(
+            "its configuration asks for a rollout buffer of {values} values, more than the file \
+             holds"
+        )));
+    }
     let run = RunState::read(&mut r)?;
     let mut a = OnPolicyAlgorithm::from_parts(policy, env, trainer, run)
         .map_err(|e| bad(format!("cannot rebuild the model: {e}")))?;

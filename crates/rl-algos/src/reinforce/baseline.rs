@@ -39,6 +39,36 @@ pub(crate) struct ValueNet {
 }
 
 impl ValueNet {
+    /// Layer widths: the observation, the hidden layers, one value.
+    fn dims(obs_dim: usize, config: &BaselineConfig) -> Vec<usize> {
+        let mut dims = Vec::with_capacity(config.hidden.len() + 2);
+        dims.push(obs_dim);
+        dims.extend_from_slice(&config.hidden);
+        dims.push(1);
+        dims
+    }
+
+    /// The number of parameters of the network for `config`, or an error when it overflows
+    /// or exceeds [`MAX_BASELINE_PARAMETERS`].
+    pub(crate) fn parameter_count(obs_dim: usize, config: &BaselineConfig) -> Result<usize> {
+        let params = Self::dims(obs_dim, config)
+            .windows(2)
+            .try_fold(0usize, |acc, w| {
+                w[0].checked_add(1)?
+                    .checked_mul(w[1])
+                    .and_then(|n| acc.checked_add(n))
+            });
+        params
+            .filter(|&p| p <= MAX_BASELINE_PARAMETERS)
+            .ok_or_else(|| {
+                AlgoError::InvalidArgument(format!(
+                    "baseline hidden layers {:?} on {obs_dim} observations would have more than \
+                     {MAX_BASELINE_PARAMETERS} parameters",
+                    config.hidden
+                ))
+            })
+    }
+
     /// A freshly initialized network drawing its weights from `rng`.
     pub(crate) fn new<R: Rng + ?Sized>(
         obs_dim: usize,
@@ -51,22 +81,8 @@ impl ValueNet {
                 "baseline hidden layer {i} has 0 units"
             )));
         }
-        let mut dims = Vec::with_capacity(config.hidden.len() + 2);
-        dims.push(obs_dim);
-        dims.extend_from_slice(&config.hidden);
-        dims.push(1);
-        let params = dims.windows(2).try_fold(0usize, |acc, w| {
-            w[0].checked_add(1)?
-                .checked_mul(w[1])
-                .and_then(|n| acc.checked_add(n))
-        });
-        if params.is_none_or(|p| p > MAX_BASELINE_PARAMETERS) {
-            return Err(AlgoError::InvalidArgument(format!(
-                "baseline hidden layers {:?} on {obs_dim} observations would have more than \
-                 {MAX_BASELINE_PARAMETERS} parameters",
-                config.hidden
-            )));
-        }
+        let dims = Self::dims(obs_dim, config);
+        Self::parameter_count(obs_dim, config)?;
         let mut layers = Vec::with_capacity(dims.len() - 1);
         let mut vars = Vec::with_capacity(2 * (dims.len() - 1));
         for (i, w) in dims.windows(2).enumerate() {

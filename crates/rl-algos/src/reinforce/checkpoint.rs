@@ -12,6 +12,7 @@
 //! The file is framed and encoded by `crate::codec` under the magic `RLRFCK\0\0`; this module
 //! decides what is stored and in which order.
 
+use super::baseline::ValueNet;
 use super::{Baseline, BaselineConfig, EpisodeProgress, Reinforce, ReinforceConfig};
 use crate::codec::{self, Reader, Writer};
 use crate::error::Result;
@@ -130,6 +131,17 @@ pub(super) fn load<P: StochasticPolicy, E: Env>(
     let ep_actions = r.f32s("episode actions")?;
     let ep_rewards = r.f64s("episode rewards")?;
 
+    // The baseline's weights are stored in full: one larger than the file is refused before
+    // it is built.
+    if let Some(b) = &config.baseline {
+        let params = ValueNet::parameter_count(env.observation_space().flat_dim(), b)
+            .map_err(|e| r.err(format!("stored configuration is invalid: {e}")))?;
+        if params.saturating_mul(4) > r.remaining() {
+            return Err(r.err(format!(
+                "its baseline has {params} parameters, more than the file holds"
+            )));
+        }
+    }
     let mut algo = Reinforce::new(policy, env, config)?;
     r.vars_into(&algo.policy.trainable_vars(), "policy")?;
     r.optimizer_into(&mut algo.optimizer, "policy optimizer")?;

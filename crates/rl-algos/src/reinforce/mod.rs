@@ -311,6 +311,11 @@ impl<P: StochasticPolicy, E: Env> Reinforce<P, E> {
         &mut self.logger
     }
 
+    /// Environment steps taken so far.
+    pub fn num_timesteps(&self) -> u64 {
+        self.run.num_timesteps
+    }
+
     /// Episodes trained on so far.
     pub fn episodes(&self) -> u64 {
         self.episodes
