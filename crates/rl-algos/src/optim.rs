@@ -354,7 +354,7 @@ impl Optimizer for RmsProp {
     }
 
     fn step_scaled(&mut self, grads: &GradStore, scale: f64) -> Result<()> {
-        self.step += 1;
+        self.step = self.step.saturating_add(1);
         let (lr, alpha, eps) = (self.lr, self.alpha, self.eps);
         match &mut self.state {
             SlotState::Host(sqs) => {
@@ -527,7 +527,7 @@ impl Optimizer for Adam {
     }
 
     fn step_scaled(&mut self, grads: &GradStore, scale: f64) -> Result<()> {
-        self.step += 1;
+        self.step = self.step.saturating_add(1);
         let t = self.step as f64;
         let bc1 = 1.0 - self.beta1.powf(t);
         let bc2_sqrt = (1.0 - self.beta2.powf(t)).sqrt();

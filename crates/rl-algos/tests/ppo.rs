@@ -627,3 +627,46 @@ fn ppo_learns_pendulum_with_rl_zoo_settings_without_gsde() {
         "only {reached} of 3 seeds reached a mean of -400: {report:?}"
     );
 }
+
+/// FNV-1a 64 over `bytes`: the checkpoints' checksum, so a test can forge a valid file.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Found by fuzzing (`fuzz/fuzz_targets/checkpoint.rs`): counters restored from a checkpoint
+/// can be anything, and near u64::MAX they overflowed (a panic in debug builds) when training
+/// went on. They saturate now.
+#[test]
+fn forged_counters_near_the_maximum_saturate_instead_of_overflowing() {
+    set_threads();
+    let path = temp_path("counters.ckpt");
+    let mut m = model(sync_env("CartPole-v1", 3, 20), small(12));
+    m.learn(96, &mut []).unwrap();
+    m.save(&path).unwrap();
+    let good = std::fs::read(&path).unwrap();
+    // num_timesteps, total_timesteps, iterations, n_updates follow each other in the file.
+    let mut pattern = Vec::new();
+    for v in [96u64, 96, m.iterations(), m.n_updates()] {
+        pattern.extend_from_slice(&v.to_le_bytes());
+    }
+    let at = good
+        .windows(pattern.len())
+        .position(|w| w == pattern)
+        .expect("the counters in the checkpoint");
+    let mut forged = good.clone();
+    for k in 0..4 {
+        forged[at + 8 * k..at + 8 * k + 8].copy_from_slice(&(u64::MAX - 1).to_le_bytes());
+    }
+    let body = forged.len() - 8;
+    let sum = fnv1a(&forged[..body]);
+    forged[body..].copy_from_slice(&sum.to_le_bytes());
+    std::fs::write(&path, &forged).unwrap();
+    let env = sync_env("CartPole-v1", 3, 20);
+    let mut resumed = Ppo::load(&path, policy_for(&env, 0), env).unwrap();
+    resumed.learn(u64::MAX, &mut []).unwrap();
+    assert_eq!(resumed.num_timesteps(), u64::MAX);
+    assert_eq!(resumed.n_updates(), u64::MAX);
+    let _ = std::fs::remove_file(&path);
+}

@@ -284,7 +284,7 @@ impl OnPolicyTrainer for A2cTrainer {
             &params,
             ctx.iteration,
         )?;
-        *ctx.n_updates += 1;
+        *ctx.n_updates = ctx.n_updates.saturating_add(1);
         self.last_stats = Some(stats);
         let ev = explained_variance(buffer.values(), buffer.returns());
         logger.record_int("train/n_updates", *ctx.n_updates as i64);

@@ -379,7 +379,7 @@ impl<P: ActorCritic, V: VecEnv, T: OnPolicyTrainer> OnPolicyAlgorithm<P, V, T> {
             if !self.collect_rollout(callbacks, logger)? {
                 break;
             }
-            self.iterations += 1;
+            self.iterations = self.iterations.saturating_add(1);
             if self.settings.log_interval > 0
                 && self.iterations.is_multiple_of(self.settings.log_interval)
             {

@@ -111,7 +111,8 @@ impl<P: ActorCritic, V: VecEnv, T: OnPolicyTrainer> OnPolicyAlgorithm<P, V, T> {
         for (i, done) in s.dones.iter_mut().enumerate() {
             *done = buf.done(i);
         }
-        self.run.num_timesteps += s.dones.len() as u64;
+        // Counters restored from a checkpoint may be anything: they saturate, never wrap.
+        self.run.num_timesteps = self.run.num_timesteps.saturating_add(s.dones.len() as u64);
         self.pending_step = true;
         Ok(())
     }
@@ -133,7 +134,7 @@ impl<P: ActorCritic, V: VecEnv, T: OnPolicyTrainer> OnPolicyAlgorithm<P, V, T> {
         let rewards = self.env.rewards();
         for (i, &done) in self.scratch.dones.iter().enumerate() {
             self.ep_returns[i] += rewards[i];
-            self.ep_lengths[i] += 1;
+            self.ep_lengths[i] = self.ep_lengths[i].saturating_add(1);
             if done {
                 if record {
                     self.episodes.push(self.ep_returns[i], self.ep_lengths[i]);

@@ -63,6 +63,10 @@ use rl_env::VecEnv;
 use rl_policy::ActorCritic;
 use std::path::Path;
 
+/// Most epochs per rollout [`PpoConfig::validate`] accepts: rl-zoo uses at most a few dozen,
+/// and a configuration (or a forged checkpoint) asking for more would train for days.
+pub const MAX_EPOCHS: usize = 10_000;
+
 /// PPO hyperparameters, named as SB3's `PPO(...)` arguments, with SB3's defaults.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PpoConfig {
@@ -149,8 +153,11 @@ impl PpoConfig {
             // SB3 asserts the same (its issue #440): one sample normalizes to nothing.
             return bad("batch_size must be greater than 1 when normalize_advantage is on".into());
         }
-        if self.n_epochs == 0 {
-            return bad("n_epochs must be at least 1".into());
+        if self.n_epochs == 0 || self.n_epochs > MAX_EPOCHS {
+            return bad(format!(
+                "n_epochs must lie in 1..={MAX_EPOCHS}, got {}",
+                self.n_epochs
+            ));
         }
         check_non_negative(&[("ent_coef", self.ent_coef), ("vf_coef", self.vf_coef)])?;
         check_positive(&[
@@ -407,7 +414,7 @@ impl OnPolicyTrainer for PpoTrainer {
                 start = end;
             }
             epochs += 1;
-            *ctx.n_updates += 1;
+            *ctx.n_updates = ctx.n_updates.saturating_add(1);
             if stopped {
                 break;
             }

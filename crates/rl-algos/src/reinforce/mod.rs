@@ -378,7 +378,7 @@ impl<P: StochasticPolicy, E: Env> Reinforce<P, E> {
             }
             self.update()?;
             self.progress = EpisodeProgress::default();
-            self.episodes += 1;
+            self.episodes = self.episodes.saturating_add(1);
             if self.config.log_interval > 0
                 && self.episodes.is_multiple_of(self.config.log_interval)
             {
@@ -451,7 +451,7 @@ impl<P: StochasticPolicy, E: Env> Reinforce<P, E> {
             let out = self.env.step_into(env_action, &mut self.obs)?;
             ep.rewards.push(out.reward);
             self.progress.ep_return += out.reward;
-            self.run.num_timesteps += 1;
+            self.run.num_timesteps = self.run.num_timesteps.saturating_add(1);
             let cut = self
                 .config
                 .max_episode_steps
@@ -486,7 +486,7 @@ impl<P: StochasticPolicy, E: Env> Reinforce<P, E> {
 
     /// One gradient step on the episode in the buffers.
     fn update(&mut self) -> Result<()> {
-        let iteration = self.episodes + 1;
+        let iteration = self.episodes.saturating_add(1);
         let ep = &mut self.episode;
         let len = ep.rewards.len();
         ep.returns.resize(len, 0.0);
