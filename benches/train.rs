@@ -28,7 +28,7 @@ use rl_algos::a2c::{a2c_loss, a2c_update, A2c, A2cBatch, A2cConfig};
 use rl_algos::optim::{clip_grad_norm, Adam, Optimizer, RmsProp};
 use rl_algos::ppo::{ppo_update, Ppo, PpoBatch, PpoConfig};
 use rl_algos::reinforce::{Budget, Reinforce, ReinforceConfig};
-use rl_algos::{Algorithm, StopTrainingOnRewardThreshold};
+use rl_algos::StopTrainingOnRewardThreshold;
 use rl_env::{AutoresetMode, SyncVecEnv, VecEnv};
 use rl_policy::{MlpPolicy, MlpPolicyConfig, StochasticPolicy};
 
