@@ -191,8 +191,14 @@ impl Playground {
     fn make(id: &str) -> Result<Self, BoxError> {
         let limit = registry::max_episode_steps(id)?;
         // The registry's `TimeLimit` over the concrete environment, so it keeps its renderer.
-        fn rendered<E: Env + Render + 'static>(env: E, limit: u64) -> Result<Playground, BoxError> {
-            Ok(Playground::Rendered(Box::new(TimeLimit::new(env, limit)?)))
+        fn rendered<E: Env + Render + 'static>(
+            env: E,
+            limit: Option<u64>,
+        ) -> Result<Playground, BoxError> {
+            Ok(Playground::Rendered(match limit {
+                Some(limit) => Box::new(TimeLimit::new(env, limit)?),
+                None => Box::new(env),
+            }))
         }
         match id {
             "CartPole-v1" => rendered(CartPole::new(), limit),

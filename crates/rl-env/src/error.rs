@@ -59,6 +59,52 @@ pub enum EnvError {
         /// The registered ids, comma separated.
         known: String,
     },
+    /// `make` was given a keyword argument that the environment does not take.
+    #[error("{env} got an unexpected keyword argument {kwarg:?}; it takes: {accepted}")]
+    UnknownKwarg {
+        /// The environment id.
+        env: String,
+        /// The keyword argument given.
+        kwarg: String,
+        /// The keyword arguments it takes, comma separated (`max_episode_steps` included).
+        accepted: String,
+    },
+    /// A keyword argument of the wrong type or with an invalid value.
+    #[error("{env}: invalid keyword argument {kwarg} = {value}: {expected}")]
+    InvalidKwarg {
+        /// The environment id.
+        env: String,
+        /// The keyword argument.
+        kwarg: String,
+        /// Its value, as Python would print it.
+        value: String,
+        /// What was expected instead.
+        expected: String,
+    },
+    /// `register` was given an id that is already registered.
+    #[error("environment id {id:?} is already registered")]
+    AlreadyRegistered {
+        /// The id.
+        id: String,
+    },
+    /// [`crate::check_env`] found a violation of the environment contract.
+    #[error("check_env: {check}: {message}")]
+    CheckFailed {
+        /// The check that failed (e.g. `"reset determinism"`).
+        check: &'static str,
+        /// What was wrong.
+        message: String,
+    },
+    /// A file could not be written or read (e.g. a `monitor.csv`).
+    #[error("{path}: {message}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The kind of I/O error.
+        kind: std::io::ErrorKind,
+        /// The operating system's message.
+        message: String,
+    },
     /// A seed that is not a non-negative integer.
     #[error("invalid seed: {0}")]
     InvalidSeed(String),
@@ -141,6 +187,17 @@ fn non_finite_detail(component: &Option<usize>, value: &f64) -> String {
     match component {
         Some(c) => format!("component {c} is {value}"),
         None => format!("{value}"),
+    }
+}
+
+impl EnvError {
+    /// An [`EnvError::Io`] for `path`.
+    pub fn io(path: &std::path::Path, source: &std::io::Error) -> Self {
+        EnvError::Io {
+            path: path.display().to_string(),
+            kind: source.kind(),
+            message: source.to_string(),
+        }
     }
 }
 

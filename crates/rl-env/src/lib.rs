@@ -7,7 +7,8 @@
 //! - [`Space`]: `Discrete` and `Box`;
 //! - [`seeding`]: NumPy's `SeedSequence`/`PCG64`/`Generator`, so `reset(Some(seed))` starts the
 //!   episode Gymnasium starts for that seed;
-//! - the five classic-control environments and a registry, [`make`];
+//! - the five classic-control environments and a registry, [`make`], that takes Gymnasium's
+//!   keyword arguments ([`EnvKwargs`]) and environments of your own ([`register`]);
 //! - [`wrappers`]: `TimeLimit`, `RecordEpisodeStatistics`, normalization, action clipping;
 //! - [`vector`]: [`VecEnv`] with an in-thread and a multi-threaded engine;
 //! - [`render`]: Gymnasium's `rgb_array` frames, drawn in software ([`Render`]).
@@ -37,6 +38,8 @@
 pub mod classic_control;
 pub mod env;
 pub mod error;
+pub mod kwargs;
+pub mod pyfmt;
 pub mod registry;
 pub mod render;
 pub mod seeding;
@@ -46,7 +49,8 @@ pub mod wrappers;
 
 pub use env::{check_obs_buffer, Action, Env, EpisodeStats, Info, Step, StepOutcome};
 pub use error::{EnvError, Result};
-pub use registry::{make, make_with, registered_ids, EnvSpec};
+pub use kwargs::{EnvKwargs, KwargReader, KwargValue};
+pub use registry::{make, make_with, register, registered_ids, EnvRegistration, EnvSpec};
 pub use render::{Frame, Render};
 pub use seeding::{NpRandom, Seed};
 pub use space::{BoxSpace, Space};

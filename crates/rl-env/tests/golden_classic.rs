@@ -282,7 +282,7 @@ fn trajectories_match_gymnasium_bit_for_bit() {
             .expect("max_episode_steps");
         assert_eq!(
             rl_env::registry::max_episode_steps(env_id).expect("registered"),
-            limit,
+            Some(limit),
             "{env_id}: registered time limit differs from Gymnasium's"
         );
         let episodes = file["episodes"].as_array().expect("episodes");

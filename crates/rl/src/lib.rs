@@ -43,8 +43,8 @@ pub mod prelude {
         StopTrainingOnRewardThreshold,
     };
     pub use rl_env::{
-        make, make_with, Action, AutoresetMode, Env, EnvError, EnvSpec, Info, Space, SyncVecEnv,
-        ThreadVecEnv, VecAction, VecEnv,
+        make, make_with, register, Action, AutoresetMode, Env, EnvError, EnvKwargs,
+        EnvRegistration, EnvSpec, Info, Space, SyncVecEnv, ThreadVecEnv, VecAction, VecEnv,
     };
     pub use rl_policy::{
         ActionDist, ActorCritic, MlpPolicy, MlpPolicyConfig, Policy, PolicyError, StochasticPolicy,

@@ -19,10 +19,12 @@ const X_THRESHOLD: f64 = 2.4;
 /// Balance a pole on a cart by pushing the cart left (0) or right (1).
 ///
 /// State `[x, x_dot, theta, theta_dot]` in f64, explicit Euler with `tau = 0.02`, reward 1 on
-/// every step including the terminating one. The registered id adds a 500-step time limit.
+/// every step including the terminating one (or, with Gymnasium's `sutton_barto_reward`, 0 per
+/// step and -1 on the terminating one). The registered id adds a 500-step time limit.
 #[derive(Clone, Debug)]
 pub struct CartPole {
     state: [f64; 4],
+    sutton_barto_reward: bool,
     rng: Option<NpRandom>,
     needs_reset: bool,
     observation_space: Space,
@@ -47,6 +49,7 @@ impl CartPole {
         let low = high.map(|h| -h);
         CartPole {
             state: [0.0; 4],
+            sutton_barto_reward: false,
             rng: None,
             needs_reset: true,
             observation_space: Space::Box(
@@ -54,6 +57,20 @@ impl CartPole {
             ),
             action_space: Space::discrete(2),
         }
+    }
+
+    /// Gymnasium's `CartPole-v1` keyword `sutton_barto_reward` (builder style): when enabled,
+    /// the reward is 0 on every step and -1 on the step that terminates the episode, as in
+    /// Sutton & Barto's formulation. (Gymnasium also gives -1, instead of 0, to steps after
+    /// termination; here those steps are an error.)
+    pub fn with_sutton_barto_reward(mut self, enabled: bool) -> Self {
+        self.sutton_barto_reward = enabled;
+        self
+    }
+
+    /// Whether the Sutton & Barto reward is used.
+    pub fn sutton_barto_reward(&self) -> bool {
+        self.sutton_barto_reward
     }
 
     /// The internal f64 state `[x, x_dot, theta, theta_dot]`.
@@ -136,8 +153,13 @@ impl Env for CartPole {
             || theta > THETA_THRESHOLD;
         self.needs_reset = terminated;
         self.write_obs(obs);
+        let reward = match (self.sutton_barto_reward, terminated) {
+            (false, _) => 1.0,
+            (true, false) => 0.0,
+            (true, true) => -1.0,
+        };
         Ok(StepOutcome {
-            reward: 1.0,
+            reward,
             terminated,
             truncated: false,
             info: Info::default(),

@@ -10,7 +10,8 @@ const MIN_POSITION: f64 = -1.2;
 const MAX_POSITION: f64 = 0.6;
 const MAX_SPEED: f64 = 0.07;
 const GOAL_POSITION: f64 = 0.5;
-const GOAL_VELOCITY: f64 = 0.0;
+/// Gymnasium's default `goal_velocity`.
+const DEFAULT_GOAL_VELOCITY: f64 = 0.0;
 const FORCE: f64 = 0.001;
 const GRAVITY: f64 = 0.0025;
 
@@ -33,6 +34,7 @@ fn clip(x: f64, lo: f64, hi: f64) -> f64 {
 #[derive(Clone, Debug)]
 pub struct MountainCar {
     state: [f64; 2],
+    goal_velocity: f64,
     rng: Option<NpRandom>,
     needs_reset: bool,
     observation_space: Space,
@@ -50,11 +52,30 @@ impl MountainCar {
     pub fn new() -> Self {
         MountainCar {
             state: [0.0; 2],
+            goal_velocity: DEFAULT_GOAL_VELOCITY,
             rng: None,
             needs_reset: true,
             observation_space: box_space(&[MIN_POSITION, -MAX_SPEED], &[MAX_POSITION, MAX_SPEED]),
             action_space: Space::discrete(3),
         }
+    }
+
+    /// Gymnasium's `goal_velocity` keyword (default 0), builder style: the episode terminates
+    /// only when the car reaches the goal position with at least this velocity. Errors
+    /// ([`EnvError::InvalidArgument`]) when it is NaN or infinite.
+    pub fn with_goal_velocity(mut self, goal_velocity: f64) -> Result<Self> {
+        if !goal_velocity.is_finite() {
+            return Err(EnvError::InvalidArgument(format!(
+                "MountainCar goal_velocity must be a finite number, got {goal_velocity}"
+            )));
+        }
+        self.goal_velocity = goal_velocity;
+        Ok(self)
+    }
+
+    /// The velocity needed at the goal position.
+    pub fn goal_velocity(&self) -> f64 {
+        self.goal_velocity
     }
 
     /// The internal f64 state `[position, velocity]`.
@@ -118,7 +139,7 @@ impl Env for MountainCar {
             velocity
         };
         self.state = [position, velocity];
-        let terminated = position >= GOAL_POSITION && velocity >= GOAL_VELOCITY;
+        let terminated = position >= GOAL_POSITION && velocity >= self.goal_velocity;
         self.needs_reset = terminated;
         self.write_obs(obs);
         Ok(StepOutcome {

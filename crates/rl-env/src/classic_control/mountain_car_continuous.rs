@@ -18,7 +18,8 @@ const MIN_POSITION: f64 = -1.2;
 const MAX_POSITION: f64 = 0.6;
 const MAX_SPEED: f64 = 0.07;
 const GOAL_POSITION: f64 = 0.45;
-const GOAL_VELOCITY: f64 = 0.0;
+/// Gymnasium's default `goal_velocity`.
+const DEFAULT_GOAL_VELOCITY: f64 = 0.0;
 const POWER: f64 = 0.0015;
 
 /// The dtype of the stored state: `float64` after `reset` (or [`MountainCarContinuous::set_state`]),
@@ -112,6 +113,7 @@ impl Num {
 #[derive(Clone, Debug)]
 pub struct MountainCarContinuous {
     state: [f64; 2],
+    goal_velocity: f64,
     dtype: StateDtype,
     rng: Option<NpRandom>,
     needs_reset: bool,
@@ -131,6 +133,7 @@ impl MountainCarContinuous {
         let action_box = BoxSpace::uniform(MIN_ACTION as f32, MAX_ACTION as f32, vec![1]);
         MountainCarContinuous {
             state: [0.0; 2],
+            goal_velocity: DEFAULT_GOAL_VELOCITY,
             dtype: StateDtype::Float64,
             rng: None,
             needs_reset: true,
@@ -140,6 +143,24 @@ impl MountainCarContinuous {
                 Err(e) => unreachable!("static action bounds are valid: {e}"),
             },
         }
+    }
+
+    /// Gymnasium's `goal_velocity` keyword (default 0), builder style: the episode terminates
+    /// only when the car reaches the goal position with at least this velocity. Errors
+    /// ([`EnvError::InvalidArgument`]) when it is NaN or infinite.
+    pub fn with_goal_velocity(mut self, goal_velocity: f64) -> Result<Self> {
+        if !goal_velocity.is_finite() {
+            return Err(EnvError::InvalidArgument(format!(
+                "MountainCarContinuous goal_velocity must be a finite number, got {goal_velocity}"
+            )));
+        }
+        self.goal_velocity = goal_velocity;
+        Ok(self)
+    }
+
+    /// The velocity needed at the goal position.
+    pub fn goal_velocity(&self) -> f64 {
+        self.goal_velocity
     }
 
     /// The internal state `[position, velocity]` (float32 values widened exactly after a step).
@@ -238,7 +259,7 @@ impl Env for MountainCarContinuous {
         if position.eq_py(MIN_POSITION) && velocity.lt(0.0) {
             velocity = Num::Py(0.0);
         }
-        let terminated = position.ge(GOAL_POSITION) && velocity.ge(GOAL_VELOCITY);
+        let terminated = position.ge(GOAL_POSITION) && velocity.ge(self.goal_velocity);
         // `math.pow(action[0], 2) * 0.1` in double with the unclipped action (a float32 squared
         // is exact in double).
         let a = f64::from(a);

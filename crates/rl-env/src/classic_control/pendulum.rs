@@ -10,7 +10,8 @@ use std::f64::consts::PI;
 const MAX_SPEED: f64 = 8.0;
 const MAX_TORQUE: f32 = 2.0;
 const DT: f64 = 0.05;
-const G: f64 = 10.0;
+/// Gymnasium's default gravity `g`.
+const DEFAULT_G: f64 = 10.0;
 const M: f64 = 1.0;
 const L: f64 = 1.0;
 
@@ -44,6 +45,7 @@ fn numpy_remainder(a: f64, b: f64) -> f64 {
 #[derive(Clone, Debug)]
 pub struct Pendulum {
     state: [f64; 2],
+    g: f64,
     rng: Option<NpRandom>,
     needs_reset: bool,
     observation_space: Space,
@@ -63,6 +65,7 @@ impl Pendulum {
         let action_box = BoxSpace::uniform(-MAX_TORQUE, MAX_TORQUE, vec![1]);
         Pendulum {
             state: [0.0; 2],
+            g: DEFAULT_G,
             rng: None,
             needs_reset: true,
             observation_space: box_space(&high.map(|h| -h), &high),
@@ -71,6 +74,23 @@ impl Pendulum {
                 Err(e) => unreachable!("static action bounds are valid: {e}"),
             },
         }
+    }
+
+    /// Gymnasium's `Pendulum-v1` keyword `g`, the acceleration of gravity (default 10), builder
+    /// style. Errors ([`EnvError::InvalidArgument`]) when `g` is NaN or infinite.
+    pub fn with_g(mut self, g: f64) -> Result<Self> {
+        if !g.is_finite() {
+            return Err(EnvError::InvalidArgument(format!(
+                "Pendulum g must be a finite number, got {g}"
+            )));
+        }
+        self.g = g;
+        Ok(self)
+    }
+
+    /// The acceleration of gravity `g`.
+    pub fn g(&self) -> f64 {
+        self.g
     }
 
     /// The internal f64 state `[theta, theta_dot]`.
@@ -131,7 +151,8 @@ impl Env for Pendulum {
         let costs =
             np_square(angle_normalize(th)) + 0.1 * np_square(thdot) + f64::from(torque_cost);
         let torque_acc = (3.0 / (M * (L * L))) as f32 * u;
-        let newthdot = thdot + (3.0 * G / (2.0 * L) * th.sin() + f64::from(torque_acc)) * DT;
+        // `3 * g / (2 * l) * np.sin(th)`, left to right as Python evaluates it.
+        let newthdot = thdot + (3.0 * self.g / (2.0 * L) * th.sin() + f64::from(torque_acc)) * DT;
         let newthdot = newthdot.clamp(-MAX_SPEED, MAX_SPEED);
         let newth = th + newthdot * DT;
         self.state = [newth, newthdot];
