@@ -47,6 +47,7 @@ pub mod ops;
 mod pickle;
 pub mod policy;
 mod pth;
+pub mod qnet;
 mod sb3;
 mod validate;
 mod zipread;
@@ -56,6 +57,7 @@ pub use distributions::{ActionDist, Categorical, DiagGaussian};
 pub use error::{PolicyError, Result};
 pub use mlp::{MlpPolicy, MlpPolicyConfig, NetArch};
 pub use policy::{ActorCritic, Evaluation, Policy, StochasticPolicy};
+pub use qnet::{GreedyQPolicy, QFunction, QNetwork, QNetworkConfig};
 
 /// Entry points for the fuzz targets in `fuzz/` at the repository root: not a stable API.
 #[doc(hidden)]

@@ -110,14 +110,50 @@ pub trait ActorCritic: StochasticPolicy {
 }
 
 /// Acting: observations in, actions out (`[batch]` u32 for discrete, `[batch, d]` f32 for
-/// continuous actions, unclipped).
+/// continuous actions, unclipped). Every [`StochasticPolicy`] is one; value-based agents act
+/// through [`crate::GreedyQPolicy`]. Evaluation and callbacks take any `Policy`.
 pub trait Policy {
-    /// Actions for `obs`: the distribution's mode when `deterministic`, else a sample from `rng`.
+    /// Actions for `obs` on the policy's device: the distribution's mode when
+    /// `deterministic`, else a sample from `rng`.
     fn act(&self, obs: &Tensor, deterministic: bool, rng: &mut dyn RngCore) -> Result<Tensor>;
+
+    /// SB3's `predict`: actions for `batch` host observations (`obs` holds `batch * obs_dim`
+    /// f32 values, row-major), moved to the policy's device first.
+    fn predict(
+        &self,
+        obs: &[f32],
+        batch: usize,
+        deterministic: bool,
+        rng: &mut dyn RngCore,
+    ) -> Result<Tensor>;
+}
+
+/// `obs` as a `[batch, obs.len() / batch]` tensor on `device`.
+pub(crate) fn host_batch(obs: &[f32], batch: usize, device: &Device) -> Result<Tensor> {
+    if batch == 0 || !obs.len().is_multiple_of(batch) {
+        return Err(crate::error::PolicyError::Shape {
+            what: "host observations",
+            expected: format!("a multiple of {batch} values (one row per observation)"),
+            actual: format!("{} values", obs.len()),
+        });
+    }
+    rl_tensor_bridge::batch_to_tensor(obs, batch, obs.len() / batch, device)
+        .map_err(|e| crate::error::PolicyError::InvalidArgument(e.to_string()))
 }
 
 impl<P: StochasticPolicy + ?Sized> Policy for P {
     fn act(&self, obs: &Tensor, deterministic: bool, rng: &mut dyn RngCore) -> Result<Tensor> {
         self.action_dist(obs)?.act(deterministic, rng)
+    }
+
+    fn predict(
+        &self,
+        obs: &[f32],
+        batch: usize,
+        deterministic: bool,
+        rng: &mut dyn RngCore,
+    ) -> Result<Tensor> {
+        let obs = host_batch(obs, batch, self.device())?;
+        self.act(&obs, deterministic, rng)
     }
 }

@@ -19,11 +19,12 @@
 //! The file is framed and encoded by `crate::codec` under the magic `RLONPCK\0`; the
 //! algorithm's name inside says which trainer it belongs to.
 
-use super::{ActionLog, OnPolicyAlgorithm, OnPolicyTrainer};
+use super::{OnPolicyAlgorithm, OnPolicyTrainer};
 use crate::codec::{self, Reader, Writer};
+use crate::envlog::ActionLog;
 use crate::error::{AlgoError, Result};
 use crate::run::{EpisodeWindow, RunState};
-use rl_env::{VecAction, VecEnv};
+use rl_env::VecEnv;
 use rl_policy::ActorCritic;
 use std::path::Path;
 
@@ -58,19 +59,7 @@ pub(super) fn save<P: ActorCritic, V: VecEnv, T: OnPolicyTrainer>(
 
     w.usize(a.env.num_envs());
     w.f32s(a.env.observations());
-    match &a.action_log {
-        ActionLog::Discrete(log) => {
-            w.u8(0);
-            w.usize(log.len());
-            for &x in log {
-                w.varint_i64(x);
-            }
-        }
-        ActionLog::Continuous(log) => {
-            w.u8(1);
-            w.f32s(log);
-        }
-    }
+    a.action_log.write(&mut w);
     w.bool(a.pending_step);
     if a.pending_step {
         let s = &a.scratch;
@@ -174,18 +163,7 @@ pub(super) fn load<P: ActorCritic, V: VecEnv, T: OnPolicyTrainer>(
         n_envs,
     )?;
     let saved_obs = r.f32s("observations")?;
-    let log = match r.u8("action log kind")? {
-        0 => {
-            let n = r.len(1, "action log")?;
-            ActionLog::Discrete(
-                (0..n)
-                    .map(|_| r.varint_i64("action log"))
-                    .collect::<Result<_>>()?,
-            )
-        }
-        1 => ActionLog::Continuous(r.f32s("action log")?),
-        k => return Err(bad(format!("unknown action log kind {k}"))),
-    };
+    let log = ActionLog::read(&mut r)?;
     if std::mem::discriminant(&log) != std::mem::discriminant(&a.action_log) {
         return Err(bad(
             "the action log's kind does not match the VecEnv's action space".into(),
@@ -214,55 +192,13 @@ pub(super) fn load<P: ActorCritic, V: VecEnv, T: OnPolicyTrainer>(
         return Err(bad("a pending step in a run that never started".into()));
     }
     if a.started {
-        replay(&mut a).map_err(|e| bad(format!("replaying the environments failed: {e}")))?;
-        let now = a.env.observations();
-        if now.len() != saved_obs.len()
-            || now
-                .iter()
-                .zip(&saved_obs)
-                .any(|(x, y)| x.to_bits() != y.to_bits())
-        {
-            return Err(bad(
-                "replaying the recorded actions did not reproduce the saved observations: \
-                 the environments are not the ones of the saved run, or not deterministic"
-                    .into(),
-            ));
-        }
+        a.action_log
+            .replay(&mut a.env, a.run.seed, &saved_obs)
+            .map_err(|e| bad(format!("replaying the environments failed: {e}")))?;
     }
     if pending {
         a.complete_step()
             .map_err(|e| bad(format!("completing the saved step failed: {e}")))?;
     }
     Ok(a)
-}
-
-/// Rebuilds the environments' state: the seeded reset, then every recorded action.
-fn replay<P: ActorCritic, V: VecEnv, T: OnPolicyTrainer>(
-    a: &mut OnPolicyAlgorithm<P, V, T>,
-) -> Result<()> {
-    a.env.reset(Some(a.run.seed))?;
-    let n = a.env.num_envs();
-    let width = n * a.env.action_space().flat_dim();
-    let (chunk_len, len) = match &a.action_log {
-        ActionLog::Discrete(log) => (n, log.len()),
-        ActionLog::Continuous(log) => (width, log.len()),
-    };
-    if chunk_len == 0 || !len.is_multiple_of(chunk_len) {
-        return Err(AlgoError::InvalidArgument(format!(
-            "the action log has {len} entries, not whole steps of {chunk_len}"
-        )));
-    }
-    match &a.action_log {
-        ActionLog::Discrete(log) => {
-            for chunk in log.chunks(chunk_len) {
-                a.env.step(VecAction::Discrete(chunk))?;
-            }
-        }
-        ActionLog::Continuous(log) => {
-            for chunk in log.chunks(chunk_len) {
-                a.env.step(VecAction::Continuous(chunk))?;
-            }
-        }
-    }
-    Ok(())
 }

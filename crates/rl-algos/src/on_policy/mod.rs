@@ -31,12 +31,12 @@ use crate::run::{EpisodeWindow, RunState};
 use candle_core::{DType, Device, Tensor, Var};
 use rand::RngCore;
 use rl_env::{AutoresetMode, Space, VecEnv};
-use rl_policy::{ActionDist, ActorCritic, StochasticPolicy};
+use rl_policy::{ActionDist, ActorCritic, Policy};
 use rl_tensor_bridge::{ActionBuffer, ObsBatcher};
 use std::path::Path;
 use std::time::Instant;
 
-pub(crate) use rollout::ActionLog;
+use crate::envlog::ActionLog;
 
 /// The rollout half of an on-policy configuration (SB3's `OnPolicyAlgorithm` arguments).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -499,7 +499,7 @@ pub fn record_std<P: ActorCritic + ?Sized>(
 }
 
 impl<P: ActorCritic, V: VecEnv, T: OnPolicyTrainer> Algorithm for OnPolicyAlgorithm<P, V, T> {
-    fn policy(&self) -> &dyn StochasticPolicy {
+    fn policy(&self) -> &dyn Policy {
         &self.policy
     }
 
