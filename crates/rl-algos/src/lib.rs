@@ -12,12 +12,14 @@ pub mod a2c;
 pub mod buffer;
 pub mod callbacks;
 mod codec;
+pub mod critic;
 pub mod dqn;
 mod envlog;
 pub mod error;
 pub mod evaluation;
 mod fsutil;
 pub mod logger;
+pub mod noise;
 pub mod off_policy;
 pub mod on_policy;
 pub mod optim;
@@ -26,6 +28,8 @@ pub mod reinforce;
 pub mod replay;
 pub mod returns;
 mod run;
+pub mod sac;
+pub mod td3;
 
 pub use a2c::{
     a2c_loss, a2c_update, A2c, A2cBatch, A2cConfig, A2cLoss, A2cTrainer, UpdateParams, UpdateStats,

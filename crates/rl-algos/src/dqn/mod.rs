@@ -201,29 +201,8 @@ impl DqnConfig {
 
     fn write(&self, w: &mut Writer) {
         w.schedule(&self.learning_rate);
-        w.usize(self.buffer_size);
-        w.u64(self.learning_starts);
-        w.usize(self.batch_size);
+        self.settings().write(w);
         w.f64(self.tau);
-        w.f64(self.gamma);
-        match self.train_freq {
-            TrainFreq::Steps(n) => {
-                w.u8(0);
-                w.u64(n);
-            }
-            TrainFreq::Episodes(n) => {
-                w.u8(1);
-                w.u64(n);
-            }
-        }
-        match self.gradient_steps {
-            GradientSteps::Fixed(n) => {
-                w.u8(0);
-                w.u64(n);
-            }
-            GradientSteps::AsCollected => w.u8(1),
-        }
-        w.usize(self.n_steps);
         w.u64(self.target_update_interval);
         w.f64(self.exploration_fraction);
         w.f64(self.exploration_initial_eps);
@@ -234,39 +213,25 @@ impl DqnConfig {
             DqnLoss::Mse => 1,
         });
         w.f64(self.adam_eps);
-        w.opt_u64(self.seed);
-        w.u64(self.log_interval);
-        w.usize(self.stats_window_size);
-        w.bool(self.verbose);
     }
 
     fn read(r: &mut Reader<'_>) -> Result<Self> {
         let learning_rate = r.schedule("learning_rate")?;
-        let buffer_size = r.usize("buffer_size")?;
-        let learning_starts = r.u64("learning_starts")?;
-        let batch_size = r.usize("batch_size")?;
-        let tau = r.f64("tau")?;
-        let gamma = r.f64("gamma")?;
-        let train_freq = match r.u8("train_freq unit")? {
-            0 => TrainFreq::Steps(r.u64("train_freq")?),
-            1 => TrainFreq::Episodes(r.u64("train_freq")?),
-            k => return Err(r.err(format!("unknown train_freq unit {k}"))),
-        };
-        let gradient_steps = match r.u8("gradient_steps kind")? {
-            0 => GradientSteps::Fixed(r.u64("gradient_steps")?),
-            1 => GradientSteps::AsCollected,
-            k => return Err(r.err(format!("unknown gradient_steps kind {k}"))),
-        };
+        let s = OffPolicySettings::read(r)?;
         Ok(DqnConfig {
             learning_rate,
-            buffer_size,
-            learning_starts,
-            batch_size,
-            tau,
-            gamma,
-            train_freq,
-            gradient_steps,
-            n_steps: r.usize("n_steps")?,
+            buffer_size: s.buffer_size,
+            learning_starts: s.learning_starts,
+            batch_size: s.batch_size,
+            gamma: s.gamma,
+            train_freq: s.train_freq,
+            gradient_steps: s.gradient_steps,
+            n_steps: s.n_steps,
+            seed: s.seed,
+            log_interval: s.log_interval,
+            stats_window_size: s.stats_window_size,
+            verbose: s.verbose,
+            tau: r.f64("tau")?,
             target_update_interval: r.u64("target_update_interval")?,
             exploration_fraction: r.f64("exploration_fraction")?,
             exploration_initial_eps: r.f64("exploration_initial_eps")?,
@@ -278,10 +243,6 @@ impl DqnConfig {
                 k => return Err(r.err(format!("unknown loss kind {k}"))),
             },
             adam_eps: r.f64("adam_eps")?,
-            seed: r.opt_u64("seed")?,
-            log_interval: r.u64("log_interval")?,
-            stats_window_size: r.usize("stats_window_size")?,
-            verbose: r.bool("verbose")?,
         })
     }
 }

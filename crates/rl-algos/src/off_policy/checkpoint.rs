@@ -1,6 +1,6 @@
-//! Off-policy checkpoints (DQN): the trainer's state (configuration, every network's
+//! Off-policy checkpoints (DQN, SAC, TD3, DDPG): the trainer's state (configuration, every network's
 //! parameters, optimizer states, counters), the generator, counters, the replay buffer in
-//! full, episode statistics, and the environments' state as an action log that loading
+//! full, episode statistics, the action noise's state, and the environments' state as an action log that loading
 //! replays from the seeded reset (see `crate::envlog`).
 //!
 //! A checkpoint written by a callback's `on_step` falls between a step and its storage (SB3
@@ -21,7 +21,8 @@ use rl_env::VecEnv;
 use std::path::Path;
 
 pub(crate) const MAGIC: &[u8; 8] = b"RLOFFCK\0";
-const VERSION: u32 = 1;
+/// 2: the action noise's per-environment state follows the pending step.
+const VERSION: u32 = 2;
 
 /// Writes `a`'s checkpoint to `path` atomically.
 pub(super) fn save<V: VecEnv, T: OffPolicyTrainer>(
@@ -60,6 +61,7 @@ pub(super) fn save<V: VecEnv, T: OffPolicyTrainer>(
         w.f32s(&a.scratch.obs);
         w.f32s(&a.scratch.policy_actions);
     }
+    w.f64s(a.noise_state.as_ref().map_or(&[][..], |n| &n.prev));
     w.save(path)
 }
 
@@ -178,6 +180,17 @@ pub(super) fn load<V: VecEnv, T: OffPolicyTrainer>(
         )?;
         a.scratch.obs = obs;
         a.scratch.policy_actions = actions;
+    }
+    let noise = r.f64s("action noise state")?;
+    match a.noise_state.as_mut() {
+        Some(state) => {
+            expect_len("action noise state", noise.len(), state.prev.len())?;
+            if noise.iter().any(|v| !v.is_finite()) {
+                return Err(bad("the action noise state holds a non-finite value".into()));
+            }
+            state.prev = noise;
+        }
+        None => expect_len("action noise state", noise.len(), 0)?,
     }
     r.finish()?;
     if pending && !a.started {

@@ -2,12 +2,13 @@
 
 use super::{OffPolicyAlgorithm, OffPolicyTrainer, TrainFreq};
 use crate::callbacks::Callback;
-use crate::error::Result;
+use crate::error::{AlgoError, Result};
 use crate::logger::Logger;
 use crate::replay::ReplayTransition;
 use candle_core::Tensor;
 use rand::Rng;
-use rl_env::{Space, VecEnv};
+use rl_env::{Space, VecAction, VecEnv};
+use rl_policy::continuous::{scale_action, unscale_action};
 
 impl<V: VecEnv, T: OffPolicyTrainer> OffPolicyAlgorithm<V, T> {
     /// Whether the current round has collected what `train_freq` asks for.
@@ -51,28 +52,59 @@ impl<V: VecEnv, T: OffPolicyTrainer> OffPolicyAlgorithm<V, T> {
     fn act_and_step(&mut self) -> Result<()> {
         let s = &mut self.scratch;
         s.obs.copy_from_slice(self.env.observations());
-        let actions = if self.run.num_timesteps < self.settings.learning_starts {
-            let device = self.trainer.device();
-            match random_actions(self.env.action_space(), &mut s.random, &mut self.run.rng)? {
-                Some(idx) => Tensor::from_slice(idx, idx.len(), device)?,
-                None => {
-                    let space = self.env.action_space();
-                    let d = space.flat_dim();
-                    let n = s.random.len();
-                    uniform_box_actions(space, &mut s.policy_actions, &mut self.run.rng)?;
-                    Tensor::from_slice(&s.policy_actions[..n * d], (n, d), device)?
+        let warm_up = self.run.num_timesteps < self.settings.learning_starts;
+        if let Space::Box(space) = self.env.action_space() {
+            // SB3's `_sample_action` for a Box space: the unscaled action (a uniform sample, or
+            // the policy's prediction unscaled), scaled into [-1, 1] for the buffer, plus the
+            // noise clipped to [-1, 1]; the environments get it unscaled again.
+            let (low, high) = (space.low(), space.high());
+            if warm_up {
+                uniform_box_actions(
+                    self.env.action_space(),
+                    &mut s.env_actions,
+                    &mut self.run.rng,
+                )?;
+                s.policy_actions.copy_from_slice(&s.env_actions);
+            } else {
+                let obs = self.obs_batcher.to_tensor(&s.obs)?;
+                let scaled = self.trainer.predict(&obs, &mut self.run.rng)?;
+                copy_scaled_actions(&scaled, &mut s.policy_actions, T::NAME)?;
+                unscale_action(low, high, &mut s.policy_actions);
+            }
+            scale_action(low, high, &mut s.policy_actions);
+            if let (Some(noise), Some(state)) =
+                (self.trainer.action_noise(), self.noise_state.as_mut())
+            {
+                noise.sample(state, &mut self.run.rng, &mut s.noise);
+                for (a, &z) in s.policy_actions.iter_mut().zip(&s.noise) {
+                    *a = (*a + z).clamp(-1.0, 1.0);
                 }
             }
+            s.env_actions.copy_from_slice(&s.policy_actions);
+            unscale_action(low, high, &mut s.env_actions);
+            for row in s.env_actions.chunks_exact_mut(low.len().max(1)) {
+                space.clip(row);
+            }
+            let env_actions = VecAction::Continuous(&s.env_actions);
+            self.action_log.push(env_actions);
+            self.env.step(env_actions)?;
         } else {
-            let obs = self.obs_batcher.to_tensor(&s.obs)?;
-            self.trainer.predict(&obs, &mut self.run.rng)?
-        };
-        self.actions.fill_from_policy(&actions)?;
-        s.policy_actions
-            .copy_from_slice(self.actions.policy_actions());
-        let env_actions = self.actions.as_vec_action();
-        self.action_log.push(env_actions);
-        self.env.step(env_actions)?;
+            let actions = if warm_up {
+                let device = self.trainer.device();
+                let idx =
+                    random_actions(self.env.action_space(), &mut s.random, &mut self.run.rng)?;
+                Tensor::from_slice(idx, idx.len(), device)?
+            } else {
+                let obs = self.obs_batcher.to_tensor(&s.obs)?;
+                self.trainer.predict(&obs, &mut self.run.rng)?
+            };
+            self.actions.fill_from_policy(&actions)?;
+            s.policy_actions
+                .copy_from_slice(self.actions.policy_actions());
+            let env_actions = self.actions.as_vec_action();
+            self.action_log.push(env_actions);
+            self.env.step(env_actions)?;
+        }
         let buf = self.env.buffers();
         for (i, done) in s.dones.iter_mut().enumerate() {
             *done = buf.done(i);
@@ -131,10 +163,17 @@ impl<V: VecEnv, T: OffPolicyTrainer> OffPolicyAlgorithm<V, T> {
         })?;
         self.pending_step = false;
         let n_envs = s.dones.len();
-        let finished = s.dones.iter().filter(|&&d| d).count() as u64;
         self.trainer
             .on_step(self.run.progress_remaining(), n_envs, logger)?;
-        for _ in 0..finished {
+        for i in 0..n_envs {
+            if !self.scratch.dones[i] {
+                continue;
+            }
+            if let (Some(noise), Some(state)) =
+                (self.trainer.action_noise(), self.noise_state.as_mut())
+            {
+                noise.reset(state, i);
+            }
             self.collected_episodes = self.collected_episodes.saturating_add(1);
             self.episode_num = self.episode_num.saturating_add(1);
             if self.settings.log_interval > 0
@@ -148,26 +187,53 @@ impl<V: VecEnv, T: OffPolicyTrainer> OffPolicyAlgorithm<V, T> {
 }
 
 /// Uniform action indices for a `Discrete` space in `out` (the space's `sample()`, shifted to
-/// indices `0..n`), or `None` for a `Box` space.
+/// indices `0..n`).
 fn random_actions<'a>(
     space: &Space,
     out: &'a mut [u32],
     rng: &mut dyn rand::RngCore,
-) -> Result<Option<&'a [u32]>> {
-    match space {
-        Space::Discrete { n, .. } => {
-            let n = u32::try_from(*n).map_err(|_| {
-                crate::error::AlgoError::InvalidArgument(format!(
-                    "Discrete({n}) has more actions than this learner supports"
-                ))
-            })?;
-            for a in out.iter_mut() {
-                *a = rng.gen_range(0..n.max(1));
-            }
-            Ok(Some(out))
+) -> Result<&'a [u32]> {
+    let n = match space {
+        Space::Discrete { n, .. } => u32::try_from(*n).map_err(|_| {
+            AlgoError::InvalidArgument(format!(
+                "Discrete({n}) has more actions than this learner supports"
+            ))
+        })?,
+        other => {
+            return Err(AlgoError::InvalidArgument(format!(
+                "random discrete actions for {other}"
+            )))
         }
-        Space::Box(_) => Ok(None),
+    };
+    for a in out.iter_mut() {
+        *a = rng.gen_range(0..n.max(1));
     }
+    Ok(out)
+}
+
+/// Copies a trainer's scaled `Box` actions `[n_envs, act_dim]` to `out`, refusing a wrong
+/// shape or a non-finite value.
+fn copy_scaled_actions(t: &Tensor, out: &mut [f32], who: &str) -> Result<()> {
+    let values: Vec<f32> = t
+        .to_dtype(candle_core::DType::F32)?
+        .flatten_all()?
+        .to_vec1()?;
+    if values.len() != out.len() {
+        return Err(AlgoError::InvalidArgument(format!(
+            "{who} predicted {} action values ({:?}), the environments need {}",
+            values.len(),
+            t.dims(),
+            out.len()
+        )));
+    }
+    if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+        return Err(AlgoError::InvalidArgument(format!(
+            "{who} predicted the non-finite action value {} (flat index {i})",
+            values[i]
+        )));
+    }
+    out.copy_from_slice(&values);
+    Ok(())
 }
 
 /// Uniform actions in a bounded `Box` space's bounds, row after row into `out`.
@@ -177,7 +243,7 @@ fn uniform_box_actions(space: &Space, out: &mut [f32], rng: &mut dyn rand::RngCo
     };
     let (low, high) = (b.low(), b.high());
     if low.iter().chain(high).any(|v| !v.is_finite()) {
-        return Err(crate::error::AlgoError::InvalidArgument(format!(
+        return Err(AlgoError::InvalidArgument(format!(
             "uniform warm-up actions need a bounded Box action space, got {space}"
         )));
     }

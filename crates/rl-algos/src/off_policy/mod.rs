@@ -1,5 +1,5 @@
-//! The off-policy core (SB3's `OffPolicyAlgorithm`): what DQN (and later SAC, TD3, DDPG)
-//! share, written once.
+//! The off-policy core (SB3's `OffPolicyAlgorithm`): what DQN, SAC, TD3 and DDPG share,
+//! written once.
 //!
 //! [`OffPolicyAlgorithm`] owns the environments, the [`ReplayBuffer`] and the run; an
 //! [`OffPolicyTrainer`] owns the networks, their optimizers and targets, and supplies SB3's
@@ -21,9 +21,11 @@ mod checkpoint;
 mod collect;
 
 use crate::callbacks::{Algorithm, Callback, Locals};
+use crate::codec::{Reader, Writer};
 use crate::envlog::ActionLog;
 use crate::error::{AlgoError, Result};
 use crate::logger::Logger;
+use crate::noise::{ActionNoise, NoiseState};
 use crate::optim::Optimizer;
 use crate::replay::{ReplayBuffer, ReplaySamples};
 use crate::run::{EpisodeWindow, RunState};
@@ -113,6 +115,119 @@ impl OffPolicySettings {
         }
         Ok(())
     }
+
+    /// Encodes the settings for a configuration's checkpoint codec.
+    pub(crate) fn write(&self, w: &mut Writer) {
+        w.usize(self.buffer_size);
+        w.u64(self.learning_starts);
+        w.usize(self.batch_size);
+        w.f64(self.gamma);
+        match self.train_freq {
+            TrainFreq::Steps(n) => {
+                w.u8(0);
+                w.u64(n);
+            }
+            TrainFreq::Episodes(n) => {
+                w.u8(1);
+                w.u64(n);
+            }
+        }
+        match self.gradient_steps {
+            GradientSteps::Fixed(n) => {
+                w.u8(0);
+                w.u64(n);
+            }
+            GradientSteps::AsCollected => w.u8(1),
+        }
+        w.usize(self.n_steps);
+        w.opt_u64(self.seed);
+        w.u64(self.log_interval);
+        w.usize(self.stats_window_size);
+        w.bool(self.verbose);
+    }
+
+    /// Decodes settings written by [`OffPolicySettings::write`].
+    pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self> {
+        let buffer_size = r.usize("buffer_size")?;
+        let learning_starts = r.u64("learning_starts")?;
+        let batch_size = r.usize("batch_size")?;
+        let gamma = r.f64("gamma")?;
+        let train_freq = match r.u8("train_freq unit")? {
+            0 => TrainFreq::Steps(r.u64("train_freq")?),
+            1 => TrainFreq::Episodes(r.u64("train_freq")?),
+            k => return Err(r.err(format!("unknown train_freq unit {k}"))),
+        };
+        let gradient_steps = match r.u8("gradient_steps kind")? {
+            0 => GradientSteps::Fixed(r.u64("gradient_steps")?),
+            1 => GradientSteps::AsCollected,
+            k => return Err(r.err(format!("unknown gradient_steps kind {k}"))),
+        };
+        Ok(OffPolicySettings {
+            buffer_size,
+            learning_starts,
+            batch_size,
+            gamma,
+            train_freq,
+            gradient_steps,
+            n_steps: r.usize("n_steps")?,
+            seed: r.opt_u64("seed")?,
+            log_interval: r.u64("log_interval")?,
+            stats_window_size: r.usize("stats_window_size")?,
+            verbose: r.bool("verbose")?,
+        })
+    }
+}
+
+/// Encodes an optional action noise for a configuration's checkpoint codec.
+pub(crate) fn write_noise(w: &mut Writer, noise: &Option<ActionNoise>) {
+    match noise {
+        None => w.u8(0),
+        Some(ActionNoise::Normal { mean, sigma }) => {
+            w.u8(1);
+            w.f64s(mean);
+            w.f64s(sigma);
+        }
+        Some(ActionNoise::OrnsteinUhlenbeck {
+            mean,
+            sigma,
+            theta,
+            dt,
+            initial_noise,
+        }) => {
+            w.u8(2);
+            w.f64s(mean);
+            w.f64s(sigma);
+            w.f64(*theta);
+            w.f64(*dt);
+            w.bool(initial_noise.is_some());
+            if let Some(init) = initial_noise {
+                w.f64s(init);
+            }
+        }
+    }
+}
+
+/// Decodes an action noise written by [`write_noise`].
+pub(crate) fn read_noise(r: &mut Reader<'_>) -> Result<Option<ActionNoise>> {
+    Ok(match r.u8("action noise kind")? {
+        0 => None,
+        1 => Some(ActionNoise::Normal {
+            mean: r.f64s("noise mean")?,
+            sigma: r.f64s("noise sigma")?,
+        }),
+        2 => Some(ActionNoise::OrnsteinUhlenbeck {
+            mean: r.f64s("noise mean")?,
+            sigma: r.f64s("noise sigma")?,
+            theta: r.f64("noise theta")?,
+            dt: r.f64("noise dt")?,
+            initial_noise: if r.bool("initial noise flag")? {
+                Some(r.f64s("initial noise")?)
+            } else {
+                None
+            },
+        }),
+        k => return Err(r.err(format!("unknown action noise kind {k}"))),
+    })
 }
 
 /// What a trainer sees of the run when it trains.
@@ -157,6 +272,12 @@ pub trait OffPolicyTrainer: Sized {
     /// The main optimizer.
     fn optimizer(&self) -> &dyn Optimizer;
 
+    /// Exploration noise added to the scaled actions of a `Box` action space while collecting
+    /// (SB3's `action_noise`; TD3 and DDPG use it), if any.
+    fn action_noise(&self) -> Option<&ActionNoise> {
+        None
+    }
+
     /// The policy evaluation and callbacks use (DQN: greedy in its Q-values).
     fn policy(&self) -> &dyn Policy;
 
@@ -167,8 +288,11 @@ pub trait OffPolicyTrainer: Sized {
     fn into_networks(self) -> Self::Networks;
 
     /// The policy's actions for `obs` `[n_envs, obs_dim]` while collecting after
-    /// `learning_starts` (SB3's `predict(obs, deterministic=False)`: DQN's ε-greedy), as the
-    /// tensor an [`ActionBuffer`] takes with `fill_from_policy`.
+    /// `learning_starts` (SB3's `predict(obs, deterministic=False)`): for a `Discrete` space the
+    /// action indices an [`ActionBuffer`] takes with `fill_from_policy` (DQN's ε-greedy); for
+    /// a `Box` space the *scaled* actions in `[-1, 1]`, `[n_envs, act_dim]` (the core adds the
+    /// action noise, stores them and steps the environments with them mapped onto the
+    /// bounds).
     fn predict(
         &mut self,
         obs: &candle_core::Tensor,
@@ -216,6 +340,9 @@ struct Scratch {
     dones: Vec<bool>,
     timeouts: Vec<bool>,
     random: Vec<u32>,
+    /// `Box` actions in the environments' units, and the noise drawn for them.
+    env_actions: Vec<f32>,
+    noise: Vec<f32>,
 }
 
 /// An off-policy algorithm: the shared collection machinery, the replay buffer and a trainer
@@ -239,6 +366,7 @@ pub struct OffPolicyAlgorithm<V: VecEnv, T: OffPolicyTrainer> {
     ep_lengths: Vec<u64>,
     episodes: EpisodeWindow,
     action_log: ActionLog,
+    noise_state: Option<NoiseState>,
     obs_batcher: ObsBatcher,
     actions: ActionBuffer,
     scratch: Scratch,
@@ -291,8 +419,24 @@ impl<V: VecEnv, T: OffPolicyTrainer> OffPolicyAlgorithm<V, T> {
             dones: vec![false; n_envs],
             timeouts: vec![false; n_envs],
             random: vec![0; n_envs],
+            env_actions: vec![0.0; n_envs * act_dim],
+            noise: vec![0.0; n_envs * act_dim],
+        };
+        let noise_state = match trainer.action_noise() {
+            None => None,
+            Some(noise) => {
+                if !matches!(env.action_space(), Space::Box(_)) {
+                    return Err(AlgoError::InvalidArgument(format!(
+                        "action noise needs a Box action space, got {}",
+                        env.action_space()
+                    )));
+                }
+                noise.validate(act_dim)?;
+                Some(noise.new_state(n_envs))
+            }
         };
         Ok(OffPolicyAlgorithm {
+            noise_state,
             action_log: ActionLog::for_space(env.action_space()),
             logger: Logger::new(settings.verbose),
             episodes: EpisodeWindow::new(settings.stats_window_size),
