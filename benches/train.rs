@@ -26,6 +26,13 @@
 //! (batch 128), and a replay-buffer insert and sample. `RL_SB3_PYTHON` runs SB3's DQN on the
 //! same workload (`tools/bench/sb3_dqn_cartpole.py`) in the same run.
 //!
+//! SAC (group `sac`): end-to-end env-steps/s of `Sac::learn` on the matched workload that
+//! ModuRL publishes against SB3 (one Pendulum-v1 env; 2x64 tanh actor with mean and log-std
+//! heads, two 2x64 tanh critics and their targets; replay 10,000, batch 64; Adam 3e-4 eps 1e-5;
+//! one actor, critic and temperature update per transition; tau 0.005, gamma 0.99; α learned
+//! from 1.0, target entropy -1; 256 random warm-up transitions) and one SAC gradient step of it.
+//! `RL_SB3_PYTHON` runs SB3's SAC on the same workload (`tools/bench/sb3_sac_pendulum.py`).
+//!
 //! Other algorithms add their own `criterion_group!` below and list it in `criterion_main!`.
 
 use candle_core::{Device, Tensor};
@@ -40,10 +47,12 @@ use rl_algos::optim::{clip_grad_norm, Adam, Optimizer, RmsProp};
 use rl_algos::ppo::{ppo_update, Ppo, PpoBatch, PpoConfig};
 use rl_algos::reinforce::{Budget, Reinforce, ReinforceConfig};
 use rl_algos::replay::{ReplayBuffer, ReplaySamples, ReplayTransition};
+use rl_algos::sac::{EntCoef, Sac, SacConfig};
 use rl_algos::StopTrainingOnRewardThreshold;
 use rl_env::{AutoresetMode, SyncVecEnv, VecEnv};
 use rl_policy::{
-    Activation, MlpPolicy, MlpPolicyConfig, QNetwork, QNetworkConfig, StochasticPolicy,
+    Activation, ContinuousCritic, MlpConfig, MlpPolicy, MlpPolicyConfig, QNetwork, QNetworkConfig,
+    SacActor, StochasticPolicy,
 };
 
 fn single_thread() {
@@ -545,8 +554,69 @@ fn dqn_update(c: &mut Criterion) {
     group.finish();
 }
 
+// ---------------------------------------------------------------------------------------------
+// SAC (group `sac`)
+// ---------------------------------------------------------------------------------------------
+
+type MatchedSac = Sac<SacActor, ContinuousCritic, SyncVecEnv>;
+
+/// A matched SAC learner past its 256 warm-up transitions and 1,000 learning steps.
+fn sac_matched_model() -> MatchedSac {
+    let env = SyncVecEnv::make("Pendulum-v1", 1, AutoresetMode::SameStep).expect("vec env");
+    let (obs, act) = (env.observation_space(), env.action_space());
+    let net = MlpConfig {
+        net_arch: vec![64, 64],
+        activation: Activation::Tanh,
+    };
+    let actor = SacActor::new(obs, act, net.clone(), 0, &Device::Cpu).expect("actor");
+    let critic = ContinuousCritic::new(obs, act, net, 2, 1, &Device::Cpu).expect("critic");
+    let config = SacConfig {
+        learning_rate: Schedule::Constant(3e-4),
+        buffer_size: 10_000,
+        learning_starts: 256,
+        batch_size: 64,
+        tau: 0.005,
+        gamma: 0.99,
+        ent_coef: EntCoef::Auto(1.0),
+        target_entropy: Some(-1.0),
+        adam_eps: 1e-5,
+        seed: Some(0),
+        log_interval: 0,
+        ..SacConfig::default()
+    };
+    let mut model = Sac::new(actor, critic, env, config).expect("SAC");
+    model.learn(256 + 1000, &mut []).expect("warm-up");
+    model
+}
+
+/// `Sac::learn` on the matched workload: each criterion iteration trains 1,000 more steps
+/// (1,000 gradient steps).
+fn sac_learn(c: &mut Criterion) {
+    single_thread();
+    const STEPS: u64 = 1000;
+    let mut model = sac_matched_model();
+    let mut group = c.benchmark_group("sac");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(STEPS));
+    group.bench_function("learn_matched_pendulum_1env_env_steps", |b| {
+        b.iter(|| {
+            let target = model.num_timesteps() + STEPS;
+            model.learn(target, &mut []).expect("learn")
+        })
+    });
+    group.finish();
+    sb3_baseline("sac", "sb3_sac_pendulum.py", &["--steps", "3000"], || {
+        let mut model = sac_matched_model();
+        let start = std::time::Instant::now();
+        let from = model.num_timesteps();
+        model.learn(from + 5_000, &mut []).expect("learn");
+        (model.num_timesteps() - from) as f64 / start.elapsed().as_secs_f64()
+    });
+}
+
 criterion_group!(a2c, a2c_learn, a2c_update_40);
 criterion_group!(reinforce, reinforce_learn, reinforce_act);
 criterion_group!(ppo, ppo_learn, ppo_update_64);
 criterion_group!(dqn, dqn_learn, dqn_update);
-criterion_main!(a2c, reinforce, ppo, dqn);
+criterion_group!(sac, sac_learn);
+criterion_main!(a2c, reinforce, ppo, dqn, sac);

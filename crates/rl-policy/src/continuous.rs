@@ -47,6 +47,19 @@ pub trait Critic {
             .ok_or_else(|| PolicyError::InvalidArgument("the critic has no heads".into()))
     }
 
+    /// [`Critic::q_values`] with the parameters treated as constants: gradients reach `obs`
+    /// and `actions` only. The actor losses of SAC and TD3 step the actor alone, so the
+    /// critics' parameter gradients would be wasted work. Defaults to [`Critic::q_values`].
+    fn q_values_frozen(&self, obs: &Tensor, actions: &Tensor) -> Result<Vec<Tensor>> {
+        self.q_values(obs, actions)
+    }
+
+    /// [`Critic::q1`] with the parameters treated as constants (see
+    /// [`Critic::q_values_frozen`]). Defaults to [`Critic::q1`].
+    fn q1_frozen(&self, obs: &Tensor, actions: &Tensor) -> Result<Tensor> {
+        self.q1(obs, actions)
+    }
+
     /// Every trainable variable with a stable name, sorted by name.
     fn trainable_vars(&self) -> Vec<(String, Var)>;
 
@@ -154,11 +167,26 @@ impl LinearStack {
 
     /// Every layer with `hidden` after it, except the last, which gets `last`.
     fn forward(&self, x: &Tensor, hidden: Activation, last: Option<Activation>) -> Result<Tensor> {
+        self.forward_with(x, hidden, last, false)
+    }
+
+    /// [`LinearStack::forward`], with the parameters detached from the graph when `frozen`.
+    fn forward_with(
+        &self,
+        x: &Tensor,
+        hidden: Activation,
+        last: Option<Activation>,
+        frozen: bool,
+    ) -> Result<Tensor> {
         let mut h = x.clone();
         let n = self.layers.len();
         for (i, (_, w, b)) in self.layers.iter().enumerate() {
             let act = if i + 1 < n { Some(hidden) } else { last };
-            h = ops::linear(&h, w.as_tensor(), b.as_tensor(), act)?;
+            h = if frozen {
+                ops::linear(&h, &w.as_tensor().detach(), &b.as_tensor().detach(), act)?
+            } else {
+                ops::linear(&h, w.as_tensor(), b.as_tensor(), act)?
+            };
         }
         Ok(h)
     }
@@ -346,6 +374,19 @@ impl Critic for ContinuousCritic {
     fn q1(&self, obs: &Tensor, actions: &Tensor) -> Result<Tensor> {
         let x = self.input(obs, actions)?;
         self.heads[0].forward(&x, self.config.activation, None)
+    }
+
+    fn q_values_frozen(&self, obs: &Tensor, actions: &Tensor) -> Result<Vec<Tensor>> {
+        let x = self.input(obs, actions)?;
+        self.heads
+            .iter()
+            .map(|h| h.forward_with(&x, self.config.activation, None, true))
+            .collect()
+    }
+
+    fn q1_frozen(&self, obs: &Tensor, actions: &Tensor) -> Result<Tensor> {
+        let x = self.input(obs, actions)?;
+        self.heads[0].forward_with(&x, self.config.activation, None, true)
     }
 
     fn trainable_vars(&self) -> Vec<(String, Var)> {
@@ -623,7 +664,7 @@ impl<A: GaussianActor> SacPolicy<A> {
         if deterministic {
             dist.mode()
         } else {
-            Ok(dist.sample(rng)?.0)
+            dist.sample_actions(rng)
         }
     }
 }

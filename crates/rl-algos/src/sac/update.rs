@@ -167,7 +167,8 @@ where
     let (next_actions, next_log_prob) =
         SquashedDiagGaussian::new(next_mean.detach(), next_log_std.detach())?
             .rsample_with_noise(noise.next_actions)?;
-    let next_heads = critic_target.q_values(batch.next_observations, &next_actions.detach())?;
+    let next_heads =
+        critic_target.q_values_frozen(batch.next_observations, &next_actions.detach())?;
     let next_min = host_column(&min_over_heads(&next_heads)?, b, "target Q-values")?;
     let next_log_prob = host_column(&next_log_prob, b, "next log-probabilities")?;
     let next_q: Vec<f32> = next_min
@@ -184,7 +185,7 @@ where
     critic_optimizer.step(&grads)?;
 
     // Actor, against the updated critics.
-    let heads = critic.q_values(batch.observations, &actions_pi)?;
+    let heads = critic.q_values_frozen(batch.observations, &actions_pi)?;
     let min_q = min_over_heads(&heads)?.reshape((b, 1))?;
     let actor_loss = log_prob
         .affine(f64::from(alpha), 0.0)?

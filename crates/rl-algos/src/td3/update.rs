@@ -62,7 +62,7 @@ where
         }
     }
     let next_actions = Tensor::from_vec(next, mu.dims(), mu.device())?;
-    let heads = critic_target.q_values(batch.next_observations, &next_actions)?;
+    let heads = critic_target.q_values_frozen(batch.next_observations, &next_actions)?;
     let next_q = host_column(&min_over_heads(&heads)?, b, "target Q-values")?;
     let target_q = td_targets(batch, &next_q, gamma);
     let (loss, current_q) = critic_loss(critic, batch, &target_q, 1.0)?;
@@ -90,7 +90,10 @@ where
     C: Critic + ?Sized,
 {
     let actions = actor.actions(observations)?;
-    let loss = critic.q1(observations, &actions)?.mean_all()?.neg()?;
+    let loss = critic
+        .q1_frozen(observations, &actions)?
+        .mean_all()?
+        .neg()?;
     let value = finite_scalar(&loss, "the actor loss", iteration)?;
     let grads = loss.backward()?;
     actor_optimizer.step(&grads)?;
