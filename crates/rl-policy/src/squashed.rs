@@ -283,8 +283,7 @@ impl CustomOp2 for SquashedOp {
         let mut gls = vec![0f32; b * d];
         if self.log_prob {
             let delta = SQUASH_EPSILON as f32;
-            for r in 0..b {
-                let gl = g[r];
+            for (r, &gl) in g.iter().enumerate().take(b) {
                 for j in r * d..(r + 1) * d {
                     let std = ls[j].exp();
                     let a = crate::ops::tanh_f32(m[j] + self.eps[j] * std);
