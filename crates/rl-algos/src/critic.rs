@@ -26,7 +26,7 @@ pub struct ContinuousBatch<'a> {
 
 impl ContinuousBatch<'_> {
     /// The number of samples, after checking that every part agrees on it.
-    pub fn len(&self) -> Result<usize> {
+    pub fn checked_len(&self) -> Result<usize> {
         let b = self.observations.dim(0)?;
         let bad = |m: String| Err(AlgoError::InvalidArgument(format!("batch: {m}")));
         if b == 0 {
@@ -135,7 +135,7 @@ pub fn critic_loss<C: Critic + ?Sized>(
     targets: &[f32],
     scale: f64,
 ) -> Result<(Tensor, Vec<Vec<f32>>)> {
-    let b = batch.len()?;
+    let b = batch.checked_len()?;
     if targets.len() != b {
         return Err(AlgoError::InvalidArgument(format!(
             "batch: {b} observations but {} targets",

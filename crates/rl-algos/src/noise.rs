@@ -80,7 +80,7 @@ impl ActionNoise {
                 dt,
                 initial_noise,
             } => {
-                if !(theta.is_finite() && *theta >= 0.0) || !(dt.is_finite() && *dt > 0.0) {
+                if !(theta.is_finite() && *theta >= 0.0 && dt.is_finite() && *dt > 0.0) {
                     return bad(format!("theta {theta} and dt {dt} must be finite, dt > 0"));
                 }
                 if let Some(init) = initial_noise {

@@ -46,7 +46,7 @@ impl EntCoefState {
         learning_rate: f64,
         device: &candle_core::Device,
     ) -> Result<Self> {
-        if !(init > 0.0 && init.is_finite()) || !target_entropy.is_finite() {
+        if !(init > 0.0 && init.is_finite() && target_entropy.is_finite()) {
             return Err(AlgoError::InvalidArgument(format!(
                 "the entropy coefficient needs init > 0 and a finite target entropy, got {init} \
                  and {target_entropy}"
@@ -131,7 +131,7 @@ where
     A: GaussianActor + ?Sized,
     C: Critic + ?Sized,
 {
-    let b = batch.len()?;
+    let b = batch.checked_len()?;
     let (mean, log_std) = actor.mean_log_std(batch.observations)?;
     let (actions_pi, log_prob) =
         SquashedDiagGaussian::new(mean, log_std)?.rsample_with_noise(noise.actions)?;

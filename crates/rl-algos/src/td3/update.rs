@@ -41,7 +41,7 @@ where
     A: DeterministicActor + ?Sized,
     C: Critic + ?Sized,
 {
-    let b = batch.len()?;
+    let b = batch.checked_len()?;
     let mu = actor_target.actions(batch.next_observations)?.detach();
     let mut next: Vec<f32> = mu.flatten_all()?.to_vec1()?;
     if !target_noise.is_empty() {
