@@ -1,6 +1,7 @@
 //! SAC, TD3 and DDPG behaviour: counters and logged keys, determinism across engines, bit-exact
 //! resume (replay buffer, every optimizer, α and the action noise included), configuration and
-//! space errors, and (ignored in debug builds) learning on Pendulum-v1 with rl-zoo's settings.
+//! space errors, and (ignored: release only) learning on Pendulum-v1 with rl-zoo's settings, stopped
+//! once an evaluation reaches the target.
 
 use candle_core::{Device, Var};
 use rl_algos::noise::ActionNoise;
@@ -8,7 +9,7 @@ use rl_algos::off_policy::{GradientSteps, TrainFreq};
 use rl_algos::optim::Schedule;
 use rl_algos::sac::{EntCoef, Sac, SacConfig};
 use rl_algos::td3::{Ddpg, Td3, Td3Config};
-use rl_algos::{evaluate_policy, Algorithm, Callback, Locals, Logger};
+use rl_algos::{evaluate_policy, Callback, Locals, Logger};
 use rl_env::registry::EnvSpec;
 use rl_env::{AutoresetMode, SyncVecEnv, ThreadVecEnv, VecEnv};
 use rl_policy::{
@@ -438,45 +439,75 @@ fn bad_configurations_spaces_and_checkpoints_are_refused() {
     let _ = std::fs::remove_file(&path);
 }
 
-/// Trains on Pendulum-v1 with `learn` and evaluates 10 deterministic episodes at the end:
-/// (final mean, seconds).
-fn pendulum_run<A: Algorithm>(model: &mut A, learn: impl FnOnce(&mut A), seed: u64) -> (f64, f64) {
-    let start = std::time::Instant::now();
-    learn(model);
-    let secs = start.elapsed().as_secs_f64();
+/// Evaluates the policy on 10 deterministic Pendulum-v1 episodes every `every` steps from
+/// `from` on, and stops training once the mean reaches `threshold` (SB3's `EvalCallback` with
+/// `StopTrainingOnRewardThreshold`); remembers the best mean and when it was reached.
+struct EvalStop {
+    env: Box<dyn rl_env::Env>,
+    from: u64,
+    every: u64,
+    threshold: f64,
+    next: u64,
+    best: (f64, u64),
+}
+
+impl Callback for EvalStop {
+    fn on_step(&mut self, l: &Locals<'_>, _: &mut Logger) -> rl_algos::Result<bool> {
+        if l.num_timesteps < self.next.max(self.from) {
+            return Ok(true);
+        }
+        self.next = l.num_timesteps + self.every;
+        let mut rng = rand::rngs::mock::StepRng::new(0, 1);
+        let mean = evaluate_policy(l.algo.policy(), &mut self.env, 10, true, &mut rng)?.mean;
+        if mean > self.best.0 {
+            self.best = (mean, l.num_timesteps);
+        }
+        Ok(mean < self.threshold)
+    }
+}
+
+/// Trains with `learn` (given the evaluation callback) until the evaluation reaches
+/// `threshold` or the budget ends: (best mean, step it was reached, seconds).
+fn pendulum_run<A>(
+    model: &mut A,
+    threshold: f64,
+    seed: u64,
+    learn: impl FnOnce(&mut A, &mut EvalStop),
+) -> (f64, u64, f64) {
     let mut env = rl_env::make("Pendulum-v1").unwrap();
     env.reset(Some(20_000 + seed)).unwrap();
-    let mut rng = rand::rngs::mock::StepRng::new(0, 1);
-    let mean = evaluate_policy(model.policy(), &mut env, 10, true, &mut rng)
-        .unwrap()
-        .mean;
-    (mean, secs)
+    let mut cb = EvalStop {
+        env,
+        from: 4_000,
+        every: 2_000,
+        threshold,
+        next: 0,
+        best: (f64::NEG_INFINITY, 0),
+    };
+    let start = std::time::Instant::now();
+    learn(model, &mut cb);
+    (cb.best.0, cb.best.1, start.elapsed().as_secs_f64())
 }
 
 /// Seeds 0 and 1 in parallel, seed 2 only when one missed: at least 2 of 3 must reach
-/// `threshold`.
-fn two_of_three(name: &str, threshold: f64, run: impl Fn(u64) -> (f64, f64) + Sync) {
+/// `threshold` within the budget.
+fn two_of_three(name: &str, threshold: f64, run: impl Fn(u64) -> (f64, u64, f64) + Sync) {
     let run = &run;
-    let first: Vec<(u64, f64, f64)> = std::thread::scope(|s| {
+    let first: Vec<(u64, (f64, u64, f64))> = std::thread::scope(|s| {
         let hs: Vec<_> = (0..2u64)
-            .map(|seed| {
-                s.spawn(move || {
-                    let (m, t) = run(seed);
-                    (seed, m, t)
-                })
-            })
+            .map(|seed| s.spawn(move || (seed, run(seed))))
             .collect();
         hs.into_iter().map(|h| h.join().unwrap()).collect()
     });
     let mut report = first.clone();
-    let mut reached = first.iter().filter(|r| r.1 >= threshold).count();
+    let mut reached = first.iter().filter(|r| r.1 .0 >= threshold).count();
     if reached < 2 {
-        let (m, t) = run(2);
-        reached += usize::from(m >= threshold);
-        report.push((2, m, t));
+        let r = run(2);
+        reached += usize::from(r.0 >= threshold);
+        report.push((2, r));
     }
-    for (seed, m, t) in &report {
-        println!("{name} seed {seed}: final {m:.1} ({t:.1} s)");
+    for (seed, (mean, at, secs)) in &report {
+        println!("{name} seed {seed}: best evaluation {mean:.1} at step {at} ({secs:.1} s)");
     }
     assert!(
         reached >= 2,
@@ -501,7 +532,9 @@ fn sac_learns_pendulum_with_rl_zoo_settings() {
             ..SacConfig::default()
         };
         let mut m = Sac::new(actor, critic, env, config).unwrap();
-        pendulum_run(&mut m, |m| m.learn(20_000, &mut []).unwrap(), seed)
+        pendulum_run(&mut m, -200.0, seed, |m, cb| {
+            m.learn(20_000, &mut [cb]).unwrap()
+        })
     });
 }
 
@@ -525,6 +558,8 @@ fn td3_learns_pendulum_with_rl_zoo_settings() {
             ..Td3Config::default()
         };
         let mut m = Td3::new(actor, critic, env, config).unwrap();
-        pendulum_run(&mut m, |m| m.learn(20_000, &mut []).unwrap(), seed)
+        pendulum_run(&mut m, -200.0, seed, |m, cb| {
+            m.learn(20_000, &mut [cb]).unwrap()
+        })
     });
 }
