@@ -130,12 +130,13 @@ impl Default for Td3Config {
 }
 
 impl Td3Config {
-    /// SB3's `DDPG` defaults: TD3's, with `policy_delay` 1 and no target policy smoothing
-    /// (train it with a one-headed critic).
+    /// SB3's `DDPG` defaults: TD3's, with `policy_delay` 1 and target policy noise 0.1 clipped
+    /// to ±0 (no smoothing: SB3 still draws the noise, this trainer skips the draw when the
+    /// clip is 0); train it with a one-headed critic.
     pub fn ddpg() -> Self {
         Td3Config {
             policy_delay: 1,
-            target_policy_noise: 0.0,
+            target_policy_noise: 0.1,
             target_noise_clip: 0.0,
             ..Td3Config::default()
         }
@@ -419,7 +420,12 @@ impl<A: DeterministicActor, C: Critic> OffPolicyTrainer for Td3Trainer<A, C> {
         let lr = self.update_learning_rate(ctx.progress_remaining);
         logger.record("train/learning_rate", lr);
         let device = self.critic.device().clone();
-        let sigma = self.config.target_policy_noise as f32;
+        // No noise survives a clip of 0: skip the draw.
+        let sigma = if self.config.target_noise_clip > 0.0 {
+            self.config.target_policy_noise as f32
+        } else {
+            0.0
+        };
         let mut noise = Vec::new();
         let (mut critic_sum, mut actor_sum, mut actor_n) = (0.0, 0.0, 0u64);
         for _ in 0..gradient_steps {
