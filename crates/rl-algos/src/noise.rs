@@ -170,6 +170,13 @@ impl ActionNoise {
     }
 }
 
+/// SB3's `np.clip(scaled_action + noise, -1, 1)` in float32, in place.
+pub fn add_clipped(scaled_actions: &mut [f32], noise: &[f32]) {
+    for (a, &z) in scaled_actions.iter_mut().zip(noise) {
+        *a = (*a + z).clamp(-1.0, 1.0);
+    }
+}
+
 /// Per-environment state of an [`ActionNoise`] (`[n_envs, dim]`).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct NoiseState {

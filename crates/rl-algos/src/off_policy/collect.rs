@@ -76,9 +76,7 @@ impl<V: VecEnv, T: OffPolicyTrainer> OffPolicyAlgorithm<V, T> {
                 (self.trainer.action_noise(), self.noise_state.as_mut())
             {
                 noise.sample(state, &mut self.run.rng, &mut s.noise);
-                for (a, &z) in s.policy_actions.iter_mut().zip(&s.noise) {
-                    *a = (*a + z).clamp(-1.0, 1.0);
-                }
+                crate::noise::add_clipped(&mut s.policy_actions, &s.noise);
             }
             s.env_actions.copy_from_slice(&s.policy_actions);
             unscale_action(low, high, &mut s.env_actions);
