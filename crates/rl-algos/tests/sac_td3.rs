@@ -3,7 +3,8 @@
 //! space errors, and (ignored: release only) learning on Pendulum-v1 with rl-zoo's settings, stopped
 //! once an evaluation reaches the target.
 
-use candle_core::{Device, Var};
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::{Linear, Module, VarBuilder, VarMap};
 use rl_algos::noise::ActionNoise;
 use rl_algos::off_policy::{GradientSteps, TrainFreq};
 use rl_algos::optim::Schedule;
@@ -437,6 +438,145 @@ fn bad_configurations_spaces_and_checkpoints_are_refused() {
     let c = ContinuousCritic::new(&o, &act, wide, 2, 0, &Device::Cpu).unwrap();
     assert!(Sac::load(&path, (a, c), env).is_err());
     let _ = std::fs::remove_file(&path);
+}
+
+/// A user's own candle-nn networks: a one-hidden-layer actor with a shared trunk and both heads
+/// in one `Linear`, and a twin critic whose heads share nothing.
+struct UserActor {
+    trunk: Linear,
+    heads: Linear,
+    vars: VarMap,
+    device: Device,
+}
+
+struct UserCritic {
+    heads: Vec<(Linear, Linear)>,
+    vars: VarMap,
+    device: Device,
+    dims: (usize, usize),
+}
+
+fn varmap_vars(vars: &VarMap) -> Vec<(String, Var)> {
+    let mut v: Vec<(String, Var)> = vars
+        .data()
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+impl UserActor {
+    fn new(obs_dim: usize, act_dim: usize) -> Self {
+        let vars = VarMap::new();
+        let device = Device::Cpu;
+        let vb = VarBuilder::from_varmap(&vars, DType::F32, &device);
+        UserActor {
+            trunk: candle_nn::linear(obs_dim, 24, vb.pp("trunk")).unwrap(),
+            heads: candle_nn::linear(24, 2 * act_dim, vb.pp("heads")).unwrap(),
+            vars,
+            device,
+        }
+    }
+}
+
+impl GaussianActor for UserActor {
+    fn mean_log_std(&self, obs: &Tensor) -> rl_policy::Result<(Tensor, Tensor)> {
+        let out = self.heads.forward(&self.trunk.forward(obs)?.tanh()?)?;
+        let d = out.dim(1)? / 2;
+        Ok((
+            out.narrow(1, 0, d)?,
+            out.narrow(1, d, d)?.clamp(-20f32, 2f32)?,
+        ))
+    }
+    fn trainable_vars(&self) -> Vec<(String, Var)> {
+        varmap_vars(&self.vars)
+    }
+    fn device(&self) -> &Device {
+        &self.device
+    }
+}
+
+impl UserCritic {
+    fn new(obs_dim: usize, act_dim: usize) -> Self {
+        let vars = VarMap::new();
+        let device = Device::Cpu;
+        let vb = VarBuilder::from_varmap(&vars, DType::F32, &device);
+        let heads = (0..2)
+            .map(|i| {
+                (
+                    candle_nn::linear(obs_dim + act_dim, 24, vb.pp(format!("q{i}.in"))).unwrap(),
+                    candle_nn::linear(24, 1, vb.pp(format!("q{i}.out"))).unwrap(),
+                )
+            })
+            .collect();
+        UserCritic {
+            heads,
+            vars,
+            device,
+            dims: (obs_dim, act_dim),
+        }
+    }
+}
+
+impl Critic for UserCritic {
+    fn q_values(&self, obs: &Tensor, actions: &Tensor) -> rl_policy::Result<Vec<Tensor>> {
+        let x = Tensor::cat(&[obs, actions], 1)?;
+        self.heads
+            .iter()
+            .map(|(a, b)| Ok(b.forward(&a.forward(&x)?.relu()?)?))
+            .collect()
+    }
+    fn trainable_vars(&self) -> Vec<(String, Var)> {
+        varmap_vars(&self.vars)
+    }
+    fn device(&self) -> &Device {
+        &self.device
+    }
+    fn duplicate(&self) -> rl_policy::Result<Self> {
+        let copy = UserCritic::new(self.dims.0, self.dims.1);
+        for ((_, dst), (_, src)) in copy.trainable_vars().iter().zip(self.trainable_vars()) {
+            dst.set(src.as_tensor())?;
+        }
+        Ok(copy)
+    }
+}
+
+#[test]
+fn trains_a_users_own_actor_and_critic() {
+    set_threads();
+    let env = pendulum(2, 30);
+    let (actor, critic) = (UserActor::new(3, 1), UserCritic::new(3, 1));
+    let before = (
+        bits_of(actor.trainable_vars()),
+        bits_of(critic.trainable_vars()),
+    );
+    let mut m = Sac::new(actor, critic, env, small_sac(5)).unwrap();
+    m.learn(200, &mut []).unwrap();
+    let after = (
+        bits_of(m.actor().trainable_vars()),
+        bits_of(m.critic().trainable_vars()),
+    );
+    for (b, a) in [(&before.0, &after.0), (&before.1, &after.1)] {
+        assert_eq!(b.len(), a.len());
+        for ((name, x), (_, y)) in b.iter().zip(a) {
+            assert_ne!(x, y, "{name} was not trained");
+        }
+    }
+    let mut rng = rand::rngs::mock::StepRng::new(0, 1);
+    let mut eval_env = rl_env::make("Pendulum-v1").unwrap();
+    eval_env.reset(Some(1)).unwrap();
+    let e = evaluate_policy(
+        rl_algos::Algorithm::policy(&m),
+        &mut eval_env,
+        1,
+        true,
+        &mut rng,
+    )
+    .unwrap();
+    assert!(e.mean.is_finite());
 }
 
 /// Evaluates the policy on 10 deterministic Pendulum-v1 episodes every `every` steps from
