@@ -30,6 +30,7 @@ pub mod returns;
 mod run;
 pub mod sac;
 pub mod td3;
+pub mod zoo;
 
 pub use a2c::{
     a2c_loss, a2c_update, A2c, A2cBatch, A2cConfig, A2cLoss, A2cTrainer, UpdateParams, UpdateStats,
