@@ -120,7 +120,9 @@ fn check_file(file: &str, data: &Value) {
             let log_std = match policy.action_dist(&one).unwrap() {
                 ActionDist::DiagGaussian(g) => g.log_std().clone(),
                 ActionDist::StateDependentNoise(s) => s.log_std().clone(),
-                ActionDist::Categorical(_) => panic!("{file}: std logged for a non-Gaussian policy"),
+                ActionDist::Categorical(_) => {
+                    panic!("{file}: std logged for a non-Gaussian policy")
+                }
             };
             {
                 let std: f32 = log_std
@@ -139,10 +141,19 @@ fn check_file(file: &str, data: &Value) {
          actions re-sampled from them {:.2e}/{:.2e}",
         e_lp.abs, e_lp.scaled, e_sde.abs, e_sde.scaled
     );
-    assert!(e_lp.scaled <= TOL, "{file}: rollout log-probs differ by {e_lp:?}");
-    assert!(e_sde.scaled <= TOL, "{file}: gSDE actions differ by {e_sde:?}");
+    assert!(
+        e_lp.scaled <= TOL,
+        "{file}: rollout log-probs differ by {e_lp:?}"
+    );
+    assert!(
+        e_sde.scaled <= TOL,
+        "{file}: gSDE actions differ by {e_sde:?}"
+    );
     if data["header"]["hyperparameters"]["use_sde"].as_bool() == Some(true) {
-        assert!(noise_draws > 0, "{file}: a gSDE recording without exploration matrices");
+        assert!(
+            noise_draws > 0,
+            "{file}: a gSDE recording without exploration matrices"
+        );
     }
     println!(
         "{file}: {} iterations, {truncations} truncations; max |err| (abs / scaled by max(1,|ref|)): \

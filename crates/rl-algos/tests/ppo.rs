@@ -269,13 +269,27 @@ fn resuming_a_gsde_checkpoint_mid_rollout_is_bit_identical() {
         sde_sample_freq: 4,
         ..small(7)
     };
-    resume_case("Pendulum-v1", 30, config.clone(), 100, 288, "ppo_pendulum_gsde.ckpt");
+    resume_case(
+        "Pendulum-v1",
+        30,
+        config.clone(),
+        100,
+        288,
+        "ppo_pendulum_gsde.ckpt",
+    );
     // The same with matrices drawn only at rollout starts.
     let config = PpoConfig {
         sde_sample_freq: -1,
         ..config
     };
-    resume_case("Pendulum-v1", 30, config, 100, 288, "ppo_pendulum_gsde_once.ckpt");
+    resume_case(
+        "Pendulum-v1",
+        30,
+        config,
+        100,
+        288,
+        "ppo_pendulum_gsde_once.ckpt",
+    );
 }
 
 #[test]

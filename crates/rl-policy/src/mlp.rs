@@ -9,9 +9,9 @@
 
 use crate::activation::Activation;
 use crate::distributions::{ActionDist, Categorical, DiagGaussian};
-use crate::sde::{ExplorationNoise, StateDependentNoise};
 use crate::error::{PolicyError, Result};
 use crate::policy::{ActorCritic, StochasticPolicy};
+use crate::sde::{ExplorationNoise, StateDependentNoise};
 use crate::{init, ops};
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarMap;

@@ -55,8 +55,9 @@ impl ExplorationNoise {
         {
             return Err(PolicyError::Shape {
                 what: "gSDE exploration matrices",
-                expected: "f32 single [latent, act] and per_env [n >= 1, latent, act] on one device"
-                    .into(),
+                expected:
+                    "f32 single [latent, act] and per_env [n >= 1, latent, act] on one device"
+                        .into(),
                 actual: format!(
                     "single {:?} {:?}, per_env {:?} {:?}",
                     single.dims(),
@@ -243,7 +244,8 @@ impl StateDependentNoise {
         }
         let var2 = (self.scale.sqr()? * 2.0)?;
         let diff = actions.to_dtype(self.mean.dtype())?.sub(&self.mean)?;
-        let per_dim = ((diff.sqr()?.neg()? / var2)? - self.scale.log()?)?.affine(1.0, -LN_SQRT_2PI)?;
+        let per_dim =
+            ((diff.sqr()?.neg()? / var2)? - self.scale.log()?)?.affine(1.0, -LN_SQRT_2PI)?;
         Ok(per_dim.sum(D::Minus1)?)
     }
 
@@ -267,8 +269,9 @@ impl StateDependentNoise {
     pub fn sample(&self, rng: &mut dyn RngCore) -> Result<Tensor> {
         let noise = match &self.noise {
             Some(n) => n.noise(&self.latent_sde)?,
-            None => ExplorationNoise::sample(&self.log_std.detach(), 1, rng)?
-                .noise(&self.latent_sde)?,
+            None => {
+                ExplorationNoise::sample(&self.log_std.detach(), 1, rng)?.noise(&self.latent_sde)?
+            }
         };
         let noise = noise.to_dtype(self.mean.dtype())?;
         Ok(self.mean.detach().add(&noise)?)

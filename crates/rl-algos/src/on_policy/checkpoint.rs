@@ -181,8 +181,7 @@ pub(super) fn load<P: ActorCritic, V: VecEnv, T: OnPolicyTrainer>(
         let n = r.usize("exploration matrix count")?;
         let per_env = r.f32s("exploration matrices")?;
         let per = latent.checked_mul(act);
-        if per != Some(single.len()) || per.and_then(|p| p.checked_mul(n)) != Some(per_env.len())
-        {
+        if per != Some(single.len()) || per.and_then(|p| p.checked_mul(n)) != Some(per_env.len()) {
             return Err(bad(format!(
                 "exploration matrices of {} and {} values do not match their shape \
                  {n} x [{latent}, {act}]",

@@ -6,12 +6,10 @@
 
 use candle_core::{Device, Tensor};
 use rl_algos::buffer::{bootstrap_truncated, compute_gae, GaeInput};
+use rl_algos::on_policy::sde_draws_before_step;
 use rl_env::Space;
 use rl_golden::{f32_of, f32s, f32s_flat, f64_of};
-use rl_algos::on_policy::sde_draws_before_step;
-use rl_policy::{
-    Activation, ActorCritic, ExplorationNoise, MlpPolicy, MlpPolicyConfig, NetArch,
-};
+use rl_policy::{Activation, ActorCritic, ExplorationNoise, MlpPolicy, MlpPolicyConfig, NetArch};
 use serde_json::Value;
 use std::collections::HashMap;
 
@@ -223,7 +221,11 @@ pub fn redo_rollout<P: ActorCritic>(policy: &P, header: &Value, it: &Value) -> R
         } else {
             Tensor::from_slice(acts, (n_envs, act_dim), &Device::Cpu).unwrap()
         };
-        let lp = policy.action_dist(&obs_t).unwrap().log_prob(&act_t).unwrap();
+        let lp = policy
+            .action_dist(&obs_t)
+            .unwrap()
+            .log_prob(&act_t)
+            .unwrap();
         log_probs.extend(lp.to_vec1::<f32>().unwrap());
     }
     e_log_probs.add_all(&log_probs, &f32s_flat(&r["log_probs"]));
@@ -232,7 +234,9 @@ pub fn redo_rollout<P: ActorCritic>(policy: &P, header: &Value, it: &Value) -> R
     let mut noise_draws = 0;
     let mut e_sde_actions = MaxErr::default();
     if let Some(draws) = r.get("sde_noise").and_then(Value::as_array) {
-        let freq = header["hyperparameters"]["sde_sample_freq"].as_i64().unwrap();
+        let freq = header["hyperparameters"]["sde_sample_freq"]
+            .as_i64()
+            .unwrap();
         let expected: Vec<usize> = (0..n_steps)
             .flat_map(|t| std::iter::repeat_n(t, sde_draws_before_step(t, freq)))
             .collect();
@@ -240,7 +244,10 @@ pub fn redo_rollout<P: ActorCritic>(policy: &P, header: &Value, it: &Value) -> R
             .iter()
             .map(|d| d["step"].as_u64().unwrap() as usize)
             .collect();
-        assert_eq!(recorded, expected, "gSDE draw schedule (sde_sample_freq {freq})");
+        assert_eq!(
+            recorded, expected,
+            "gSDE draw schedule (sde_sample_freq {freq})"
+        );
         let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0);
         for (t, row) in observations.chunks_exact(n_envs * obs_dim).enumerate() {
             let draw = draws
@@ -254,8 +261,12 @@ pub fn redo_rollout<P: ActorCritic>(policy: &P, header: &Value, it: &Value) -> R
             };
             let n = draw["n"].as_u64().unwrap() as usize;
             let noise = ExplorationNoise::new(
-                Tensor::from_vec(f32s_flat(&draw["exploration_mat"]), (latent, act), &Device::Cpu)
-                    .unwrap(),
+                Tensor::from_vec(
+                    f32s_flat(&draw["exploration_mat"]),
+                    (latent, act),
+                    &Device::Cpu,
+                )
+                .unwrap(),
                 Tensor::from_vec(
                     f32s_flat(&draw["exploration_matrices"]),
                     (n, latent, act),
@@ -266,7 +277,11 @@ pub fn redo_rollout<P: ActorCritic>(policy: &P, header: &Value, it: &Value) -> R
             .unwrap();
             policy.set_exploration_noise(noise).unwrap();
             let obs_t = Tensor::from_slice(row, (n_envs, obs_dim), &Device::Cpu).unwrap();
-            let sampled = policy.action_dist(&obs_t).unwrap().sample(&mut rng).unwrap();
+            let sampled = policy
+                .action_dist(&obs_t)
+                .unwrap()
+                .sample(&mut rng)
+                .unwrap();
             let want = &actions[t * n_envs * act_dim..(t + 1) * n_envs * act_dim];
             e_sde_actions.add_all(&sampled.flatten_all().unwrap().to_vec1().unwrap(), want);
         }
