@@ -34,11 +34,10 @@ fn policy_for<V: VecEnv>(env: &V, seed: u64) -> MlpPolicy {
     policy_with(env, seed, false)
 }
 
-/// SB3's default policy, with gSDE (and SB3's usual gSDE `log_std_init` of -2) when `use_sde`.
+/// SB3's default policy, with gSDE when `use_sde`.
 fn policy_with<V: VecEnv>(env: &V, seed: u64, use_sde: bool) -> MlpPolicy {
     let config = MlpPolicyConfig {
         use_sde,
-        log_std_init: if use_sde { -2.0 } else { 0.0 },
         ..MlpPolicyConfig::default()
     };
     MlpPolicy::new(
@@ -311,9 +310,9 @@ fn gsde_explores_with_state_dependent_noise_and_changes_the_run() {
     let (p2, a2, _) = run(true, -1);
     assert_eq!(p1, p2, "same seed, same gSDE run");
     assert_eq!(a1, a2);
-    // The logged std is the mean of exp(log_std) over the [64, 1] matrix (near exp(-2)).
+    // The logged std is the mean of exp(log_std) over the [64, 1] matrix (near exp(0)).
     let std1 = std1.expect("train/std is logged with gSDE");
-    assert!((std1 - (-2f64).exp()).abs() < 0.05, "train/std {std1}");
+    assert!((std1 - 1.0).abs() < 0.05, "train/std {std1}");
     let (p3, a3, _) = run(true, 2);
     assert_ne!(a1, a3, "sde_sample_freq changes the exploration");
     assert_ne!(p1, p3);
@@ -741,6 +740,57 @@ fn ppo_learns_pendulum_with_rl_zoo_settings_without_gsde() {
     assert!(
         reached >= 2,
         "only {reached} of 3 seeds reached a mean of -400: {report:?}"
+    );
+}
+
+#[test]
+#[ignore = "slow: run in release with --ignored"]
+fn ppo_learns_pendulum_with_rl_zoo_gsde_settings() {
+    // rl-zoo's hyperparams/ppo.yml Pendulum-v1 entry as it is (4 envs, 1e5 steps, use_sde,
+    // sde_sample_freq 4; about 3 s per seed in release): the final 10-episode deterministic
+    // return must beat the same seed's untrained policy and reach -350 (issue 11's bar) for
+    // at least 2 of 3 seeds.
+    let mut report = Vec::new();
+    for seed in 0..3u64 {
+        let config = PpoConfig {
+            n_steps: 1024,
+            gae_lambda: 0.95,
+            gamma: 0.9,
+            n_epochs: 10,
+            ent_coef: 0.0,
+            learning_rate: Schedule::Constant(1e-3),
+            clip_range: Schedule::Constant(0.2),
+            use_sde: true,
+            sde_sample_freq: 4,
+            seed: Some(seed),
+            log_interval: 0,
+            ..PpoConfig::default()
+        };
+        let env = SyncVecEnv::make("Pendulum-v1", 4, AutoresetMode::SameStep).unwrap();
+        let untrained = policy_with(&env, seed, true);
+        let mut eval_env = rl_env::make("Pendulum-v1").unwrap();
+        eval_env.reset(Some(20_000 + seed)).unwrap();
+        let mut rng = rand::rngs::mock::StepRng::new(0, 1);
+        let baseline = evaluate_policy(&untrained, &mut eval_env, 10, true, &mut rng)
+            .unwrap()
+            .mean;
+        let (history, fin, secs) = learning_run("Pendulum-v1", 4, config, 102_400, 20_480);
+        println!(
+            "seed {seed}: untrained {baseline:.1}, after 102400 steps {fin:.1} ({secs:.1} s); \
+             evaluations {history:?}"
+        );
+        report.push((seed, baseline, fin));
+    }
+    for &(seed, baseline, fin) in &report {
+        assert!(
+            fin > baseline + 200.0,
+            "seed {seed}: {fin:.1} is not clearly better than the untrained {baseline:.1}"
+        );
+    }
+    let reached = report.iter().filter(|r| r.2 >= -350.0).count();
+    assert!(
+        reached >= 2,
+        "only {reached} of 3 seeds reached -350: {report:?}"
     );
 }
 
