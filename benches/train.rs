@@ -188,6 +188,7 @@ fn reinforce_policy(env: &dyn rl_env::Env, seed: u64) -> MlpPolicy {
         activation: rl_policy::Activation::ReLU,
         ortho_init: false,
         log_std_init: 0.0,
+        use_sde: false,
     };
     MlpPolicy::new(
         env.observation_space(),

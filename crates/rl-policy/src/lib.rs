@@ -50,6 +50,7 @@ pub mod policy;
 mod pth;
 pub mod qnet;
 mod sb3;
+pub mod sde;
 pub mod squashed;
 mod validate;
 mod zipread;
@@ -64,6 +65,7 @@ pub use error::{PolicyError, Result};
 pub use mlp::{MlpPolicy, MlpPolicyConfig, NetArch};
 pub use policy::{ActorCritic, Evaluation, Policy, StochasticPolicy};
 pub use qnet::{GreedyQPolicy, QFunction, QNetwork, QNetworkConfig};
+pub use sde::{ExplorationNoise, StateDependentNoise};
 pub use squashed::SquashedDiagGaussian;
 
 /// Entry points for the fuzz targets in `fuzz/` at the repository root: not a stable API.

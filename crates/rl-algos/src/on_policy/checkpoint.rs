@@ -16,6 +16,9 @@
 //! runs callbacks there): the step's policy outputs are saved with it, and loading completes
 //! the step as the run did when its callbacks let training go on.
 //!
+//! With gSDE the policy's current exploration matrices are saved too (they are drawn at the
+//! rollout start, so a checkpoint written mid-rollout needs them to sample the same actions).
+//!
 //! The file is framed and encoded by `crate::codec` under the magic `RLONPCK\0`; the
 //! algorithm's name inside says which trainer it belongs to.
 
@@ -29,7 +32,8 @@ use rl_policy::ActorCritic;
 use std::path::Path;
 
 const MAGIC: &[u8; 8] = b"RLONPCK\0";
-const VERSION: u32 = 1;
+/// Version 2 added the gSDE exploration matrices and the trainers' `use_sde`/`sde_sample_freq`.
+const VERSION: u32 = 2;
 
 /// Writes `a`'s checkpoint to `path` atomically.
 pub(super) fn save<P: ActorCritic, V: VecEnv, T: OnPolicyTrainer>(
@@ -56,6 +60,19 @@ pub(super) fn save<P: ActorCritic, V: VecEnv, T: OnPolicyTrainer>(
         w.u64(l);
     }
     a.episodes.write(&mut w);
+
+    // gSDE: the exploration matrices in use, so a run saved mid-rollout samples the same
+    // actions after loading.
+    let noise = a.policy.exploration_noise();
+    w.bool(noise.is_some());
+    if let Some(n) = noise {
+        let (latent, act) = n.dims();
+        w.usize(latent);
+        w.usize(act);
+        w.f32s(&n.single().flatten_all()?.to_vec1::<f32>()?);
+        w.usize(n.n_envs());
+        w.f32s(&n.per_env().flatten_all()?.to_vec1::<f32>()?);
+    }
 
     w.usize(a.env.num_envs());
     w.f32s(a.env.observations());
@@ -156,6 +173,30 @@ pub(super) fn load<P: ActorCritic, V: VecEnv, T: OnPolicyTrainer>(
         .collect::<Result<_>>()?;
     expect_len("episode lengths", a.ep_lengths.len(), n_envs)?;
     a.episodes = EpisodeWindow::read(&mut r, a.settings.stats_window_size)?;
+
+    if r.bool("exploration noise flag")? {
+        let latent = r.usize("exploration matrix rows")?;
+        let act = r.usize("exploration matrix columns")?;
+        let single = r.f32s("exploration matrix")?;
+        let n = r.usize("exploration matrix count")?;
+        let per_env = r.f32s("exploration matrices")?;
+        let per = latent.checked_mul(act);
+        if per != Some(single.len()) || per.and_then(|p| p.checked_mul(n)) != Some(per_env.len()) {
+            return Err(bad(format!(
+                "exploration matrices of {} and {} values do not match their shape \
+                 {n} x [{latent}, {act}]",
+                single.len(),
+                per_env.len()
+            )));
+        }
+        let device = a.policy.device().clone();
+        rl_policy::ExplorationNoise::new(
+            candle_core::Tensor::from_vec(single, (latent, act), &device)?,
+            candle_core::Tensor::from_vec(per_env, (n, latent, act), &device)?,
+        )
+        .and_then(|noise| a.policy.set_exploration_noise(noise))
+        .map_err(|e| bad(format!("cannot restore the gSDE exploration matrices: {e}")))?;
+    }
 
     expect_len(
         "saved environment count",

@@ -52,6 +52,9 @@ impl<P: ActorCritic, V: VecEnv, T: OnPolicyTrainer> OnPolicyAlgorithm<P, V, T> {
     /// Acts on the current observations, steps the environments and counts the steps; the
     /// step's outputs wait in the environments' buffers and the scratch buffers.
     fn act_and_step(&mut self) -> Result<()> {
+        if self.settings.use_sde {
+            self.resample_noise()?;
+        }
         let s = &mut self.scratch;
         s.obs.copy_from_slice(self.env.observations());
         let obs = self.obs_batcher.to_tensor(&s.obs)?;
@@ -73,6 +76,18 @@ impl<P: ActorCritic, V: VecEnv, T: OnPolicyTrainer> OnPolicyAlgorithm<P, V, T> {
         // Counters restored from a checkpoint may be anything: they saturate, never wrap.
         self.run.num_timesteps = self.run.num_timesteps.saturating_add(s.dones.len() as u64);
         self.pending_step = true;
+        Ok(())
+    }
+
+    /// gSDE: SB3's `reset_noise(n_envs)` calls of `collect_rollouts`, at the step about to be
+    /// taken: one at the rollout start, and (also at the start) one every `sde_sample_freq`
+    /// steps when that is positive.
+    fn resample_noise(&mut self) -> Result<()> {
+        let n_envs = self.scratch.dones.len();
+        let draws = super::sde_draws_before_step(self.buffer.pos(), self.settings.sde_sample_freq);
+        for _ in 0..draws {
+            self.policy.reset_noise(n_envs, &mut self.run.rng)?;
+        }
         Ok(())
     }
 
