@@ -18,6 +18,21 @@
 //! and torch, the same workload also runs in SB3 (`tools/bench/sb3_ppo_cartpole.py`, one torch
 //! thread) in the same run, and the ratio is printed.
 //!
+//! DQN (group `dqn`): end-to-end env-steps/s of `Dqn::learn` on the matched workload that
+//! ModuRL publishes against SB3 (one CartPole-v1 env, 2x64 tanh Q-network and target, replay
+//! 10,000, batch 64, Adam 2.5e-4 eps 1e-5, one gradient step every 4 transitions, MSE loss, no
+//! clipping, hard target copy every 1,000 transitions, constant ε 0.1, gamma 0.99, 1,024
+//! warm-up transitions), one gradient step of that workload and of rl-zoo's 256x256 networks
+//! (batch 128), and a replay-buffer insert and sample. `RL_SB3_PYTHON` runs SB3's DQN on the
+//! same workload (`tools/bench/sb3_dqn_cartpole.py`) in the same run.
+//!
+//! SAC (group `sac`): end-to-end env-steps/s of `Sac::learn` on the matched workload that
+//! ModuRL publishes against SB3 (one Pendulum-v1 env; 2x64 tanh actor with mean and log-std
+//! heads, two 2x64 tanh critics and their targets; replay 10,000, batch 64; Adam 3e-4 eps 1e-5;
+//! one actor, critic and temperature update per transition; tau 0.005, gamma 0.99; α learned
+//! from 1.0, target entropy -1; 256 random warm-up transitions) and one SAC gradient step of it.
+//! `RL_SB3_PYTHON` runs SB3's SAC on the same workload (`tools/bench/sb3_sac_pendulum.py`).
+//!
 //! Other algorithms add their own `criterion_group!` below and list it in `criterion_main!`.
 
 use candle_core::{Device, Tensor};
@@ -25,12 +40,20 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughpu
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rl_algos::a2c::{a2c_loss, a2c_update, A2c, A2cBatch, A2cConfig};
+use rl_algos::dqn::{Dqn, DqnConfig, DqnLoss, DqnTrainer};
+use rl_algos::off_policy::{GradientSteps, OffPolicyTrainer, TrainFreq};
+use rl_algos::optim::Schedule;
 use rl_algos::optim::{clip_grad_norm, Adam, Optimizer, RmsProp};
 use rl_algos::ppo::{ppo_update, Ppo, PpoBatch, PpoConfig};
 use rl_algos::reinforce::{Budget, Reinforce, ReinforceConfig};
+use rl_algos::replay::{ReplayBuffer, ReplaySamples, ReplayTransition};
+use rl_algos::sac::{EntCoef, Sac, SacConfig};
 use rl_algos::StopTrainingOnRewardThreshold;
 use rl_env::{AutoresetMode, SyncVecEnv, VecEnv};
-use rl_policy::{MlpPolicy, MlpPolicyConfig, StochasticPolicy};
+use rl_policy::{
+    Activation, ContinuousCritic, MlpConfig, MlpPolicy, MlpPolicyConfig, QNetwork, QNetworkConfig,
+    SacActor, StochasticPolicy,
+};
 
 fn single_thread() {
     // Candle re-reads /proc/cpuinfo on every matmul when this is unset (3-30x slower).
@@ -165,6 +188,7 @@ fn reinforce_policy(env: &dyn rl_env::Env, seed: u64) -> MlpPolicy {
         activation: rl_policy::Activation::ReLU,
         ortho_init: false,
         log_std_init: 0.0,
+        use_sde: false,
     };
     MlpPolicy::new(
         env.observation_space(),
@@ -289,7 +313,7 @@ fn ppo_learn(c: &mut Criterion) {
         })
     });
     group.finish();
-    sb3_baseline();
+    sb3_baseline("ppo", "sb3_ppo_cartpole.py", &["--rollouts", "4"], ppo_rate);
 }
 
 /// One PPO minibatch update of 64 CartPole-like samples (forward, clipped loss, backward,
@@ -321,21 +345,19 @@ fn ppo_update_64(c: &mut Criterion) {
     });
 }
 
-/// Runs SB3's PPO on the same workload when `RL_SB3_PYTHON` names a Python with SB3 2.9, and
-/// prints its throughput and our ratio to it (the criterion figure above is ours).
-fn sb3_baseline() {
+/// Runs `script` (SB3 on the same workload as group `group`) with `args` when `RL_SB3_PYTHON`
+/// names a Python with SB3 2.9, and prints its throughput and our ratio to it; `ours` measures
+/// our own throughput in this run (only called when SB3 runs too).
+fn sb3_baseline(group: &str, script: &str, args: &[&str], ours: impl FnOnce() -> f64) {
     let Some(python) = std::env::var_os("RL_SB3_PYTHON") else {
-        println!("ppo/sb3_baseline: set RL_SB3_PYTHON to a Python with stable-baselines3 2.9 to measure SB3 in this run");
+        println!("{group}/sb3_baseline: set RL_SB3_PYTHON to a Python with stable-baselines3 2.9 to measure SB3 in this run");
         return;
     };
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tools/bench/sb3_ppo_cartpole.py"
-    );
-    // Our own throughput, measured here over the same number of rollouts as SB3's run.
-    let ours = ppo_rate();
+    let script = format!("{}/../../tools/bench/{script}", env!("CARGO_MANIFEST_DIR"));
+    let ours = ours();
     let out = std::process::Command::new(python)
-        .args([script, "--rollouts", "4"])
+        .arg(&script)
+        .args(args)
         .env("OMP_NUM_THREADS", "1")
         .output();
     match out {
@@ -346,20 +368,19 @@ fn sb3_baseline() {
                 .find_map(|l| l.strip_prefix("env_steps_per_s "))
                 .and_then(|v| v.trim().parse().ok());
             match sb3 {
-                Some(sb3) => {
-                    println!(
-                        "ppo/sb3_baseline: SB3 {sb3:.0} env-steps/s, ours {ours:.0} env-steps/s                          (same workload, this run): {:.1}x",
-                        ours / sb3
-                    )
-                }
-                None => println!("ppo/sb3_baseline: unexpected output from {script}: {text}"),
+                Some(sb3) => println!(
+                    "{group}/sb3_baseline: SB3 {sb3:.0} env-steps/s, ours {ours:.0} env-steps/s \
+                     (same workload, this run): {:.1}x",
+                    ours / sb3
+                ),
+                None => println!("{group}/sb3_baseline: unexpected output from {script}: {text}"),
             }
         }
         Ok(o) => println!(
-            "ppo/sb3_baseline: {script} failed: {}",
+            "{group}/sb3_baseline: {script} failed: {}",
             String::from_utf8_lossy(&o.stderr)
         ),
-        Err(e) => println!("ppo/sb3_baseline: cannot run the SB3 script: {e}"),
+        Err(e) => println!("{group}/sb3_baseline: cannot run the SB3 script: {e}"),
     }
 }
 
@@ -373,7 +394,230 @@ fn ppo_rate() -> f64 {
     model.num_timesteps() as f64 / start.elapsed().as_secs_f64()
 }
 
+// ---------------------------------------------------------------------------------------------
+// DQN (group `dqn`)
+// ---------------------------------------------------------------------------------------------
+
+/// The matched DQN workload (see the module docs).
+fn dqn_matched_config() -> DqnConfig {
+    DqnConfig {
+        learning_rate: Schedule::Constant(2.5e-4),
+        buffer_size: 10_000,
+        learning_starts: 1024,
+        batch_size: 64,
+        tau: 1.0,
+        gamma: 0.99,
+        train_freq: TrainFreq::Steps(4),
+        gradient_steps: GradientSteps::Fixed(1),
+        target_update_interval: 1000,
+        exploration_fraction: 1.0,
+        exploration_initial_eps: 0.1,
+        exploration_final_eps: 0.1,
+        max_grad_norm: f64::INFINITY,
+        loss: DqnLoss::Mse,
+        adam_eps: 1e-5,
+        seed: Some(0),
+        log_interval: 0,
+        ..DqnConfig::default()
+    }
+}
+
+fn q_network(
+    obs: &rl_env::Space,
+    act: &rl_env::Space,
+    net_arch: Vec<usize>,
+    activation: Activation,
+) -> QNetwork {
+    QNetwork::new(
+        obs,
+        act,
+        QNetworkConfig {
+            net_arch,
+            activation,
+        },
+        0,
+        &Device::Cpu,
+    )
+    .expect("QNetwork")
+}
+
+type MatchedDqn = Dqn<QNetwork, SyncVecEnv>;
+
+/// A matched DQN learner past its warm-up transitions and 2,000 learning steps.
+fn dqn_matched_model() -> MatchedDqn {
+    let env = SyncVecEnv::make("CartPole-v1", 1, AutoresetMode::SameStep).expect("vec env");
+    let q = q_network(
+        env.observation_space(),
+        env.action_space(),
+        vec![64, 64],
+        Activation::Tanh,
+    );
+    let mut model = Dqn::new(q, env, dqn_matched_config()).expect("DQN");
+    model.learn(1024 + 2000, &mut []).expect("warm-up");
+    model
+}
+
+/// `Dqn::learn` on the matched workload: each criterion iteration trains 4,000 more steps
+/// (1,000 gradient steps, 4 target copies).
+fn dqn_learn(c: &mut Criterion) {
+    single_thread();
+    const STEPS: u64 = 4000;
+    let mut model = dqn_matched_model();
+    let mut group = c.benchmark_group("dqn");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(STEPS));
+    group.bench_function("learn_matched_cartpole_1env_env_steps", |b| {
+        b.iter(|| {
+            let target = model.num_timesteps() + STEPS;
+            model.learn(target, &mut []).expect("learn")
+        })
+    });
+    group.finish();
+    sb3_baseline("dqn", "sb3_dqn_cartpole.py", &["--steps", "20000"], || {
+        let mut model = dqn_matched_model();
+        let start = std::time::Instant::now();
+        let from = model.num_timesteps();
+        model.learn(from + 20_000, &mut []).expect("learn");
+        (model.num_timesteps() - from) as f64 / start.elapsed().as_secs_f64()
+    });
+}
+
+/// One DQN gradient step (targets, loss, backward, Adam) on replayed CartPole-like samples:
+/// the matched workload (2x64 tanh, batch 64) and rl-zoo's networks (2x256 ReLU, batch 128).
+fn dqn_update(c: &mut Criterion) {
+    single_thread();
+    let env = rl_env::make("CartPole-v1").expect("CartPole-v1 is registered");
+    let (obs_space, act_space) = (env.observation_space().clone(), env.action_space().clone());
+    let mut rng = StdRng::seed_from_u64(9);
+    let mut buffer = ReplayBuffer::new(4096, 1, 4, 1).expect("buffer");
+    for i in 0..4096 {
+        let obs: Vec<f32> = (0..4).map(|_| rng.gen_range(-0.2f32..0.2)).collect();
+        let next: Vec<f32> = (0..4).map(|_| rng.gen_range(-0.2f32..0.2)).collect();
+        buffer
+            .add(&ReplayTransition {
+                observations: &obs,
+                next_observations: &next,
+                actions: &[f32::from(rng.gen_range(0u8..2))],
+                rewards: &[1.0],
+                dones: &[i % 50 == 0],
+                timeouts: &[false],
+            })
+            .expect("insert");
+    }
+    let mut group = c.benchmark_group("dqn_update");
+    for (name, arch, activation, batch, config) in [
+        (
+            "matched_2x64_tanh_batch64",
+            vec![64, 64],
+            Activation::Tanh,
+            64,
+            dqn_matched_config(),
+        ),
+        (
+            "zoo_2x256_relu_batch128",
+            vec![256, 256],
+            Activation::ReLU,
+            128,
+            DqnConfig {
+                batch_size: 128,
+                seed: Some(0),
+                ..DqnConfig::default()
+            },
+        ),
+    ] {
+        let q = q_network(&obs_space, &act_space, arch, activation);
+        let mut trainer = DqnTrainer::new(config, q, &obs_space, &act_space).expect("trainer");
+        let mut samples = ReplaySamples::default();
+        buffer
+            .sample(batch, &mut rng, &mut samples)
+            .expect("sample");
+        group.bench_function(name, |b| {
+            b.iter(|| trainer.gradient_step(black_box(&samples)).expect("step"))
+        });
+    }
+    let mut samples = ReplaySamples::default();
+    let obs = [0.1f32; 4];
+    group.bench_function("replay_insert_and_sample_64", |b| {
+        b.iter(|| {
+            buffer
+                .add(&ReplayTransition {
+                    observations: &obs,
+                    next_observations: &obs,
+                    actions: &[1.0],
+                    rewards: &[1.0],
+                    dones: &[false],
+                    timeouts: &[false],
+                })
+                .expect("insert");
+            buffer.sample(64, &mut rng, &mut samples).expect("sample")
+        })
+    });
+    group.finish();
+}
+
+// ---------------------------------------------------------------------------------------------
+// SAC (group `sac`)
+// ---------------------------------------------------------------------------------------------
+
+type MatchedSac = Sac<SacActor, ContinuousCritic, SyncVecEnv>;
+
+/// A matched SAC learner past its 256 warm-up transitions and 1,000 learning steps.
+fn sac_matched_model() -> MatchedSac {
+    let env = SyncVecEnv::make("Pendulum-v1", 1, AutoresetMode::SameStep).expect("vec env");
+    let (obs, act) = (env.observation_space(), env.action_space());
+    let net = MlpConfig {
+        net_arch: vec![64, 64],
+        activation: Activation::Tanh,
+    };
+    let actor = SacActor::new(obs, act, net.clone(), 0, &Device::Cpu).expect("actor");
+    let critic = ContinuousCritic::new(obs, act, net, 2, 1, &Device::Cpu).expect("critic");
+    let config = SacConfig {
+        learning_rate: Schedule::Constant(3e-4),
+        buffer_size: 10_000,
+        learning_starts: 256,
+        batch_size: 64,
+        tau: 0.005,
+        gamma: 0.99,
+        ent_coef: EntCoef::Auto(1.0),
+        target_entropy: Some(-1.0),
+        adam_eps: 1e-5,
+        seed: Some(0),
+        log_interval: 0,
+        ..SacConfig::default()
+    };
+    let mut model = Sac::new(actor, critic, env, config).expect("SAC");
+    model.learn(256 + 1000, &mut []).expect("warm-up");
+    model
+}
+
+/// `Sac::learn` on the matched workload: each criterion iteration trains 1,000 more steps
+/// (1,000 gradient steps).
+fn sac_learn(c: &mut Criterion) {
+    single_thread();
+    const STEPS: u64 = 1000;
+    let mut model = sac_matched_model();
+    let mut group = c.benchmark_group("sac");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(STEPS));
+    group.bench_function("learn_matched_pendulum_1env_env_steps", |b| {
+        b.iter(|| {
+            let target = model.num_timesteps() + STEPS;
+            model.learn(target, &mut []).expect("learn")
+        })
+    });
+    group.finish();
+    sb3_baseline("sac", "sb3_sac_pendulum.py", &["--steps", "3000"], || {
+        let mut model = sac_matched_model();
+        let start = std::time::Instant::now();
+        let from = model.num_timesteps();
+        model.learn(from + 5_000, &mut []).expect("learn");
+        (model.num_timesteps() - from) as f64 / start.elapsed().as_secs_f64()
+    });
+}
+
 criterion_group!(a2c, a2c_learn, a2c_update_40);
 criterion_group!(reinforce, reinforce_learn, reinforce_act);
 criterion_group!(ppo, ppo_learn, ppo_update_64);
-criterion_main!(a2c, reinforce, ppo);
+criterion_group!(dqn, dqn_learn, dqn_update);
+criterion_group!(sac, sac_learn);
+criterion_main!(a2c, reinforce, ppo, dqn, sac);

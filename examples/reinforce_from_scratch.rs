@@ -79,6 +79,7 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
         activation: Activation::ReLU,
         ortho_init: false,
         log_std_init: 0.0,
+        use_sde: false,
     };
     let policy = MlpPolicy::new(
         env.observation_space(),

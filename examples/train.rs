@@ -398,6 +398,7 @@ fn new_policy(spec: &Spec, env: &dyn Env, device: &Device) -> Result<MlpPolicy, 
             activation: Activation::ReLU,
             ortho_init: false,
             log_std_init: 0.0,
+            use_sde: false,
         },
     };
     MlpPolicy::new(

@@ -17,8 +17,9 @@ use std::path::Path;
 
 /// The magics of this crate's checkpoint formats and who writes them, so that loading one
 /// kind's file as another names both.
-const KNOWN_MAGICS: [(&[u8; 8], &str); 2] = [
+const KNOWN_MAGICS: [(&[u8; 8], &str); 3] = [
     (b"RLONPCK\0", "an on-policy algorithm (A2C or PPO)"),
+    (b"RLOFFCK\0", "an off-policy algorithm (DQN)"),
     (b"RLRFCK\0\0", "REINFORCE"),
 ];
 
@@ -134,10 +135,15 @@ impl Writer {
                 self.u8(0);
                 self.f64(v);
             }
-            Schedule::Linear { start, end } => {
-                self.u8(1);
+            Schedule::Linear {
+                start,
+                end,
+                end_fraction,
+            } => {
+                self.u8(3);
                 self.f64(start);
                 self.f64(end);
+                self.f64(end_fraction);
             }
             Schedule::LinearToZero(v) => {
                 self.u8(2);
@@ -362,9 +368,16 @@ impl<'a> Reader<'a> {
     pub(crate) fn schedule(&mut self, what: &str) -> Result<Schedule> {
         Ok(match self.u8(what)? {
             0 => Schedule::Constant(self.f64(what)?),
+            // Written before linear schedules had an end fraction.
             1 => Schedule::Linear {
                 start: self.f64(what)?,
                 end: self.f64(what)?,
+                end_fraction: 1.0,
+            },
+            3 => Schedule::Linear {
+                start: self.f64(what)?,
+                end: self.f64(what)?,
+                end_fraction: self.f64(what)?,
             },
             2 => Schedule::LinearToZero(self.f64(what)?),
             k => return Err(self.err(format!("{what}: unknown schedule kind {k}"))),

@@ -4,8 +4,8 @@
 use crate::error::{AlgoError, Result};
 use rand::RngCore;
 use rl_env::{AutoresetMode, Env, Info, VecEnv};
-use rl_policy::StochasticPolicy;
-use rl_tensor_bridge::{batch_to_tensor, ActionBuffer};
+use rl_policy::Policy;
+use rl_tensor_bridge::ActionBuffer;
 
 /// SB3's default number of evaluation episodes.
 pub const DEFAULT_N_EVAL_EPISODES: usize = 10;
@@ -100,7 +100,7 @@ pub fn evaluate_policy<P, E>(
     rng: &mut dyn RngCore,
 ) -> Result<EvalResult>
 where
-    P: StochasticPolicy + ?Sized,
+    P: Policy + ?Sized,
     E: Env + ?Sized,
 {
     check_n(n_eval_episodes)?;
@@ -114,8 +114,7 @@ where
         env.reset_into(None, &mut obs)?;
         let (mut ep_return, mut ep_length) = (0.0f64, 0u64);
         loop {
-            let obs_t = batch_to_tensor(&obs, 1, obs_dim, policy.device())?;
-            let act = policy.action_dist(&obs_t)?.act(deterministic, rng)?;
+            let act = policy.predict(&obs, 1, deterministic, rng)?;
             let action = actions.fill_from_policy(&act)?.get(0, act_dim);
             let out = env.step_into(action, &mut obs)?;
             ep_return += out.reward;
@@ -144,7 +143,7 @@ pub fn evaluate_policy_vec<P, V>(
     rng: &mut dyn RngCore,
 ) -> Result<EvalResult>
 where
-    P: StochasticPolicy + ?Sized,
+    P: Policy + ?Sized,
     V: VecEnv + ?Sized,
 {
     check_n(n_eval_episodes)?;
@@ -154,7 +153,6 @@ where
             "cannot evaluate on a vector of 0 environments".into(),
         ));
     }
-    let obs_dim = venv.observation_space().flat_dim();
     let next_step = venv.autoreset_mode() == AutoresetMode::NextStep;
     let targets: Vec<usize> = (0..n_envs)
         .map(|i| (n_eval_episodes + i) / n_envs)
@@ -168,8 +166,7 @@ where
     let mut lengths = Vec::with_capacity(n_eval_episodes);
     venv.reset(None)?;
     while counts.iter().zip(&targets).any(|(c, t)| c < t) {
-        let obs_t = batch_to_tensor(venv.observations(), n_envs, obs_dim, policy.device())?;
-        let act = policy.action_dist(&obs_t)?.act(deterministic, rng)?;
+        let act = policy.predict(venv.observations(), n_envs, deterministic, rng)?;
         venv.step(actions.fill_from_policy(&act)?)?;
         let buffers = venv.buffers();
         for i in 0..n_envs {

@@ -278,7 +278,11 @@ impl RmsProp {
 
 /// Runs `update(p, g)` on the values of the f32 CPU variable `var` (in place, no allocation)
 /// and of its gradient `g`.
-fn update_in_place(var: &Var, g: &Tensor, update: impl FnMut(&mut [f32], &[f32])) -> Result<()> {
+pub(crate) fn update_in_place(
+    var: &Var,
+    g: &Tensor,
+    update: impl FnMut(&mut [f32], &[f32]),
+) -> Result<()> {
     let g = host_f32_grad(g)?;
     let op = InPlace(std::cell::RefCell::new(update));
     var.as_tensor().inplace_op2(&g, &op)?;
@@ -708,13 +712,17 @@ pub fn grad_norm(vars: &[(String, Var)], grads: &GradStore) -> Result<f64> {
 pub enum Schedule {
     /// The same value throughout.
     Constant(f64),
-    /// SB3's `get_linear_fn(start, end, end_fraction=1)`: `start + (1 - progress_remaining) *
-    /// (end - start)`.
+    /// SB3's `LinearSchedule(start, end, end_fraction)` (`get_linear_fn`): `end` once
+    /// `1 - progress_remaining > end_fraction`, else `start + (1 - progress_remaining) *
+    /// (end - start) / end_fraction`, in that order of operations. DQN's exploration rate is
+    /// one; learning-rate schedules use `end_fraction = 1`.
     Linear {
         /// Value at the start of training.
         start: f64,
         /// Value at the end.
         end: f64,
+        /// Fraction of training over which the value moves from `start` to `end`, in `(0, 1]`.
+        end_fraction: f64,
     },
     /// rl-zoo's `lin_<v>` (its `linear_schedule`): `progress_remaining * v`, from `v` down to
     /// 0 (rounded as the zoo computes it, which `Linear { start: v, end: 0.0 }` is not).
@@ -727,7 +735,18 @@ impl Schedule {
         let progress_remaining = progress_remaining.clamp(0.0, 1.0);
         match *self {
             Schedule::Constant(v) => v,
-            Schedule::Linear { start, end } => start + (1.0 - progress_remaining) * (end - start),
+            Schedule::Linear {
+                start,
+                end,
+                end_fraction,
+            } => {
+                let done = 1.0 - progress_remaining;
+                if done > end_fraction {
+                    end
+                } else {
+                    start + done * (end - start) / end_fraction
+                }
+            }
             Schedule::LinearToZero(v) => progress_remaining * v,
         }
     }
@@ -735,9 +754,10 @@ impl Schedule {
     /// Checks that the schedule starts at a positive finite number and never goes below 0
     /// (a linear schedule may end at 0), naming `what`.
     pub fn check_positive(&self, what: &str) -> Result<()> {
+        self.check_end_fraction(what)?;
         match *self {
             Schedule::Constant(v) | Schedule::LinearToZero(v) => check_positive(what, v),
-            Schedule::Linear { start, end } => {
+            Schedule::Linear { start, end, .. } => {
                 check_positive(what, start)?;
                 if end.is_finite() && end >= 0.0 {
                     Ok(())
@@ -747,6 +767,36 @@ impl Schedule {
                     )))
                 }
             }
+        }
+    }
+}
+
+impl Schedule {
+    /// Checks that every value the schedule takes lies in `[lo, hi]` (DQN's exploration rate
+    /// in `[0, 1]`), naming `what`.
+    pub fn check_within(&self, what: &str, lo: f64, hi: f64) -> Result<()> {
+        self.check_end_fraction(what)?;
+        let ends = match *self {
+            Schedule::Constant(v) => [v, v],
+            Schedule::LinearToZero(v) => [v, 0.0],
+            Schedule::Linear { start, end, .. } => [start, end],
+        };
+        match ends.iter().find(|v| !(lo..=hi).contains(*v)) {
+            Some(v) => Err(AlgoError::InvalidArgument(format!(
+                "{what} must stay within [{lo}, {hi}], got {v}"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    fn check_end_fraction(&self, what: &str) -> Result<()> {
+        match *self {
+            Schedule::Linear { end_fraction, .. } if !(end_fraction > 0.0 && end_fraction <= 1.0) => {
+                Err(AlgoError::InvalidArgument(format!(
+                    "{what}: a linear schedule's end_fraction must lie in (0, 1], got {end_fraction}"
+                )))
+            }
+            _ => Ok(()),
         }
     }
 }
@@ -945,9 +995,29 @@ mod tests {
         let lin = Schedule::Linear {
             start: 1.0,
             end: 0.0,
+            end_fraction: 1.0,
         };
         assert_eq!(lin.value(1.0), 1.0);
         assert!((lin.value(0.25) - 0.25).abs() < 1e-12);
+        // DQN's exploration: 1.0 -> 0.05 over the first 10%, then 0.05.
+        let eps = Schedule::Linear {
+            start: 1.0,
+            end: 0.05,
+            end_fraction: 0.1,
+        };
+        assert_eq!(eps.value(1.0), 1.0);
+        assert_eq!(eps.value(0.95), 1.0 + (1.0 - 0.95) * (0.05 - 1.0) / 0.1);
+        assert_eq!(eps.value(0.5), 0.05);
+        assert!(eps.check_within("exploration", 0.0, 1.0).is_ok());
+        let bad = Schedule::Linear {
+            start: 1.0,
+            end: 0.05,
+            end_fraction: 0.0,
+        };
+        assert!(bad.check_within("exploration", 0.0, 1.0).is_err());
+        assert!(Schedule::Constant(1.5)
+            .check_within("exploration", 0.0, 1.0)
+            .is_err());
         assert_eq!(progress_remaining(25, 100), 0.75);
     }
 }

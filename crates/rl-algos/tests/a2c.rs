@@ -146,6 +146,7 @@ fn linear_schedule_sets_the_learning_rate_from_progress() {
         learning_rate: Schedule::Linear {
             start: 1e-3,
             end: 1e-4,
+            end_fraction: 1.0,
         },
         log_interval: 0,
         ..seeded(3)
@@ -282,6 +283,7 @@ fn resuming_a_checkpoint_is_bit_identical_continuous_adam_schedule() {
         learning_rate: Schedule::Linear {
             start: 1e-3,
             end: 1e-5,
+            end_fraction: 1.0,
         },
         ..seeded(22)
     };

@@ -61,6 +61,7 @@ fn check_file(file: &str, data: &Value) {
     let iterations = data["iterations"].as_array().expect("iterations");
     assert!(!iterations.is_empty(), "{file}: no iterations");
     let mut truncations = 0;
+    let (mut noise_draws, mut e_sde, mut e_lp) = (0, MaxErr::default(), MaxErr::default());
     for it in iterations {
         let ro = redo_rollout(&policy, h, it);
         e_val.merge(ro.e_values);
@@ -68,6 +69,9 @@ fn check_file(file: &str, data: &Value) {
         e_adv.merge(ro.e_advantages);
         e_ret.merge(ro.e_returns);
         truncations += ro.truncations;
+        noise_draws += ro.noise_draws;
+        e_sde.merge(ro.e_sde_actions);
+        e_lp.merge(ro.e_log_probs);
 
         let tr = &it["train"];
         let ev = explained_variance(&ro.values, &ro.returns);
@@ -113,9 +117,15 @@ fn check_file(file: &str, data: &Value) {
         e_param.merge(param_error(&policy, &it["params_after"]));
         if let Some(std_logged) = tr.get("std_logged") {
             let one = obs_t.narrow(0, 0, 1).unwrap();
-            if let ActionDist::DiagGaussian(g) = policy.action_dist(&one).unwrap() {
-                let std: f32 = g
-                    .log_std()
+            let log_std = match policy.action_dist(&one).unwrap() {
+                ActionDist::DiagGaussian(g) => g.log_std().clone(),
+                ActionDist::StateDependentNoise(s) => s.log_std().clone(),
+                ActionDist::Categorical(_) => {
+                    panic!("{file}: std logged for a non-Gaussian policy")
+                }
+            };
+            {
+                let std: f32 = log_std
                     .exp()
                     .unwrap()
                     .mean_all()
@@ -123,10 +133,27 @@ fn check_file(file: &str, data: &Value) {
                     .to_scalar()
                     .unwrap();
                 e_std.add(f64::from(std), f64_of(std_logged));
-            } else {
-                panic!("{file}: std logged for a non-Gaussian policy");
             }
         }
+    }
+    println!(
+        "{file}: rollout log-probs {:.2e}/{:.2e}; gSDE: {noise_draws} exploration-matrix draws, \
+         actions re-sampled from them {:.2e}/{:.2e}",
+        e_lp.abs, e_lp.scaled, e_sde.abs, e_sde.scaled
+    );
+    assert!(
+        e_lp.scaled <= TOL,
+        "{file}: rollout log-probs differ by {e_lp:?}"
+    );
+    assert!(
+        e_sde.scaled <= TOL,
+        "{file}: gSDE actions differ by {e_sde:?}"
+    );
+    if data["header"]["hyperparameters"]["use_sde"].as_bool() == Some(true) {
+        assert!(
+            noise_draws > 0,
+            "{file}: a gSDE recording without exploration matrices"
+        );
     }
     println!(
         "{file}: {} iterations, {truncations} truncations; max |err| (abs / scaled by max(1,|ref|)): \

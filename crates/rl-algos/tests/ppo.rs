@@ -31,10 +31,19 @@ fn sync_env(id: &str, n: usize, max_steps: u64) -> SyncVecEnv {
 }
 
 fn policy_for<V: VecEnv>(env: &V, seed: u64) -> MlpPolicy {
+    policy_with(env, seed, false)
+}
+
+/// SB3's default policy, with gSDE when `use_sde`.
+fn policy_with<V: VecEnv>(env: &V, seed: u64, use_sde: bool) -> MlpPolicy {
+    let config = MlpPolicyConfig {
+        use_sde,
+        ..MlpPolicyConfig::default()
+    };
     MlpPolicy::new(
         env.observation_space(),
         env.action_space(),
-        MlpPolicyConfig::default(),
+        config,
         seed,
         &Device::Cpu,
     )
@@ -42,7 +51,7 @@ fn policy_for<V: VecEnv>(env: &V, seed: u64) -> MlpPolicy {
 }
 
 fn model<V: VecEnv>(env: V, config: PpoConfig) -> Ppo<MlpPolicy, V> {
-    let policy = policy_for(&env, config.seed.unwrap_or(0));
+    let policy = policy_with(&env, config.seed.unwrap_or(0), config.use_sde);
     Ppo::new(policy, env, config).unwrap()
 }
 
@@ -213,7 +222,8 @@ fn resume_case(id: &str, max_steps: u64, config: PpoConfig, at: u64, total: u64,
     full.learn(total, &mut [&mut saver]).unwrap();
     assert!(saver.saved);
     let env = sync_env(id, 3, max_steps);
-    let policy = policy_for(&env, 999); // other weights: the checkpoint must overwrite them
+    // Other weights (and other gSDE matrices): the checkpoint must overwrite them.
+    let policy = policy_with(&env, 999, config.use_sde);
     let mut resumed = Ppo::load(&path, policy, env).unwrap();
     assert_eq!(resumed.config(), &config);
     resumed.learn(total, &mut []).unwrap();
@@ -247,6 +257,111 @@ fn resuming_a_checkpoint_is_bit_identical_continuous_with_schedules() {
         ..small(6)
     };
     resume_case("Pendulum-v1", 30, config, 100, 288, "ppo_pendulum.ckpt");
+}
+
+#[test]
+fn resuming_a_gsde_checkpoint_mid_rollout_is_bit_identical() {
+    // Saved at rollout step 2 of 16 (102 steps of 3 envs); the next re-draw is at step 4, so the
+    // steps in between sample with the exploration matrices the checkpoint carries.
+    let config = PpoConfig {
+        use_sde: true,
+        sde_sample_freq: 4,
+        ..small(7)
+    };
+    resume_case(
+        "Pendulum-v1",
+        30,
+        config.clone(),
+        100,
+        288,
+        "ppo_pendulum_gsde.ckpt",
+    );
+    // The same with matrices drawn only at rollout starts.
+    let config = PpoConfig {
+        sde_sample_freq: -1,
+        ..config
+    };
+    resume_case(
+        "Pendulum-v1",
+        30,
+        config,
+        100,
+        288,
+        "ppo_pendulum_gsde_once.ckpt",
+    );
+}
+
+#[test]
+fn gsde_explores_with_state_dependent_noise_and_changes_the_run() {
+    set_threads();
+    let run = |use_sde: bool, freq: i64| {
+        let config = PpoConfig {
+            use_sde,
+            sde_sample_freq: freq,
+            ..small(8)
+        };
+        let mut m = model(sync_env("Pendulum-v1", 3, 30), config);
+        m.learn(96, &mut []).unwrap();
+        let actions = m.rollout_buffer().actions().to_vec();
+        let std = m.logger().values().get("train/std").copied();
+        (params(&m), actions, std)
+    };
+    let (p1, a1, std1) = run(true, -1);
+    let (p2, a2, _) = run(true, -1);
+    assert_eq!(p1, p2, "same seed, same gSDE run");
+    assert_eq!(a1, a2);
+    // The logged std is the mean of exp(log_std) over the [64, 1] matrix (near exp(0)).
+    let std1 = std1.expect("train/std is logged with gSDE");
+    assert!((std1 - 1.0).abs() < 0.05, "train/std {std1}");
+    let (p3, a3, _) = run(true, 2);
+    assert_ne!(a1, a3, "sde_sample_freq changes the exploration");
+    assert_ne!(p1, p3);
+}
+
+#[test]
+fn gsde_is_refused_for_discrete_actions_and_mismatched_policies() {
+    set_threads();
+    let cartpole = sync_env("CartPole-v1", 2, 20);
+    // SB3 refuses gSDE for non-Box actions; so do the policy and the algorithm.
+    let r = MlpPolicy::new(
+        cartpole.observation_space(),
+        cartpole.action_space(),
+        MlpPolicyConfig {
+            use_sde: true,
+            ..MlpPolicyConfig::default()
+        },
+        0,
+        &Device::Cpu,
+    );
+    assert!(
+        matches!(&r, Err(rl_policy::PolicyError::Unsupported(m)) if m.contains("gSDE")),
+        "{r:?}"
+    );
+    let config = PpoConfig {
+        use_sde: true,
+        ..small(0)
+    };
+    let r = Ppo::new(policy_for(&cartpole, 0), cartpole, config.clone());
+    assert!(
+        matches!(&r, Err(AlgoError::InvalidArgument(m)) if m.contains("Box")),
+        "{:?}",
+        r.err()
+    );
+    // use_sde without a gSDE policy, and a gSDE policy without use_sde.
+    let pendulum = sync_env("Pendulum-v1", 2, 20);
+    let r = Ppo::new(policy_for(&pendulum, 0), pendulum, config);
+    assert!(
+        matches!(&r, Err(AlgoError::InvalidArgument(m)) if m.contains("without gSDE")),
+        "{:?}",
+        r.err()
+    );
+    let pendulum = sync_env("Pendulum-v1", 2, 20);
+    let r = Ppo::new(policy_with(&pendulum, 0, true), pendulum, small(0));
+    assert!(
+        matches!(&r, Err(AlgoError::InvalidArgument(m)) if m.contains("use_sde is not set")),
+        "{:?}",
+        r.err()
+    );
 }
 
 #[test]
@@ -625,6 +740,57 @@ fn ppo_learns_pendulum_with_rl_zoo_settings_without_gsde() {
     assert!(
         reached >= 2,
         "only {reached} of 3 seeds reached a mean of -400: {report:?}"
+    );
+}
+
+#[test]
+#[ignore = "slow: run in release with --ignored"]
+fn ppo_learns_pendulum_with_rl_zoo_gsde_settings() {
+    // rl-zoo's hyperparams/ppo.yml Pendulum-v1 entry as it is (4 envs, 1e5 steps, use_sde,
+    // sde_sample_freq 4; about 3 s per seed in release): the final 10-episode deterministic
+    // return must beat the same seed's untrained policy and reach -350 (issue 11's bar) for
+    // at least 2 of 3 seeds.
+    let mut report = Vec::new();
+    for seed in 0..3u64 {
+        let config = PpoConfig {
+            n_steps: 1024,
+            gae_lambda: 0.95,
+            gamma: 0.9,
+            n_epochs: 10,
+            ent_coef: 0.0,
+            learning_rate: Schedule::Constant(1e-3),
+            clip_range: Schedule::Constant(0.2),
+            use_sde: true,
+            sde_sample_freq: 4,
+            seed: Some(seed),
+            log_interval: 0,
+            ..PpoConfig::default()
+        };
+        let env = SyncVecEnv::make("Pendulum-v1", 4, AutoresetMode::SameStep).unwrap();
+        let untrained = policy_with(&env, seed, true);
+        let mut eval_env = rl_env::make("Pendulum-v1").unwrap();
+        eval_env.reset(Some(20_000 + seed)).unwrap();
+        let mut rng = rand::rngs::mock::StepRng::new(0, 1);
+        let baseline = evaluate_policy(&untrained, &mut eval_env, 10, true, &mut rng)
+            .unwrap()
+            .mean;
+        let (history, fin, secs) = learning_run("Pendulum-v1", 4, config, 102_400, 20_480);
+        println!(
+            "seed {seed}: untrained {baseline:.1}, after 102400 steps {fin:.1} ({secs:.1} s); \
+             evaluations {history:?}"
+        );
+        report.push((seed, baseline, fin));
+    }
+    for &(seed, baseline, fin) in &report {
+        assert!(
+            fin > baseline + 200.0,
+            "seed {seed}: {fin:.1} is not clearly better than the untrained {baseline:.1}"
+        );
+    }
+    let reached = report.iter().filter(|r| r.2 >= -350.0).count();
+    assert!(
+        reached >= 2,
+        "only {reached} of 3 seeds reached -350: {report:?}"
     );
 }
 

@@ -29,6 +29,7 @@ fn tutorial_policy(env: &dyn Env, seed: u64) -> MlpPolicy {
         activation: Activation::ReLU,
         ortho_init: false,
         log_std_init: 0.0,
+        use_sde: false,
     };
     MlpPolicy::new(
         env.observation_space(),

@@ -1,10 +1,11 @@
 //! Action distributions over tensors, with PyTorch's formulas (SB3's `CategoricalDistribution`
-//! and `DiagGaussianDistribution`).
+//! and `DiagGaussianDistribution`; gSDE's `StateDependentNoiseDistribution` is in [`crate::sde`]).
 //!
 //! `log_prob` and `entropy` are built from differentiable Candle ops, so they feed a loss.
 //! `sample` draws from a seeded host RNG: Candle's CPU RNG cannot be seeded.
 
 use crate::error::{PolicyError, Result};
+use crate::sde::StateDependentNoise;
 use candle_core::{DType, Device, Tensor, D};
 use rand::{Rng, RngCore};
 use rand_distr::StandardNormal;
@@ -313,6 +314,8 @@ pub enum ActionDist {
     Categorical(Categorical),
     /// Continuous actions.
     DiagGaussian(DiagGaussian),
+    /// Continuous actions with gSDE exploration ([`crate::sde`]).
+    StateDependentNoise(StateDependentNoise),
 }
 
 impl ActionDist {
@@ -322,6 +325,7 @@ impl ActionDist {
         match self {
             ActionDist::Categorical(c) => c.log_prob(actions),
             ActionDist::DiagGaussian(g) => g.log_prob(actions),
+            ActionDist::StateDependentNoise(s) => s.log_prob(actions),
         }
     }
 
@@ -330,6 +334,7 @@ impl ActionDist {
         match self {
             ActionDist::Categorical(c) => c.entropy(),
             ActionDist::DiagGaussian(g) => g.entropy(),
+            ActionDist::StateDependentNoise(s) => s.entropy(),
         }
     }
 
@@ -339,6 +344,7 @@ impl ActionDist {
         match self {
             ActionDist::Categorical(c) => c.log_prob_and_entropy(actions),
             ActionDist::DiagGaussian(g) => Ok((g.log_prob(actions)?, g.entropy()?)),
+            ActionDist::StateDependentNoise(s) => Ok((s.log_prob(actions)?, s.entropy()?)),
         }
     }
 
@@ -347,6 +353,7 @@ impl ActionDist {
         match self {
             ActionDist::Categorical(c) => c.mode(),
             ActionDist::DiagGaussian(g) => g.mode(),
+            ActionDist::StateDependentNoise(s) => s.mode(),
         }
     }
 
@@ -355,6 +362,7 @@ impl ActionDist {
         match self {
             ActionDist::Categorical(c) => c.sample(rng),
             ActionDist::DiagGaussian(g) => g.sample(rng),
+            ActionDist::StateDependentNoise(s) => s.sample(rng),
         }
     }
 
@@ -372,6 +380,7 @@ impl ActionDist {
         match self {
             ActionDist::Categorical(c) => c.logits.device(),
             ActionDist::DiagGaussian(g) => g.mean.device(),
+            ActionDist::StateDependentNoise(s) => s.device(),
         }
     }
 }

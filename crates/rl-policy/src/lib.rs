@@ -37,6 +37,7 @@
 #![warn(missing_docs)]
 
 pub mod activation;
+pub mod continuous;
 pub mod distributions;
 pub mod error;
 pub mod init;
@@ -47,15 +48,25 @@ pub mod ops;
 mod pickle;
 pub mod policy;
 mod pth;
+pub mod qnet;
 mod sb3;
+pub mod sde;
+pub mod squashed;
 mod validate;
 mod zipread;
 
 pub use activation::Activation;
+pub use continuous::{
+    ContinuousCritic, Critic, DeterministicActor, DeterministicPolicy, GaussianActor, MlpConfig,
+    SacActor, SacPolicy, Td3Actor,
+};
 pub use distributions::{ActionDist, Categorical, DiagGaussian};
 pub use error::{PolicyError, Result};
 pub use mlp::{MlpPolicy, MlpPolicyConfig, NetArch};
 pub use policy::{ActorCritic, Evaluation, Policy, StochasticPolicy};
+pub use qnet::{GreedyQPolicy, QFunction, QNetwork, QNetworkConfig};
+pub use sde::{ExplorationNoise, StateDependentNoise};
+pub use squashed::SquashedDiagGaussian;
 
 /// Entry points for the fuzz targets in `fuzz/` at the repository root: not a stable API.
 #[doc(hidden)]

@@ -3,21 +3,24 @@
 //! Structure (`stable_baselines3/common/policies.py`, `torch_layers.py`): flattened observations
 //! go through optional shared layers, then two separate MLPs (`policy_net` for the actor,
 //! `value_net` for the critic), then `action_net` (logits or Gaussian mean) and `value_net`
-//! (one value). Box actions add a state-independent `log_std`. Parameter names are SB3's
+//! (one value). Box actions add a state-independent `log_std` (`[action_dim]`), or with gSDE
+//! (`use_sde`) a `log_std` `[latent_pi, action_dim]` for [`StateDependentNoise`]. Parameter names are SB3's
 //! `state_dict` keys, so weights move between the two libraries by name.
 
 use crate::activation::Activation;
 use crate::distributions::{ActionDist, Categorical, DiagGaussian};
 use crate::error::{PolicyError, Result};
 use crate::policy::{ActorCritic, StochasticPolicy};
+use crate::sde::{ExplorationNoise, StateDependentNoise};
 use crate::{init, ops};
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarMap;
 use rand::rngs::StdRng;
-use rand::SeedableRng;
+use rand::{RngCore, SeedableRng};
 use rl_env::Space;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::sync::Mutex;
 
 /// Hidden layer sizes (SB3's `net_arch`): `shared` layers feed both heads (the pre-1.8 SB3
 /// layout, `mlp_extractor.shared_net.*`), then `pi` for the actor and `vf` for the critic.
@@ -55,6 +58,11 @@ pub struct MlpPolicyConfig {
     pub ortho_init: bool,
     /// Initial value of every `log_std` entry (Box actions only).
     pub log_std_init: f64,
+    /// gSDE exploration (SB3's `use_sde`, Box actions only): the action distribution is
+    /// [`StateDependentNoise`] and `log_std` is `[latent_pi, action_dim]` (SB3's
+    /// `full_std=True`, `use_expln=False`, `learn_features=False`, no squashing).
+    #[serde(default)]
+    pub use_sde: bool,
 }
 
 impl Default for MlpPolicyConfig {
@@ -64,6 +72,7 @@ impl Default for MlpPolicyConfig {
             activation: Activation::Tanh,
             ortho_init: true,
             log_std_init: 0.0,
+            use_sde: false,
         }
     }
 }
@@ -73,8 +82,10 @@ impl Default for MlpPolicyConfig {
 enum HeadKind {
     /// Logits over `n` actions.
     Discrete(usize),
-    /// Gaussian mean of dimension `d`, plus `log_std`.
+    /// Gaussian mean of dimension `d`, plus `log_std` `[d]`.
     Gaussian(usize),
+    /// gSDE: mean of dimension `d`, plus `log_std` `[latent_pi, d]`.
+    Sde(usize),
 }
 
 /// One `nn.Linear`: `y = x W^T + b`, `W` `[out, in]`.
@@ -114,6 +125,9 @@ pub struct MlpPolicy {
     action_net: Dense,
     value_net: Dense,
     log_std: Option<Tensor>,
+    /// gSDE's exploration matrices (SB3 keeps them in the distribution object); behind a
+    /// lock because acting takes `&self`.
+    noise: Mutex<Option<ExplorationNoise>>,
     device: Device,
 }
 
@@ -205,8 +219,15 @@ impl MlpPolicy {
                     .ok_or_else(|| {
                         PolicyError::InvalidArgument(format!("Discrete action space with n = {n}"))
                     })?;
+                if config.use_sde {
+                    return Err(PolicyError::Unsupported(format!(
+                        "gSDE (use_sde) with the discrete action space {action_space}: gSDE \
+                         needs continuous (Box) actions"
+                    )));
+                }
                 HeadKind::Discrete(n)
             }
+            Space::Box(b) if b.flat_dim() > 0 && config.use_sde => HeadKind::Sde(b.flat_dim()),
             Space::Box(b) if b.flat_dim() > 0 => HeadKind::Gaussian(b.flat_dim()),
             other => {
                 return Err(PolicyError::InvalidArgument(format!(
@@ -271,25 +292,39 @@ impl MlpPolicy {
         let (vf, latent_vf) = stack("value_net", &arch.vf, latent)?;
         let out = match head {
             HeadKind::Discrete(n) => n,
-            HeadKind::Gaussian(d) => d,
+            HeadKind::Gaussian(d) | HeadKind::Sde(d) => d,
         };
         let action_net = make("action_net".into(), out, latent_pi, GAIN_ACTION)?;
         let value_net = make("value_net".into(), 1, latent_vf, GAIN_VALUE)?;
-        let log_std = match head {
-            HeadKind::Gaussian(d) => {
+        let log_std_shape = match head {
+            HeadKind::Gaussian(d) => Some(vec![d]),
+            HeadKind::Sde(d) => Some(vec![latent_pi, d]),
+            HeadKind::Discrete(_) => None,
+        };
+        let log_std = match log_std_shape {
+            Some(shape) => {
                 let v = match init {
                     InitMode::Zeros => 0.0,
                     InitMode::Seeded(_) => config.log_std_init as f32,
                 };
+                let n = shape.iter().product();
                 Some(insert_var(
                     &varmap,
                     "log_std".into(),
-                    vec![v; d],
-                    &[d],
+                    vec![v; n],
+                    &shape,
                     device,
                 )?)
             }
-            HeadKind::Discrete(_) => None,
+            None => None,
+        };
+        // SB3 draws exploration matrices when it builds a gSDE policy; a loaded one gets them
+        // at its first `reset_noise` (or draws per call until then).
+        let noise = match (&log_std, head, init) {
+            (Some(ls), HeadKind::Sde(_), InitMode::Seeded(rng)) => {
+                Some(ExplorationNoise::sample(ls, 1, rng)?)
+            }
+            _ => None,
         };
         Ok(MlpPolicy {
             config,
@@ -304,6 +339,7 @@ impl MlpPolicy {
             action_net,
             value_net,
             log_std,
+            noise: Mutex::new(noise),
             device: device.clone(),
         })
     }
@@ -411,8 +447,26 @@ impl MlpPolicy {
             (HeadKind::Gaussian(_), Some(log_std)) => {
                 ActionDist::DiagGaussian(DiagGaussian::new(out, log_std.clone())?)
             }
+            (HeadKind::Sde(_), Some(log_std)) => ActionDist::StateDependentNoise(
+                StateDependentNoise::new(out, log_std.clone(), latent_pi, self.current_noise())?,
+            ),
             _ => ActionDist::Categorical(Categorical::from_logits(&out)?),
         })
+    }
+
+    /// A copy of the current gSDE exploration matrices (cheap: tensors are shared).
+    fn current_noise(&self) -> Option<ExplorationNoise> {
+        match self.noise.lock() {
+            Ok(n) => n.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn store_noise(&self, noise: ExplorationNoise) {
+        match self.noise.lock() {
+            Ok(mut n) => *n = Some(noise),
+            Err(poisoned) => *poisoned.into_inner() = Some(noise),
+        }
     }
 
     /// The raw `action_net` output `[batch, n]`: logits (discrete) or the Gaussian mean.
@@ -477,6 +531,47 @@ impl StochasticPolicy for MlpPolicy {
 
     fn device(&self) -> &Device {
         &self.device
+    }
+
+    fn uses_sde(&self) -> bool {
+        matches!(self.head, HeadKind::Sde(_))
+    }
+
+    fn reset_noise(&self, n_envs: usize, rng: &mut dyn RngCore) -> Result<()> {
+        match (&self.head, &self.log_std) {
+            (HeadKind::Sde(_), Some(log_std)) => {
+                self.store_noise(ExplorationNoise::sample(log_std, n_envs, rng)?);
+                Ok(())
+            }
+            _ => Err(PolicyError::Unsupported(
+                "reset_noise on an MlpPolicy built without use_sde".into(),
+            )),
+        }
+    }
+
+    fn exploration_noise(&self) -> Option<ExplorationNoise> {
+        self.current_noise()
+    }
+
+    fn set_exploration_noise(&self, noise: ExplorationNoise) -> Result<()> {
+        let Some(log_std) = self.log_std.as_ref().filter(|_| self.uses_sde()) else {
+            return Err(PolicyError::Unsupported(
+                "exploration matrices for an MlpPolicy built without use_sde".into(),
+            ));
+        };
+        if noise.dims() != log_std.dims2()? {
+            return Err(PolicyError::Shape {
+                what: "gSDE exploration matrices",
+                expected: format!("[.., {:?}] (the shape of log_std)", log_std.dims()),
+                actual: format!("{:?}", noise.dims()),
+            });
+        }
+        let noise = ExplorationNoise::new(
+            noise.single().to_device(&self.device)?,
+            noise.per_env().to_device(&self.device)?,
+        )?;
+        self.store_noise(noise);
+        Ok(())
     }
 }
 

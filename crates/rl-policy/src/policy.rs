@@ -5,7 +5,8 @@
 //! with them, not only [`crate::MlpPolicy`].
 
 use crate::distributions::ActionDist;
-use crate::error::Result;
+use crate::error::{PolicyError, Result};
+use crate::sde::ExplorationNoise;
 use candle_core::{Device, Tensor, Var};
 use rand::RngCore;
 
@@ -20,6 +21,36 @@ pub trait StochasticPolicy {
 
     /// The device the parameters live on.
     fn device(&self) -> &Device;
+
+    /// Whether the policy explores with gSDE ([`crate::sde`]): then the algorithms call
+    /// [`StochasticPolicy::reset_noise`] where SB3's `collect_rollouts` calls it. Default: no.
+    fn uses_sde(&self) -> bool {
+        false
+    }
+
+    /// gSDE: draws new exploration matrices for `n_envs` environments from `rng` (SB3's
+    /// `policy.reset_noise(n_envs)`). The default, for policies without gSDE, is an error.
+    fn reset_noise(&self, n_envs: usize, rng: &mut dyn RngCore) -> Result<()> {
+        let _ = (n_envs, rng);
+        Err(PolicyError::Unsupported(
+            "reset_noise on a policy without gSDE (use_sde)".into(),
+        ))
+    }
+
+    /// gSDE: the current exploration matrices (saved by checkpoints); `None` without gSDE or
+    /// before any were drawn.
+    fn exploration_noise(&self) -> Option<ExplorationNoise> {
+        None
+    }
+
+    /// gSDE: replaces the exploration matrices (restoring a checkpoint, or feeding recorded
+    /// ones). The default, for policies without gSDE, is an error.
+    fn set_exploration_noise(&self, noise: ExplorationNoise) -> Result<()> {
+        let _ = noise;
+        Err(PolicyError::Unsupported(
+            "exploration matrices for a policy without gSDE (use_sde)".into(),
+        ))
+    }
 }
 
 /// The outputs of [`ActorCritic::evaluate_actions`], all `[batch]`.
@@ -110,14 +141,50 @@ pub trait ActorCritic: StochasticPolicy {
 }
 
 /// Acting: observations in, actions out (`[batch]` u32 for discrete, `[batch, d]` f32 for
-/// continuous actions, unclipped).
+/// continuous actions, unclipped). Every [`StochasticPolicy`] is one; value-based agents act
+/// through [`crate::GreedyQPolicy`]. Evaluation and callbacks take any `Policy`.
 pub trait Policy {
-    /// Actions for `obs`: the distribution's mode when `deterministic`, else a sample from `rng`.
+    /// Actions for `obs` on the policy's device: the distribution's mode when
+    /// `deterministic`, else a sample from `rng`.
     fn act(&self, obs: &Tensor, deterministic: bool, rng: &mut dyn RngCore) -> Result<Tensor>;
+
+    /// SB3's `predict`: actions for `batch` host observations (`obs` holds `batch * obs_dim`
+    /// f32 values, row-major), moved to the policy's device first.
+    fn predict(
+        &self,
+        obs: &[f32],
+        batch: usize,
+        deterministic: bool,
+        rng: &mut dyn RngCore,
+    ) -> Result<Tensor>;
+}
+
+/// `obs` as a `[batch, obs.len() / batch]` tensor on `device`.
+pub(crate) fn host_batch(obs: &[f32], batch: usize, device: &Device) -> Result<Tensor> {
+    if batch == 0 || !obs.len().is_multiple_of(batch) {
+        return Err(PolicyError::Shape {
+            what: "host observations",
+            expected: format!("a multiple of {batch} values (one row per observation)"),
+            actual: format!("{} values", obs.len()),
+        });
+    }
+    rl_tensor_bridge::batch_to_tensor(obs, batch, obs.len() / batch, device)
+        .map_err(|e| PolicyError::InvalidArgument(e.to_string()))
 }
 
 impl<P: StochasticPolicy + ?Sized> Policy for P {
     fn act(&self, obs: &Tensor, deterministic: bool, rng: &mut dyn RngCore) -> Result<Tensor> {
         self.action_dist(obs)?.act(deterministic, rng)
+    }
+
+    fn predict(
+        &self,
+        obs: &[f32],
+        batch: usize,
+        deterministic: bool,
+        rng: &mut dyn RngCore,
+    ) -> Result<Tensor> {
+        let obs = host_batch(obs, batch, self.device())?;
+        self.act(&obs, deterministic, rng)
     }
 }

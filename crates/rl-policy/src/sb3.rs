@@ -25,7 +25,11 @@ impl MlpPolicy {
     /// Loads the policy of a Stable-Baselines3 model file (A2C or PPO with `MlpPolicy`,
     /// `Discrete` or `Box` actions, flat `Box` observations) onto `device`.
     ///
-    /// Unsupported contents (another policy class, a custom features extractor, gSDE, Dict or
+    /// gSDE models (`use_sde=True`, SB3's `full_std=True` without `use_expln` or squashing)
+    /// import with their `log_std` matrix; exploration matrices are not saved by SB3, so the
+    /// policy draws new ones at its first [`crate::StochasticPolicy::reset_noise`].
+    ///
+    /// Unsupported contents (another policy class, a custom features extractor, gSDE variants, Dict or
     /// other spaces, compressed members) give [`PolicyError::Unsupported`] naming what is
     /// unsupported; a truncated, damaged, ambiguous or non-zip file gives
     /// [`PolicyError::Corrupt`]; sizes over [`crate::limits`] give
@@ -65,10 +69,9 @@ fn import(bytes: &[u8], device: &Device, path: &str) -> Result<MlpPolicy> {
     let data: Value =
         serde_json::from_slice(data).map_err(|e| corrupt(format!("`data` is not JSON: {e}")))?;
     check_policy_class(&data)?;
-    if data.get("use_sde").and_then(Value::as_bool) == Some(true) {
-        return Err(PolicyError::Unsupported("gSDE (use_sde=True)".into()));
-    }
-    let kwargs = PolicyKwargs::read(data.get("policy_kwargs"))?;
+    let mut kwargs = PolicyKwargs::read(data.get("policy_kwargs"))?;
+    // The algorithm passes its `use_sde` to the policy (it is not in `policy_kwargs`).
+    kwargs.use_sde |= data.get("use_sde").and_then(Value::as_bool) == Some(true);
     let pth_bytes = zip
         .get("policy.pth")
         .map_err(|e| e.at(path))?
@@ -85,7 +88,7 @@ fn import(bytes: &[u8], device: &Device, path: &str) -> Result<MlpPolicy> {
             "observation space {observation_space} (MlpPolicy import needs a Box)"
         )));
     }
-    let net_arch = infer_net_arch(&tensors, observation_space.flat_dim())?;
+    let net_arch = infer_net_arch(&tensors, observation_space.flat_dim(), kwargs.use_sde)?;
     if let Some(declared) = &kwargs.net_arch {
         if *declared != net_arch {
             return Err(corrupt(format!(
@@ -98,6 +101,7 @@ fn import(bytes: &[u8], device: &Device, path: &str) -> Result<MlpPolicy> {
         activation: kwargs.activation,
         ortho_init: kwargs.ortho_init,
         log_std_init: kwargs.log_std_init,
+        use_sde: kwargs.use_sde,
     };
     validate::build_policy(
         &observation_space,
@@ -138,6 +142,7 @@ struct PolicyKwargs {
     activation: Activation,
     ortho_init: bool,
     log_std_init: f64,
+    use_sde: bool,
 }
 
 impl PolicyKwargs {
@@ -148,6 +153,7 @@ impl PolicyKwargs {
             activation: defaults.activation,
             ortho_init: defaults.ortho_init,
             log_std_init: defaults.log_std_init,
+            use_sde: false,
         };
         let Some(Value::Object(map)) = v else {
             return Ok(kw);
@@ -181,8 +187,12 @@ impl PolicyKwargs {
                         "policy_kwargs {key}=True"
                     )));
                 }
-                "use_sde" if value.as_bool() == Some(true) => {
-                    return Err(PolicyError::Unsupported("gSDE (use_sde=True)".into()));
+                "use_sde" => kw.use_sde = value.as_bool() == Some(true),
+                // gSDE variants other than ActorCriticPolicy's default.
+                "full_std" if value.as_bool() == Some(false) => {
+                    return Err(PolicyError::Unsupported(
+                        "gSDE with policy_kwargs full_std=False".into(),
+                    ));
                 }
                 // Optimizer, image normalization and extractor sharing do not change the policy
                 // function; `:type:`/`:serialized:` are SB3's own bookkeeping.
@@ -358,8 +368,14 @@ fn sequential_sizes(
 }
 
 /// Reads the MLP extractor's architecture from the state-dict shapes and rejects any tensor
-/// this MLP policy would not have (a CNN, another extractor, gSDE's matrix-shaped `log_std`).
-fn infer_net_arch(tensors: &BTreeMap<String, HostTensor>, obs_dim: usize) -> Result<NetArch> {
+/// this MLP policy would not have (a CNN, another extractor, a matrix-shaped `log_std` in a
+/// model saved without gSDE). With `use_sde` the `log_std` shape is checked when the policy is
+/// built.
+fn infer_net_arch(
+    tensors: &BTreeMap<String, HostTensor>,
+    obs_dim: usize,
+    use_sde: bool,
+) -> Result<NetArch> {
     let (shared, latent) = sequential_sizes(tensors, "mlp_extractor.shared_net", obs_dim)?;
     let (pi, _) = sequential_sizes(tensors, "mlp_extractor.policy_net", latent)?;
     let (vf, _) = sequential_sizes(tensors, "mlp_extractor.value_net", latent)?;
@@ -390,9 +406,9 @@ fn infer_net_arch(tensors: &BTreeMap<String, HostTensor>, obs_dim: usize) -> Res
         )));
     }
     if let Some(ls) = tensors.get("log_std") {
-        if ls.shape.len() != 1 {
+        if ls.shape.len() != 1 && !use_sde {
             return Err(PolicyError::Unsupported(format!(
-                "log_std of shape {:?} (gSDE's state-dependent noise)",
+                "log_std of shape {:?} (gSDE's state-dependent noise) in a model without use_sde",
                 ls.shape
             )));
         }

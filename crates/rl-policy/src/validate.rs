@@ -65,6 +65,11 @@ pub(crate) fn expected_parameters(
         }
     };
     let (out, gaussian) = match action_space {
+        Space::Discrete { .. } if config.use_sde => {
+            return Err(ReadError::Unsupported(format!(
+                "gSDE (use_sde) with the discrete action space {action_space}"
+            )))
+        }
         Space::Discrete { n, .. } => {
             let n = usize::try_from(*n)
                 .ok()
@@ -136,7 +141,9 @@ pub(crate) fn expected_parameters(
     add(&mut params, "action_net.bias".into(), vec![out])?;
     add(&mut params, "value_net.weight".into(), vec![1, latent_vf])?;
     add(&mut params, "value_net.bias".into(), vec![1])?;
-    if gaussian {
+    if gaussian && config.use_sde {
+        add(&mut params, "log_std".into(), vec![latent_pi, out])?;
+    } else if gaussian {
         add(&mut params, "log_std".into(), vec![out])?;
     }
     Ok(params)

@@ -270,6 +270,7 @@ fn custom_architectures_and_torch_default_init() {
         activation: Activation::ReLU,
         ortho_init: false,
         log_std_init: 0.0,
+        use_sde: false,
     };
     let p = MlpPolicy::new(&obs_space, &act_space, config, 0, &Device::Cpu).unwrap();
     let sd = p.state_dict().unwrap();
@@ -429,6 +430,7 @@ fn save_load_round_trip_is_exact() {
                 activation: Activation::ReLU,
                 ortho_init: true,
                 log_std_init: -2.0,
+                use_sde: true,
             },
         ),
     ] {

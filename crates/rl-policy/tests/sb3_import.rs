@@ -182,6 +182,51 @@ fn sb3_models_reproduce_sb3_outputs() {
                         &flat_f64(expected),
                     );
                 }
+                ("deterministic_action_clipped", ActionDist::StateDependentNoise(g)) => {
+                    let bounds = policy.action_space().as_box().expect("Box action space");
+                    let mut mean = flat_f32(g.mean());
+                    for row in mean.chunks_mut(bounds.flat_dim()) {
+                        bounds.clip(row);
+                    }
+                    worst.check(&name, key, &mean, &flat_f64(expected));
+                    // The policy's own deterministic action is the (unclipped) mean.
+                    let act = policy.act(&obs, true, &mut rng).unwrap();
+                    assert_eq!(flat_f32(&act), flat_f32(g.mean()), "{name}: mode");
+                }
+                ("action_mean", ActionDist::StateDependentNoise(g)) => {
+                    worst.check(&name, key, &flat_f32(g.mean()), &flat_f64(expected))
+                }
+                ("log_std_param", ActionDist::StateDependentNoise(g)) => {
+                    assert_eq!(g.log_std().rank(), 2, "{name}: gSDE log_std is a matrix");
+                    worst.check(&name, key, &flat_f32(g.log_std()), &flat_f64(expected))
+                }
+                ("std_matrix", ActionDist::StateDependentNoise(g)) => worst.check(
+                    &name,
+                    key,
+                    &flat_f32(&g.std_matrix().unwrap()),
+                    &flat_f64(expected),
+                ),
+                ("action_std", ActionDist::StateDependentNoise(g)) => {
+                    worst.check(&name, key, &flat_f32(g.std()), &flat_f64(expected))
+                }
+                ("log_prob_of_mean", ActionDist::StateDependentNoise(g)) => worst.check(
+                    &name,
+                    key,
+                    &flat_f32(&g.log_prob(g.mean()).unwrap()),
+                    &flat_f64(expected),
+                ),
+                (k, ActionDist::StateDependentNoise(g)) if k.starts_with("log_prob_of_action_") => {
+                    let a: f32 = k["log_prob_of_action_".len()..]
+                        .parse()
+                        .expect("a number after log_prob_of_action_");
+                    let actions = (g.mean().ones_like().unwrap() * f64::from(a)).unwrap();
+                    worst.check(
+                        &name,
+                        key,
+                        &flat_f32(&g.log_prob(&actions).unwrap()),
+                        &flat_f64(expected),
+                    );
+                }
                 (k, _) => panic!("{name}: output {k} is not checked by this test"),
             }
         }
@@ -352,7 +397,13 @@ fn unsupported_contents_are_named() {
                     "<function ActorCriticCnnPolicy.__init__ at 0x0>".into()
             }),
         ),
-        ("gSDE", Box::new(|v| v["use_sde"] = true.into())),
+        (
+            "full_std=False",
+            Box::new(|v| {
+                v["use_sde"] = true.into();
+                v["policy_kwargs"] = serde_json::json!({"full_std": false});
+            }),
+        ),
         (
             "NatureCNN",
             Box::new(|v| {
@@ -389,6 +440,17 @@ fn unsupported_contents_are_named() {
             }
             other => panic!("{what}: expected Unsupported, got {other:?}"),
         }
+    }
+    // gSDE declared over a policy saved without it: refused (discrete actions) or caught by
+    // the log_std shape ([d] where gSDE has [latent, d]).
+    let r = MlpPolicy::from_sb3_zip_bytes(
+        &with_data(&good, |v| v["use_sde"] = true.into()),
+        &Device::Cpu,
+    );
+    match r {
+        Err(PolicyError::Unsupported(m)) => assert!(m.contains("gSDE"), "{m}"),
+        Err(PolicyError::Corrupt { reason, .. }) => assert!(reason.contains("log_std"), "{reason}"),
+        other => panic!("use_sde over a non-gSDE zip: {other:?}"),
     }
     // A declared net_arch that disagrees with the weights is caught.
     let r = MlpPolicy::from_sb3_zip_bytes(

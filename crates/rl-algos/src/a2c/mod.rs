@@ -75,6 +75,12 @@ pub struct A2cConfig {
     pub stats_window_size: usize,
     /// Print the logger's tables on dump.
     pub verbose: bool,
+    /// Generalized State-Dependent Exploration (false); the policy must be built with
+    /// `MlpPolicyConfig { use_sde: true, .. }` (see [`rl_policy::sde`]).
+    pub use_sde: bool,
+    /// With gSDE, re-draw the exploration matrices every this many steps; `-1` (or any value
+    /// `<= 0`) only at the start of each rollout (-1).
+    pub sde_sample_freq: i64,
 }
 
 impl Default for A2cConfig {
@@ -94,6 +100,8 @@ impl Default for A2cConfig {
             log_interval: 100,
             stats_window_size: 100,
             verbose: false,
+            use_sde: false,
+            sde_sample_freq: -1,
         }
     }
 }
@@ -144,6 +152,8 @@ impl A2cConfig {
             log_interval: self.log_interval,
             stats_window_size: self.stats_window_size,
             verbose: self.verbose,
+            use_sde: self.use_sde,
+            sde_sample_freq: self.sde_sample_freq,
         }
     }
 
@@ -176,6 +186,8 @@ impl A2cConfig {
         w.u64(self.log_interval);
         w.usize(self.stats_window_size);
         w.bool(self.verbose);
+        w.bool(self.use_sde);
+        w.varint_i64(self.sde_sample_freq);
     }
 
     fn read(r: &mut Reader<'_>) -> Result<Self> {
@@ -207,6 +219,8 @@ impl A2cConfig {
             log_interval: r.u64("log_interval")?,
             stats_window_size: r.usize("stats_window_size")?,
             verbose: r.bool("verbose")?,
+            use_sde: r.bool("use_sde")?,
+            sde_sample_freq: r.varint_i64("sde_sample_freq")?,
         })
     }
 }

@@ -20,7 +20,7 @@
 use crate::error::Result;
 use crate::logger::Logger;
 use rl_env::Info;
-use rl_policy::StochasticPolicy;
+use rl_policy::Policy;
 use std::path::Path;
 
 mod checkpoint;
@@ -40,7 +40,7 @@ pub use stop::{
 /// What every algorithm exposes to callbacks.
 pub trait Algorithm {
     /// The policy being trained.
-    fn policy(&self) -> &dyn StochasticPolicy;
+    fn policy(&self) -> &dyn Policy;
     /// Environment steps taken so far, summed over the sub-environments.
     fn num_timesteps(&self) -> u64;
     /// Writes a checkpoint from which training resumes bit-for-bit (atomically).

@@ -16,19 +16,24 @@
 //! runs callbacks there): the step's policy outputs are saved with it, and loading completes
 //! the step as the run did when its callbacks let training go on.
 //!
+//! With gSDE the policy's current exploration matrices are saved too (they are drawn at the
+//! rollout start, so a checkpoint written mid-rollout needs them to sample the same actions).
+//!
 //! The file is framed and encoded by `crate::codec` under the magic `RLONPCK\0`; the
 //! algorithm's name inside says which trainer it belongs to.
 
-use super::{ActionLog, OnPolicyAlgorithm, OnPolicyTrainer};
+use super::{OnPolicyAlgorithm, OnPolicyTrainer};
 use crate::codec::{self, Reader, Writer};
+use crate::envlog::ActionLog;
 use crate::error::{AlgoError, Result};
 use crate::run::{EpisodeWindow, RunState};
-use rl_env::{VecAction, VecEnv};
+use rl_env::VecEnv;
 use rl_policy::ActorCritic;
 use std::path::Path;
 
 const MAGIC: &[u8; 8] = b"RLONPCK\0";
-const VERSION: u32 = 1;
+/// Version 2 added the gSDE exploration matrices and the trainers' `use_sde`/`sde_sample_freq`.
+const VERSION: u32 = 2;
 
 /// Writes `a`'s checkpoint to `path` atomically.
 pub(super) fn save<P: ActorCritic, V: VecEnv, T: OnPolicyTrainer>(
@@ -56,21 +61,22 @@ pub(super) fn save<P: ActorCritic, V: VecEnv, T: OnPolicyTrainer>(
     }
     a.episodes.write(&mut w);
 
+    // gSDE: the exploration matrices in use, so a run saved mid-rollout samples the same
+    // actions after loading.
+    let noise = a.policy.exploration_noise();
+    w.bool(noise.is_some());
+    if let Some(n) = noise {
+        let (latent, act) = n.dims();
+        w.usize(latent);
+        w.usize(act);
+        w.f32s(&n.single().flatten_all()?.to_vec1::<f32>()?);
+        w.usize(n.n_envs());
+        w.f32s(&n.per_env().flatten_all()?.to_vec1::<f32>()?);
+    }
+
     w.usize(a.env.num_envs());
     w.f32s(a.env.observations());
-    match &a.action_log {
-        ActionLog::Discrete(log) => {
-            w.u8(0);
-            w.usize(log.len());
-            for &x in log {
-                w.varint_i64(x);
-            }
-        }
-        ActionLog::Continuous(log) => {
-            w.u8(1);
-            w.f32s(log);
-        }
-    }
+    a.action_log.write(&mut w);
     w.bool(a.pending_step);
     if a.pending_step {
         let s = &a.scratch;
@@ -168,24 +174,37 @@ pub(super) fn load<P: ActorCritic, V: VecEnv, T: OnPolicyTrainer>(
     expect_len("episode lengths", a.ep_lengths.len(), n_envs)?;
     a.episodes = EpisodeWindow::read(&mut r, a.settings.stats_window_size)?;
 
+    if r.bool("exploration noise flag")? {
+        let latent = r.usize("exploration matrix rows")?;
+        let act = r.usize("exploration matrix columns")?;
+        let single = r.f32s("exploration matrix")?;
+        let n = r.usize("exploration matrix count")?;
+        let per_env = r.f32s("exploration matrices")?;
+        let per = latent.checked_mul(act);
+        if per != Some(single.len()) || per.and_then(|p| p.checked_mul(n)) != Some(per_env.len()) {
+            return Err(bad(format!(
+                "exploration matrices of {} and {} values do not match their shape \
+                 {n} x [{latent}, {act}]",
+                single.len(),
+                per_env.len()
+            )));
+        }
+        let device = a.policy.device().clone();
+        rl_policy::ExplorationNoise::new(
+            candle_core::Tensor::from_vec(single, (latent, act), &device)?,
+            candle_core::Tensor::from_vec(per_env, (n, latent, act), &device)?,
+        )
+        .and_then(|noise| a.policy.set_exploration_noise(noise))
+        .map_err(|e| bad(format!("cannot restore the gSDE exploration matrices: {e}")))?;
+    }
+
     expect_len(
         "saved environment count",
         r.usize("environment count")?,
         n_envs,
     )?;
     let saved_obs = r.f32s("observations")?;
-    let log = match r.u8("action log kind")? {
-        0 => {
-            let n = r.len(1, "action log")?;
-            ActionLog::Discrete(
-                (0..n)
-                    .map(|_| r.varint_i64("action log"))
-                    .collect::<Result<_>>()?,
-            )
-        }
-        1 => ActionLog::Continuous(r.f32s("action log")?),
-        k => return Err(bad(format!("unknown action log kind {k}"))),
-    };
+    let log = ActionLog::read(&mut r)?;
     if std::mem::discriminant(&log) != std::mem::discriminant(&a.action_log) {
         return Err(bad(
             "the action log's kind does not match the VecEnv's action space".into(),
@@ -214,55 +233,13 @@ pub(super) fn load<P: ActorCritic, V: VecEnv, T: OnPolicyTrainer>(
         return Err(bad("a pending step in a run that never started".into()));
     }
     if a.started {
-        replay(&mut a).map_err(|e| bad(format!("replaying the environments failed: {e}")))?;
-        let now = a.env.observations();
-        if now.len() != saved_obs.len()
-            || now
-                .iter()
-                .zip(&saved_obs)
-                .any(|(x, y)| x.to_bits() != y.to_bits())
-        {
-            return Err(bad(
-                "replaying the recorded actions did not reproduce the saved observations: \
-                 the environments are not the ones of the saved run, or not deterministic"
-                    .into(),
-            ));
-        }
+        a.action_log
+            .replay(&mut a.env, a.run.seed, &saved_obs)
+            .map_err(|e| bad(format!("replaying the environments failed: {e}")))?;
     }
     if pending {
         a.complete_step()
             .map_err(|e| bad(format!("completing the saved step failed: {e}")))?;
     }
     Ok(a)
-}
-
-/// Rebuilds the environments' state: the seeded reset, then every recorded action.
-fn replay<P: ActorCritic, V: VecEnv, T: OnPolicyTrainer>(
-    a: &mut OnPolicyAlgorithm<P, V, T>,
-) -> Result<()> {
-    a.env.reset(Some(a.run.seed))?;
-    let n = a.env.num_envs();
-    let width = n * a.env.action_space().flat_dim();
-    let (chunk_len, len) = match &a.action_log {
-        ActionLog::Discrete(log) => (n, log.len()),
-        ActionLog::Continuous(log) => (width, log.len()),
-    };
-    if chunk_len == 0 || !len.is_multiple_of(chunk_len) {
-        return Err(AlgoError::InvalidArgument(format!(
-            "the action log has {len} entries, not whole steps of {chunk_len}"
-        )));
-    }
-    match &a.action_log {
-        ActionLog::Discrete(log) => {
-            for chunk in log.chunks(chunk_len) {
-                a.env.step(VecAction::Discrete(chunk))?;
-            }
-        }
-        ActionLog::Continuous(log) => {
-            for chunk in log.chunks(chunk_len) {
-                a.env.step(VecAction::Continuous(chunk))?;
-            }
-        }
-    }
-    Ok(())
 }

@@ -9,7 +9,9 @@
 //! steps. [`crate::A2c`] and [`crate::Ppo`] are this struct with their trainer.
 //!
 //! One `learn` iteration, in SB3's order (`collect_rollouts`, then `train`):
-//! 1. `n_steps` vector steps: act on the current observations without gradients (values and
+//! 1. `n_steps` vector steps (with gSDE, the policy's exploration matrices are re-drawn from
+//!    the seeded generator before the first step and, when `sde_sample_freq > 0`, before every
+//!    `sde_sample_freq`-th step, as SB3's `reset_noise` calls): act on the current observations without gradients (values and
 //!    log-probabilities kept), map the policy's actions to the environment's (index + `start`;
 //!    Box actions clipped, the unclipped ones stored), step, add `n_envs` to the timestep
 //!    counter, call every callback's `on_step` (a `false` stops training before the step is
@@ -31,12 +33,12 @@ use crate::run::{EpisodeWindow, RunState};
 use candle_core::{DType, Device, Tensor, Var};
 use rand::RngCore;
 use rl_env::{AutoresetMode, Space, VecEnv};
-use rl_policy::{ActionDist, ActorCritic, StochasticPolicy};
+use rl_policy::{ActionDist, ActorCritic, Policy};
 use rl_tensor_bridge::{ActionBuffer, ObsBatcher};
 use std::path::Path;
 use std::time::Instant;
 
-pub(crate) use rollout::ActionLog;
+use crate::envlog::ActionLog;
 
 /// The rollout half of an on-policy configuration (SB3's `OnPolicyAlgorithm` arguments).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -56,6 +58,13 @@ pub struct RolloutSettings {
     pub stats_window_size: usize,
     /// Print the logger's tables on dump.
     pub verbose: bool,
+    /// gSDE exploration (SB3's `use_sde`): the policy's exploration matrices are re-drawn at
+    /// the start of every rollout (the policy must be built with gSDE, the actions must be a
+    /// `Box`).
+    pub use_sde: bool,
+    /// With gSDE, also re-draw the matrices before every rollout step whose index is a multiple
+    /// of this; `<= 0` only at the rollout start (SB3's `sde_sample_freq`, default -1).
+    pub sde_sample_freq: i64,
 }
 
 /// Most values one rollout buffer may hold (observations, actions and six per-sample arrays
@@ -229,6 +238,7 @@ impl<P: ActorCritic, V: VecEnv, T: OnPolicyTrainer> OnPolicyAlgorithm<P, V, T> {
             )));
         }
         settings.buffer_values(n_envs, obs_dim, act_dim)?;
+        check_sde(&settings, &policy, env.action_space(), T::NAME)?;
         let obs_batcher = ObsBatcher::new(obs_space, n_envs, DType::F32, policy.device().clone())?;
         let actions = ActionBuffer::new(env.action_space(), n_envs);
         let action_log = ActionLog::for_space(env.action_space());
@@ -463,6 +473,43 @@ impl<P: ActorCritic, V: VecEnv, T: OnPolicyTrainer> OnPolicyAlgorithm<P, V, T> {
     }
 }
 
+/// How many times SB3's `collect_rollouts` re-draws the gSDE exploration matrices
+/// (`policy.reset_noise`) right before rollout step `step` (0-based): once before the loop
+/// (step 0), plus once at every step that is a multiple of `sde_sample_freq` when that is
+/// positive — so step 0 draws twice then.
+pub fn sde_draws_before_step(step: usize, sde_sample_freq: i64) -> usize {
+    let at_start = usize::from(step == 0);
+    let periodic = sde_sample_freq > 0 && (step as u64).is_multiple_of(sde_sample_freq as u64);
+    at_start + usize::from(periodic)
+}
+
+/// Checks that gSDE is asked for consistently: `use_sde` needs `Box` actions (SB3 refuses gSDE
+/// for other spaces) and a policy built with gSDE, and a gSDE policy needs `use_sde` (without
+/// it its exploration matrices would never be re-drawn).
+fn check_sde<P: ActorCritic>(
+    settings: &RolloutSettings,
+    policy: &P,
+    action_space: &Space,
+    algo: &str,
+) -> Result<()> {
+    if settings.use_sde && action_space.as_box().is_none() {
+        return Err(AlgoError::InvalidArgument(format!(
+            "{algo}: gSDE (use_sde) can only be used with continuous (Box) actions, the \
+             environments' action space is {action_space}"
+        )));
+    }
+    match (settings.use_sde, policy.uses_sde()) {
+        (true, false) => Err(AlgoError::InvalidArgument(format!(
+            "{algo}: use_sde is set but the policy was built without gSDE (build it with \
+             MlpPolicyConfig {{ use_sde: true, .. }})"
+        ))),
+        (false, true) => Err(AlgoError::InvalidArgument(format!(
+            "{algo}: the policy was built with gSDE but use_sde is not set in the configuration"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Errors with [`AlgoError::Diverged`] when any variable holds a NaN or infinity.
 pub fn check_finite_vars(vars: &[(String, Var)], iteration: u64) -> Result<()> {
     for (name, var) in vars {
@@ -476,8 +523,9 @@ pub fn check_finite_vars(vars: &[(String, Var)], iteration: u64) -> Result<()> {
     Ok(())
 }
 
-/// Records SB3's `train/std` (the mean of `exp(log_std)`) for a Gaussian policy, from its
-/// distribution on the first stored observation; nothing for other policies.
+/// Records SB3's `train/std` (the mean of `exp(log_std)`, over the `[latent, d]` matrix with
+/// gSDE) for a Gaussian policy, from its distribution on the first stored observation; nothing
+/// for other policies.
 pub fn record_std<P: ActorCritic + ?Sized>(
     policy: &P,
     buffer: &RolloutBuffer,
@@ -486,9 +534,13 @@ pub fn record_std<P: ActorCritic + ?Sized>(
     let d = buffer.obs_dim();
     let first = &buffer.observations()[..d];
     let one = Tensor::from_slice(first, (1, d), policy.device())?;
-    if let ActionDist::DiagGaussian(g) = policy.action_dist(&one)? {
-        let std = g
-            .log_std()
+    let log_std = match policy.action_dist(&one)? {
+        ActionDist::DiagGaussian(g) => Some(g.log_std().clone()),
+        ActionDist::StateDependentNoise(s) => Some(s.log_std().clone()),
+        ActionDist::Categorical(_) => None,
+    };
+    if let Some(log_std) = log_std {
+        let std = log_std
             .exp()?
             .mean_all()?
             .to_dtype(DType::F64)?
@@ -499,7 +551,7 @@ pub fn record_std<P: ActorCritic + ?Sized>(
 }
 
 impl<P: ActorCritic, V: VecEnv, T: OnPolicyTrainer> Algorithm for OnPolicyAlgorithm<P, V, T> {
-    fn policy(&self) -> &dyn StochasticPolicy {
+    fn policy(&self) -> &dyn Policy {
         &self.policy
     }
 

@@ -1,54 +1,13 @@
-//! Rollout collection (SB3's `collect_rollouts`) and the action log that checkpoints replay.
+//! Rollout collection (SB3's `collect_rollouts`).
 
 use super::{OnPolicyAlgorithm, OnPolicyTrainer};
 use crate::buffer::{bootstrap_truncated, Transition};
 use crate::callbacks::Callback;
 use crate::error::{AlgoError, Result};
 use crate::logger::Logger;
-use rl_env::{Space, VecAction, VecEnv};
+use rl_env::VecEnv;
 use rl_policy::ActorCritic;
-use rl_tensor_bridge::{copy_tensor_to_f32, ActionBuffer};
-
-/// The actions the sub-environments received, in order, kept so that a checkpoint can rebuild
-/// the environments' exact state by replaying them from the seeded reset.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) enum ActionLog {
-    Discrete(Vec<i64>),
-    Continuous(Vec<f32>),
-}
-
-/// Most entries reserved up front for a run's action log (128 MiB of continuous actions).
-const MAX_LOG_RESERVATION: u64 = 1 << 25;
-
-impl ActionLog {
-    pub(crate) fn for_space(space: &Space) -> Self {
-        match space {
-            Space::Discrete { .. } => ActionLog::Discrete(Vec::new()),
-            Space::Box(_) => ActionLog::Continuous(Vec::new()),
-        }
-    }
-
-    /// Reserves room for `vector_steps` more steps (capped), so steps do not reallocate the
-    /// log; a failed reservation only leaves the log growing on demand.
-    pub(crate) fn reserve_for(&mut self, vector_steps: u64, actions: &ActionBuffer) {
-        let width = (actions.n_envs() * actions.act_dim()) as u64;
-        let entries = vector_steps.saturating_mul(width).min(MAX_LOG_RESERVATION) as usize;
-        let _ = match self {
-            ActionLog::Discrete(v) => v.try_reserve(entries),
-            ActionLog::Continuous(v) => v.try_reserve(entries),
-        };
-    }
-
-    /// Appends the environment actions of one vector step.
-    fn push(&mut self, actions: VecAction<'_>) {
-        match (self, actions) {
-            (ActionLog::Discrete(log), VecAction::Discrete(a)) => log.extend_from_slice(a),
-            (ActionLog::Continuous(log), VecAction::Continuous(a)) => log.extend_from_slice(a),
-            // Both come from the same action space.
-            _ => {}
-        }
-    }
-}
+use rl_tensor_bridge::copy_tensor_to_f32;
 
 impl<P: ActorCritic, V: VecEnv, T: OnPolicyTrainer> OnPolicyAlgorithm<P, V, T> {
     /// Fills the rollout buffer (continuing a partly filled one) and computes returns and
@@ -93,6 +52,9 @@ impl<P: ActorCritic, V: VecEnv, T: OnPolicyTrainer> OnPolicyAlgorithm<P, V, T> {
     /// Acts on the current observations, steps the environments and counts the steps; the
     /// step's outputs wait in the environments' buffers and the scratch buffers.
     fn act_and_step(&mut self) -> Result<()> {
+        if self.settings.use_sde {
+            self.resample_noise()?;
+        }
         let s = &mut self.scratch;
         s.obs.copy_from_slice(self.env.observations());
         let obs = self.obs_batcher.to_tensor(&s.obs)?;
@@ -114,6 +76,18 @@ impl<P: ActorCritic, V: VecEnv, T: OnPolicyTrainer> OnPolicyAlgorithm<P, V, T> {
         // Counters restored from a checkpoint may be anything: they saturate, never wrap.
         self.run.num_timesteps = self.run.num_timesteps.saturating_add(s.dones.len() as u64);
         self.pending_step = true;
+        Ok(())
+    }
+
+    /// gSDE: SB3's `reset_noise(n_envs)` calls of `collect_rollouts`, at the step about to be
+    /// taken: one at the rollout start, and (also at the start) one every `sde_sample_freq`
+    /// steps when that is positive.
+    fn resample_noise(&mut self) -> Result<()> {
+        let n_envs = self.scratch.dones.len();
+        let draws = super::sde_draws_before_step(self.buffer.pos(), self.settings.sde_sample_freq);
+        for _ in 0..draws {
+            self.policy.reset_noise(n_envs, &mut self.run.rng)?;
+        }
         Ok(())
     }
 

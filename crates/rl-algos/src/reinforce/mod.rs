@@ -31,7 +31,7 @@ use baseline::ValueNet;
 use candle_core::{DType, Tensor};
 use rand::RngCore;
 use rl_env::{Env, Seed, Space};
-use rl_policy::StochasticPolicy;
+use rl_policy::{Policy, StochasticPolicy};
 use rl_tensor_bridge::{batch_to_tensor, ActionBuffer};
 use std::path::Path;
 use std::time::Instant;
@@ -632,7 +632,7 @@ fn scalar(t: &Tensor) -> Result<f64> {
 }
 
 impl<P: StochasticPolicy, E: Env> Algorithm for Reinforce<P, E> {
-    fn policy(&self) -> &dyn StochasticPolicy {
+    fn policy(&self) -> &dyn Policy {
         &self.policy
     }
 

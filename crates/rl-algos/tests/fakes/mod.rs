@@ -5,7 +5,7 @@
 use candle_core::{Device, Tensor, Var};
 use rl_algos::Algorithm;
 use rl_env::{Action, Env, EnvError, EpisodeStats, Info, Seed, Space, StepOutcome};
-use rl_policy::{ActionDist, Categorical, DiagGaussian, StochasticPolicy};
+use rl_policy::{ActionDist, Categorical, DiagGaussian, Policy, StochasticPolicy};
 use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
 
@@ -148,7 +148,7 @@ impl FakeAlgo {
 }
 
 impl Algorithm for FakeAlgo {
-    fn policy(&self) -> &dyn StochasticPolicy {
+    fn policy(&self) -> &dyn Policy {
         &self.policy
     }
 

@@ -6,9 +6,10 @@
 
 use candle_core::{Device, Tensor};
 use rl_algos::buffer::{bootstrap_truncated, compute_gae, GaeInput};
+use rl_algos::on_policy::sde_draws_before_step;
 use rl_env::Space;
 use rl_golden::{f32_of, f32s, f32s_flat, f64_of};
-use rl_policy::{Activation, ActorCritic, MlpPolicy, MlpPolicyConfig, NetArch};
+use rl_policy::{Activation, ActorCritic, ExplorationNoise, MlpPolicy, MlpPolicyConfig, NetArch};
 use serde_json::Value;
 use std::collections::HashMap;
 
@@ -77,6 +78,7 @@ pub fn policy_config(header: &Value) -> MlpPolicyConfig {
         activation,
         ortho_init: kwargs["ortho_init"].as_bool().unwrap_or(true),
         log_std_init: f64_of(&kwargs["log_std_init"]),
+        use_sde: kwargs["use_sde"].as_bool().unwrap_or(false),
     }
 }
 
@@ -166,6 +168,12 @@ pub struct Rollout {
     pub advantages: Vec<f32>,
     pub returns: Vec<f32>,
     pub truncations: usize,
+    /// gSDE recordings: exploration-matrix draws checked, and the largest differences of the
+    /// actions sampled with SB3's recorded matrices from the recorded actions.
+    pub noise_draws: usize,
+    pub e_sde_actions: MaxErr,
+    /// Errors of the rollout-time log-probabilities of the stored actions.
+    pub e_log_probs: MaxErr,
     /// Errors against SB3's values, bootstrapped rewards, advantages and returns.
     pub e_values: MaxErr,
     pub e_rewards: MaxErr,
@@ -197,6 +205,88 @@ pub fn redo_rollout<P: ActorCritic>(policy: &P, header: &Value, it: &Value) -> R
     }
     let mut e_values = MaxErr::default();
     e_values.add_all(&values, &f32s_flat(&r["values"]));
+
+    // Log-probabilities of the stored actions (rollout batches of n_envs, as SB3).
+    let actions = f32s_flat(&r["actions"]);
+    let act_space = space(&header["action_space"]);
+    let act_dim = act_space.flat_dim();
+    let discrete = matches!(act_space, Space::Discrete { .. });
+    let mut e_log_probs = MaxErr::default();
+    let mut log_probs = Vec::with_capacity(n_steps * n_envs);
+    for (t, row) in observations.chunks_exact(n_envs * obs_dim).enumerate() {
+        let obs_t = Tensor::from_slice(row, (n_envs, obs_dim), &Device::Cpu).unwrap();
+        let acts = &actions[t * n_envs * act_dim..(t + 1) * n_envs * act_dim];
+        let act_t = if discrete {
+            Tensor::from_slice(acts, n_envs, &Device::Cpu).unwrap()
+        } else {
+            Tensor::from_slice(acts, (n_envs, act_dim), &Device::Cpu).unwrap()
+        };
+        let lp = policy
+            .action_dist(&obs_t)
+            .unwrap()
+            .log_prob(&act_t)
+            .unwrap();
+        log_probs.extend(lp.to_vec1::<f32>().unwrap());
+    }
+    e_log_probs.add_all(&log_probs, &f32s_flat(&r["log_probs"]));
+
+    // gSDE: SB3's draw schedule, and its actions re-sampled from its recorded matrices.
+    let mut noise_draws = 0;
+    let mut e_sde_actions = MaxErr::default();
+    if let Some(draws) = r.get("sde_noise").and_then(Value::as_array) {
+        let freq = header["hyperparameters"]["sde_sample_freq"]
+            .as_i64()
+            .unwrap();
+        let expected: Vec<usize> = (0..n_steps)
+            .flat_map(|t| std::iter::repeat_n(t, sde_draws_before_step(t, freq)))
+            .collect();
+        let recorded: Vec<usize> = draws
+            .iter()
+            .map(|d| d["step"].as_u64().unwrap() as usize)
+            .collect();
+        assert_eq!(
+            recorded, expected,
+            "gSDE draw schedule (sde_sample_freq {freq})"
+        );
+        let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0);
+        for (t, row) in observations.chunks_exact(n_envs * obs_dim).enumerate() {
+            let draw = draws
+                .iter()
+                .rev()
+                .find(|d| d["step"].as_u64().unwrap() as usize <= t)
+                .expect("a draw before every step");
+            let (latent, act) = {
+                let m = draw["exploration_mat"].as_array().unwrap();
+                (m.len(), m[0].as_array().unwrap().len())
+            };
+            let n = draw["n"].as_u64().unwrap() as usize;
+            let noise = ExplorationNoise::new(
+                Tensor::from_vec(
+                    f32s_flat(&draw["exploration_mat"]),
+                    (latent, act),
+                    &Device::Cpu,
+                )
+                .unwrap(),
+                Tensor::from_vec(
+                    f32s_flat(&draw["exploration_matrices"]),
+                    (n, latent, act),
+                    &Device::Cpu,
+                )
+                .unwrap(),
+            )
+            .unwrap();
+            policy.set_exploration_noise(noise).unwrap();
+            let obs_t = Tensor::from_slice(row, (n_envs, obs_dim), &Device::Cpu).unwrap();
+            let sampled = policy
+                .action_dist(&obs_t)
+                .unwrap()
+                .sample(&mut rng)
+                .unwrap();
+            let want = &actions[t * n_envs * act_dim..(t + 1) * n_envs * act_dim];
+            e_sde_actions.add_all(&sampled.flatten_all().unwrap().to_vec1().unwrap(), want);
+        }
+        noise_draws = draws.len();
+    }
 
     let mut rewards = f32s_flat(&r["rewards_raw"]);
     let mut truncations = 0;
@@ -247,6 +337,9 @@ pub fn redo_rollout<P: ActorCritic>(policy: &P, header: &Value, it: &Value) -> R
         advantages,
         returns,
         truncations,
+        noise_draws,
+        e_sde_actions,
+        e_log_probs,
         e_values,
         e_rewards,
         e_advantages,

@@ -1,0 +1,88 @@
+//! Replay-buffer inserts and samples allocate nothing once the sample storage has grown to the
+//! batch size (one-step and n-step buffers, before and after the ring wraps).
+//!
+//! This binary has its own `main` (`harness = false` in Cargo.toml): the allocator counts the
+//! whole process, and libtest's main thread allocates while a test runs.
+
+use rand::SeedableRng;
+use rl_algos::replay::{ReplayBuffer, ReplaySamples, ReplayTransition};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+struct Counting;
+static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards every call to the system allocator unchanged; it only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        System.alloc(l)
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        System.dealloc(p, l)
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        System.realloc(p, l, n)
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Allocations made while inserting 300 vector steps (wrapping a 100-row ring) and drawing a
+/// batch of 64 after each, after a warm-up that grows the sample storage.
+fn allocations(n_steps: usize) -> usize {
+    let (n_envs, obs_dim) = (4, 6);
+    let mut buffer = ReplayBuffer::new(400, n_envs, obs_dim, 1)
+        .unwrap()
+        .with_n_steps(n_steps, 0.99)
+        .unwrap();
+    let mut rng = rand_chacha::ChaCha12Rng::seed_from_u64(0);
+    let mut samples = ReplaySamples::default();
+    let obs = vec![0.5f32; n_envs * obs_dim];
+    let next = vec![-0.5f32; n_envs * obs_dim];
+    let actions = vec![1.0f32; n_envs];
+    let rewards = vec![1.0f32; n_envs];
+    let mut dones = vec![false; n_envs];
+    let timeouts = vec![false; n_envs];
+    let mut step = |buffer: &mut ReplayBuffer, k: usize| {
+        dones[k % n_envs] = k.is_multiple_of(7);
+        buffer
+            .add(&ReplayTransition {
+                observations: &obs,
+                next_observations: &next,
+                actions: &actions,
+                rewards: &rewards,
+                dones: &dones,
+                timeouts: &timeouts,
+            })
+            .unwrap();
+    };
+    for k in 0..10 {
+        step(&mut buffer, k);
+    }
+    buffer.sample(64, &mut rng, &mut samples).unwrap();
+    let before = ALLOCS.load(Ordering::SeqCst);
+    for k in 10..310 {
+        step(&mut buffer, k);
+        buffer.sample(64, &mut rng, &mut samples).unwrap();
+    }
+    assert!(buffer.is_full(), "the ring wrapped");
+    ALLOCS.load(Ordering::SeqCst) - before
+}
+
+fn main() {
+    let mut failures = 0;
+    for n_steps in [1, 3] {
+        let n = allocations(n_steps);
+        println!("replay buffer (n_steps {n_steps}): {n} allocations in 300 inserts + samples");
+        if n != 0 {
+            failures += 1;
+        }
+    }
+    if failures > 0 {
+        eprintln!("replay inserts or samples allocated");
+        std::process::exit(1);
+    }
+}
