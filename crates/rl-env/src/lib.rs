@@ -9,6 +9,7 @@
 //!   episode Gymnasium starts for that seed;
 //! - the five classic-control environments and a registry, [`make`], that takes Gymnasium's
 //!   keyword arguments ([`EnvKwargs`]) and environments of your own ([`register`]);
+//! - [`check_env`]: Gymnasium's environment checker, for environments of your own;
 //! - [`wrappers`]: `TimeLimit`, `RecordEpisodeStatistics`, normalization, action clipping;
 //! - [`vector`]: [`VecEnv`] with an in-thread and a multi-threaded engine;
 //! - [`render`]: Gymnasium's `rgb_array` frames, drawn in software ([`Render`]).
@@ -35,6 +36,7 @@
 
 #![warn(missing_docs)]
 
+pub mod checker;
 pub mod classic_control;
 pub mod env;
 pub mod error;
@@ -47,6 +49,9 @@ pub mod space;
 pub mod vector;
 pub mod wrappers;
 
+pub use checker::{
+    check_env, check_env_with, check_render, CheckOptions, CheckReport, CheckWarning,
+};
 pub use env::{check_obs_buffer, Action, Env, EpisodeStats, Info, Step, StepOutcome};
 pub use error::{EnvError, Result};
 pub use kwargs::{EnvKwargs, KwargReader, KwargValue};

@@ -12,6 +12,7 @@ mod block;
 mod sync;
 mod thread;
 
+pub(crate) use block::panic_message;
 pub use sync::SyncVecEnv;
 pub use thread::ThreadVecEnv;
 
