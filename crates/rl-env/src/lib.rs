@@ -10,7 +10,8 @@
 //! - the five classic-control environments and a registry, [`make`], that takes Gymnasium's
 //!   keyword arguments ([`EnvKwargs`]) and environments of your own ([`register`]);
 //! - [`check_env`]: Gymnasium's environment checker, for environments of your own;
-//! - [`wrappers`]: `TimeLimit`, `RecordEpisodeStatistics`, normalization, action clipping;
+//! - [`wrappers`]: `TimeLimit`, `RecordEpisodeStatistics`, SB3's `Monitor` and its `monitor.csv`,
+//!   normalization, action clipping;
 //! - [`vector`]: [`VecEnv`] with an in-thread and a multi-threaded engine;
 //! - [`render`]: Gymnasium's `rgb_array` frames, drawn in software ([`Render`]).
 //!

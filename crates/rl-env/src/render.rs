@@ -25,7 +25,8 @@
 
 use crate::error::{EnvError, Result};
 use crate::wrappers::{
-    ClipAction, NormalizeObservation, NormalizeReward, RecordEpisodeStatistics, TimeLimit,
+    ClipAction, Monitor, NormalizeObservation, NormalizeReward, RecordEpisodeStatistics,
+    TimeLimit,
 };
 use crate::Env;
 
@@ -292,6 +293,7 @@ macro_rules! render_through_wrapper {
 render_through_wrapper!(
     TimeLimit,
     RecordEpisodeStatistics,
+    Monitor,
     NormalizeObservation,
     NormalizeReward,
     ClipAction

@@ -6,6 +6,7 @@
 //! - [`TimeLimit`]: truncates after a number of steps;
 //! - [`RecordEpisodeStatistics`]: episode return, length and time in `info.episode` (SB3
 //!   `Monitor`);
+//! - [`Monitor`]: the same plus SB3's `monitor.csv` file;
 //! - [`NormalizeObservation`] and [`NormalizeReward`]: SB3 `VecNormalize`'s two halves, built on
 //!   [`RunningMeanStd`];
 //! - [`ClipAction`]: clips continuous actions into the action space.
@@ -15,6 +16,7 @@
 //! wrappers records the returns of the normalized rewards instead.
 
 mod clip_action;
+pub mod monitor;
 mod normalize_observation;
 mod normalize_reward;
 mod record_episode_statistics;
@@ -24,6 +26,7 @@ mod test_support;
 mod time_limit;
 
 pub use clip_action::ClipAction;
+pub use monitor::{Monitor, MonitorWriter};
 pub use normalize_observation::{NormalizeObservation, NormalizeObservationConfig};
 pub use normalize_reward::{NormalizeReward, NormalizeRewardConfig};
 pub use record_episode_statistics::RecordEpisodeStatistics;

@@ -1,4 +1,5 @@
-//! Gymnasium's `RecordEpisodeStatistics` / SB3's `Monitor` (without the CSV file).
+//! Gymnasium's `RecordEpisodeStatistics` / SB3's `Monitor` (without the CSV file: that is
+//! [`crate::wrappers::Monitor`]).
 
 use crate::env::{check_obs_buffer, Action, Env, EpisodeStats, Info, StepOutcome};
 use crate::error::{EnvError, Result};
