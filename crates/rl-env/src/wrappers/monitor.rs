@@ -154,13 +154,18 @@ impl MonitorWriter {
 /// let dir = std::env::temp_dir().join(format!("rl-monitor-doc-{}", std::process::id()));
 /// let mut env = Monitor::new(make("CartPole-v1")?, &dir.join("0"))?;
 /// env.reset(Some(0))?;
-/// while env.step(Action::Discrete(0))?.info.episode.is_none() {}
+/// let stats = loop {
+///     if let Some(stats) = env.step(Action::Discrete(0))?.info.episode {
+///         break stats;
+///     }
+/// };
 /// let text = std::fs::read_to_string(dir.join("0.monitor.csv")).unwrap();
 /// let lines: Vec<&str> = text.lines().collect();
 /// assert!(lines[0].starts_with("#{\"t_start\": ") && lines[0].ends_with(", \"env_id\": \"CartPole-v1\"}"));
 /// assert_eq!(lines[1], "r,l,t"); // `lines` drops the `\r\n` of the CSV rows
 /// assert!(text.contains("}\nr,l,t\r\n"));
-/// assert!(lines[2].starts_with("10.0,10,"));
+/// // CartPole pays 1 per step: r is the length, printed as a Python float.
+/// assert!(lines[2].starts_with(&format!("{0}.0,{0},", stats.length)));
 /// # std::fs::remove_dir_all(&dir).unwrap();
 /// # Ok::<(), rl_env::EnvError>(())
 /// ```
