@@ -30,6 +30,7 @@ pub mod returns;
 mod run;
 pub mod sac;
 pub mod td3;
+pub mod tensorboard;
 pub mod zoo;
 
 pub use a2c::{

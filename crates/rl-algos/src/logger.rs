@@ -6,13 +6,17 @@
 //!   ([`Logger::with_table_writer`]);
 //! - as CSV ([`Logger::with_csv`], SB3's `CSVOutputFormat`: the header is the union of all keys
 //!   seen so far, the file is rewritten with padded rows when a new key appears);
-//! - as JSON lines ([`Logger::with_json`], SB3's `JSONOutputFormat`: one object per dump).
+//! - as JSON lines ([`Logger::with_json`], SB3's `JSONOutputFormat`: one object per dump);
+//! - as TensorBoard event files ([`Logger::with_tensorboard`], SB3's
+//!   `TensorBoardOutputFormat`, see [`crate::tensorboard`]): view them with
+//!   `tensorboard --logdir DIR`.
 //!
 //! Write errors: [`Logger::try_dump`] returns them; [`Logger::dump`] (what algorithms call,
 //! infallible so that a full disk never aborts a training run) keeps the first one, readable
 //! with [`Logger::first_error`] and [`Logger::take_error`].
 
 use crate::error::{AlgoError, Result};
+use crate::tensorboard::TensorBoardOutput;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 use std::fs::{File, OpenOptions};
@@ -31,6 +35,7 @@ pub struct Logger {
     table_writer: Option<Box<dyn Write + Send>>,
     csv: Option<CsvOutput>,
     json: Option<JsonOutput>,
+    tensorboard: Option<TensorBoardOutput>,
     first_error: Option<AlgoError>,
 }
 
@@ -43,6 +48,7 @@ impl fmt::Debug for Logger {
             .field("table_writer", &self.table_writer.is_some())
             .field("csv", &self.csv.as_ref().map(|c| &c.path))
             .field("json", &self.json.as_ref().map(|j| &j.path))
+            .field("tensorboard", &self.tensorboard.as_ref().map(|t| t.path()))
             .field("first_error", &self.first_error)
             .finish()
     }
@@ -65,6 +71,7 @@ impl Logger {
             table_writer: None,
             csv: None,
             json: None,
+            tensorboard: None,
             first_error: None,
         }
     }
@@ -81,6 +88,19 @@ impl Logger {
         let file = File::create(&path).map_err(|source| io_error(&path, source))?;
         self.json = Some(JsonOutput { path, file });
         Ok(self)
+    }
+
+    /// Also writes every dump to a new TensorBoard event file in `dir` (created with its
+    /// parents now), at the step given to [`Logger::dump`]. SB3 puts each run in a folder of its
+    /// own, `<tensorboard_log>/<ALGO>_<n>` ([`crate::tensorboard::next_run_dir`]).
+    pub fn with_tensorboard(mut self, dir: impl AsRef<Path>) -> Result<Self> {
+        self.tensorboard = Some(TensorBoardOutput::create(dir)?);
+        Ok(self)
+    }
+
+    /// The TensorBoard event file, when [`Logger::with_tensorboard`] was used.
+    pub fn tensorboard_file(&self) -> Option<&Path> {
+        self.tensorboard.as_ref().map(|t| t.path())
     }
 
     /// Also writes every table to `writer` (SB3's `log.txt` output, or a buffer in tests),
@@ -215,16 +235,17 @@ impl Logger {
     }
 
     /// Writes the recorded values to every output and clears them, returning the first write
-    /// error. The values are cleared even when an output fails. `_step` is accepted for SB3
-    /// compatibility; like SB3's text outputs, none of these formats writes it.
-    pub fn try_dump(&mut self, _step: u64) -> Result<()> {
-        let result = self.write_all_outputs();
+    /// error. The values are cleared even when an output fails. `step` (the number of
+    /// timesteps, as SB3 passes it) is the x-axis of the TensorBoard output; like SB3's text
+    /// outputs, the others do not write it.
+    pub fn try_dump(&mut self, step: u64) -> Result<()> {
+        let result = self.write_all_outputs(step);
         self.values.clear();
         self.int_keys.clear();
         result
     }
 
-    fn write_all_outputs(&mut self) -> Result<()> {
+    fn write_all_outputs(&mut self, step: u64) -> Result<()> {
         if self.values.is_empty() {
             return Ok(());
         }
@@ -259,6 +280,11 @@ impl Logger {
         }
         if let Some(json) = self.json.as_mut() {
             if let Err(e) = json.write(&self.values, &self.int_keys) {
+                first.get_or_insert(e);
+            }
+        }
+        if let Some(tb) = self.tensorboard.as_mut() {
+            if let Err(e) = tb.write(&self.values, step) {
                 first.get_or_insert(e);
             }
         }
