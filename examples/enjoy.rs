@@ -6,8 +6,12 @@
 //!
 //! ```text
 //! cargo run --release --example enjoy -- --model tests/golden/sb3/a2c_cartpole.zip \
-//!     [--env CartPole-v1] [--episodes 5] [--seed 0] [--gif /tmp/cartpole.gif] [--stochastic]
+//!     [--env CartPole-v1] [--episodes 5] [--seed 0] [--gif /tmp/cartpole.gif] [--stochastic] \
+//!     [--env-kwargs key:value ...]
 //! ```
+//!
+//! `--env-kwargs` passes keyword arguments to the environment as `gymnasium.make(id, **kwargs)`
+//! does (the same syntax as `train`'s).
 
 #[macro_use]
 #[path = "common/cli.rs"]
@@ -20,7 +24,7 @@ use rand::SeedableRng;
 use rl_env::classic_control::{Acrobot, CartPole, MountainCar, MountainCarContinuous};
 use rl_env::render::{Frame, Render, Rgb};
 use rl_env::wrappers::TimeLimit;
-use rl_env::{registry, Action, Env, Seed, Space};
+use rl_env::{registry, Action, Env, EnvKwargs, EnvSpec, KwargReader, KwargValue, Seed, Space};
 use rl_policy::{MlpPolicy, Policy};
 use rl_tensor_bridge::ActionBuffer;
 use std::fs::File;
@@ -56,6 +60,10 @@ struct Args {
     /// Sample actions from the policy instead of taking the most likely one.
     #[arg(long)]
     stochastic: bool,
+    /// Keyword arguments of the environment, as `key:value` (values read as Python literals),
+    /// e.g. `--env-kwargs g:9.81`.
+    #[arg(long, num_args = 1.., value_name = "KEY:VALUE", value_parser = cli::env_kwarg)]
+    env_kwargs: Vec<(String, KwargValue)>,
 }
 
 fn main() -> ExitCode {
@@ -77,7 +85,7 @@ fn main() -> ExitCode {
 fn run(args: &Args) -> Result<(), BoxError> {
     let device = Device::Cpu;
     let policy = load_policy(&args.model, &device)?;
-    let mut env = Playground::make(&args.env)?;
+    let mut env = Playground::make(&args.env, &cli::env_kwargs(&args.env_kwargs))?;
     check_spaces(&policy, env.env(), &args.env)?;
     let mut recorder = match &args.gif {
         Some(path) => {
@@ -188,8 +196,19 @@ enum Playground {
 }
 
 impl Playground {
-    fn make(id: &str) -> Result<Self, BoxError> {
-        let limit = registry::max_episode_steps(id)?;
+    fn make(id: &str, kwargs: &EnvKwargs) -> Result<Self, BoxError> {
+        let spec = EnvSpec {
+            kwargs: kwargs.clone(),
+            ..EnvSpec::default()
+        };
+        // The registry checks every keyword (an unknown one is an error naming it) ...
+        let plain = rl_env::make_with(id, &spec)?;
+        // ... and the concrete environments below read the ones they take.
+        let mut r = KwargReader::new(id, kwargs);
+        let limit = match r.get_int("max_episode_steps")? {
+            Some(n) => Some(n.unsigned_abs()),
+            None => registry::max_episode_steps(id)?,
+        };
         // The registry's `TimeLimit` over the concrete environment, so it keeps its renderer.
         fn rendered<E: Env + Render + 'static>(
             env: E,
@@ -201,11 +220,23 @@ impl Playground {
             }))
         }
         match id {
-            "CartPole-v1" => rendered(CartPole::new(), limit),
+            "CartPole-v1" => {
+                let sutton_barto = r.get_bool("sutton_barto_reward")?.unwrap_or(false);
+                rendered(
+                    CartPole::new().with_sutton_barto_reward(sutton_barto),
+                    limit,
+                )
+            }
             "Acrobot-v1" => rendered(Acrobot::new(), limit),
-            "MountainCar-v0" => rendered(MountainCar::new(), limit),
-            "MountainCarContinuous-v0" => rendered(MountainCarContinuous::new(), limit),
-            _ => Ok(Playground::Plain(rl_env::make(id)?)),
+            "MountainCar-v0" => match r.get_float("goal_velocity")? {
+                Some(v) => rendered(MountainCar::new().with_goal_velocity(v)?, limit),
+                None => rendered(MountainCar::new(), limit),
+            },
+            "MountainCarContinuous-v0" => match r.get_float("goal_velocity")? {
+                Some(v) => rendered(MountainCarContinuous::new().with_goal_velocity(v)?, limit),
+                None => rendered(MountainCarContinuous::new(), limit),
+            },
+            _ => Ok(Playground::Plain(plain)),
         }
     }
 

@@ -22,6 +22,12 @@
 //! bit (the weights end up identical to an uninterrupted run's), while the evaluation
 //! environment restarts from its seed, so later evaluations see other episodes than they
 //! would have. `--json-out <file>` writes a summary for scripts.
+//!
+//! `--env-kwargs key:value ...` passes keyword arguments to the environments as
+//! `gymnasium.make(id, **kwargs)` does (`--env-kwargs g:9.81 max_episode_steps:100`; an
+//! unknown keyword is an error naming it). `--tensorboard-log DIR` also writes TensorBoard
+//! event files, under `DIR/<env>/<ALGO>_<n>` as rl-zoo lays them out (a resumed run continues
+//! in the latest folder); view them with `tensorboard --logdir DIR`.
 
 #[macro_use]
 #[path = "common/cli.rs"]
@@ -35,12 +41,15 @@ use plot::CurvePoint;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use rl_algos::callbacks::EvalSummary;
+use rl_algos::tensorboard::latest_run_id;
 use rl_algos::{
     evaluate_policy, A2c, A2cConfig, AlgoError, Algorithm, Budget, Callback, EvalCallback,
     EvalChild, Locals, Logger, Ppo, PpoConfig, ProgressBarCallback, Reinforce, ReinforceConfig,
     Schedule,
 };
-use rl_env::{make, registry, AutoresetMode, Env, SyncVecEnv, ThreadVecEnv, VecEnv};
+use rl_env::{
+    make_with, registry, AutoresetMode, Env, EnvSpec, KwargValue, SyncVecEnv, ThreadVecEnv, VecEnv,
+};
 use rl_policy::{Activation, MlpPolicy, MlpPolicyConfig, NetArch};
 use serde::{Deserialize, Serialize};
 use std::error::Error;
@@ -142,6 +151,14 @@ struct Cli {
     /// No progress bar, log tables or evaluation lines.
     #[arg(long)]
     quiet: bool,
+    /// Keyword arguments of the environment, as `key:value` (values read as Python literals:
+    /// 9.81, 200, True, 'text'), e.g. `--env-kwargs g:9.81 max_episode_steps:100`.
+    #[arg(long, num_args = 1.., value_name = "KEY:VALUE", value_parser = cli::env_kwarg)]
+    env_kwargs: Vec<(String, KwargValue)>,
+    /// Also write TensorBoard event files under DIR/<env>/<ALGO>_<n> (view them with
+    /// `tensorboard --logdir DIR`).
+    #[arg(long, value_name = "DIR")]
+    tensorboard_log: Option<PathBuf>,
 }
 
 /// One evaluation of the learning curve (also the JSON shape).
@@ -163,6 +180,9 @@ struct RunInfo {
     total_timesteps: u64,
     num_timesteps: u64,
     evals: Vec<EvalPoint>,
+    /// `--env-kwargs`, as `key:value` texts (absent in files of runs without them).
+    #[serde(default)]
+    env_kwargs: Vec<String>,
 }
 
 impl RunInfo {
@@ -219,6 +239,24 @@ struct Spec {
     total_timesteps: u64,
     threshold: Option<f64>,
     out: PathBuf,
+    /// What `make_with` gets: the `--env-kwargs`.
+    env_spec: EnvSpec,
+}
+
+impl Spec {
+    /// A new environment of the run.
+    fn make_env(&self) -> Result<Box<dyn Env>, BoxError> {
+        Ok(make_with(&self.env, &self.env_spec)?)
+    }
+
+    /// The `--env-kwargs` as `key:value` texts that [`cli::env_kwarg`] reads back.
+    fn env_kwargs_texts(&self) -> Vec<String> {
+        self.env_spec
+            .kwargs
+            .iter()
+            .map(|(k, v)| format!("{k}:{v}"))
+            .collect()
+    }
 }
 
 /// The command-line value, the saved one, or an error when both are given and differ.
@@ -286,6 +324,35 @@ fn resolve(cli: &Cli, saved: Option<&RunInfo>) -> Result<Spec, BoxError> {
         .ok_or("--env is required (e.g. CartPole-v1)")?;
     // Unknown ids fail here, before anything is written.
     let threshold = registry::reward_threshold(&env)?;
+    let mut kwargs = cli::env_kwargs(&cli.env_kwargs);
+    if let Some(saved) = saved {
+        let saved_kwargs: Vec<(String, KwargValue)> = saved
+            .env_kwargs
+            .iter()
+            .map(|t| cli::env_kwarg(t))
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("{RUN_FILE}: env_kwargs: {e}"))?;
+        let saved_kwargs = cli::env_kwargs(&saved_kwargs);
+        let sorted = |k: &rl_env::EnvKwargs| {
+            let mut texts: Vec<String> = k.iter().map(|(k, v)| format!("{k}:{v}")).collect();
+            texts.sort();
+            texts
+        };
+        if !cli.env_kwargs.is_empty() && sorted(&kwargs) != sorted(&saved_kwargs) {
+            return Err(format!(
+                "--env-kwargs {kwargs} differs from the resumed run's {saved_kwargs}; leave it \
+                 out when resuming"
+            )
+            .into());
+        }
+        kwargs = saved_kwargs;
+    }
+    let env_spec = EnvSpec {
+        kwargs,
+        ..EnvSpec::default()
+    };
+    // Unknown or invalid keyword arguments fail here too, naming the keyword.
+    make_with(&env, &env_spec)?;
     let seed = pick("--seed", cli.seed, saved.map(|s| s.seed))?.unwrap_or(0);
     let n_envs = pick("--n-envs", cli.n_envs, saved.map(|s| s.n_envs))?;
     let n_envs = match (algo, n_envs) {
@@ -334,6 +401,7 @@ fn resolve(cli: &Cli, saved: Option<&RunInfo>) -> Result<Spec, BoxError> {
         total_timesteps,
         threshold,
         out,
+        env_spec,
     })
 }
 
@@ -413,15 +481,17 @@ fn new_policy(spec: &Spec, env: &dyn Env, device: &Device) -> Result<MlpPolicy, 
 
 fn make_vec_env(spec: &Spec, kind: VecKind) -> Result<Box<dyn VecEnv>, BoxError> {
     Ok(match kind {
-        VecKind::Sync => Box::new(SyncVecEnv::make(
+        VecKind::Sync => Box::new(SyncVecEnv::make_with(
             &spec.env,
+            &spec.env_spec,
             spec.n_envs,
             AutoresetMode::SameStep,
         )?),
         VecKind::Thread => {
             let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-            Box::new(ThreadVecEnv::make(
+            Box::new(ThreadVecEnv::make_with(
                 &spec.env,
+                &spec.env_spec,
                 spec.n_envs,
                 spec.n_envs.min(cores),
                 AutoresetMode::SameStep,
@@ -523,7 +593,7 @@ fn train(
     callbacks: &mut [&mut dyn Callback],
 ) -> Result<Trained, BoxError> {
     let device = Device::Cpu;
-    let probe = make(&spec.env)?;
+    let probe = spec.make_env()?;
     let policy = new_policy(spec, &probe, &device)?;
     let verbose = !cli.quiet;
     let mut model = match resume {
@@ -561,7 +631,10 @@ fn train(
         },
     };
     // Created only now, so that a bad checkpoint leaves the output directory alone.
-    let logger = Logger::new(verbose).with_csv(spec.out.join("progress.csv"))?;
+    let mut logger = Logger::new(verbose).with_csv(spec.out.join("progress.csv"))?;
+    if let Some(root) = &cli.tensorboard_log {
+        logger = logger.with_tensorboard(tensorboard_dir(root, spec, resume.is_some()))?;
+    }
     let start_timesteps = model.algorithm().num_timesteps();
     let start = Instant::now();
     match &mut model {
@@ -583,6 +656,20 @@ fn train(
         start_timesteps,
         wall_s: start.elapsed().as_secs_f64(),
     })
+}
+
+/// rl-zoo's TensorBoard folder, `root/<env>/<ALGO>_<n>`: the next `n` for a new run, the
+/// latest for a resumed one (SB3's `reset_num_timesteps=False`).
+fn tensorboard_dir(root: &Path, spec: &Spec, resumed: bool) -> PathBuf {
+    let base = root.join(&spec.env);
+    let name = spec.algo.to_string().to_uppercase();
+    let latest = latest_run_id(&base, &name);
+    let n = if resumed && latest > 0 {
+        latest
+    } else {
+        latest + 1
+    };
+    base.join(format!("{name}_{n}"))
 }
 
 fn main() -> ExitCode {
@@ -642,6 +729,7 @@ fn run(cli: &Cli) -> Result<(), BoxError> {
             total_timesteps: spec.total_timesteps,
             num_timesteps: resumed_at,
             evals: prior_evals.clone(),
+            env_kwargs: spec.env_kwargs_texts(),
         };
         (dir, info)
     });
@@ -654,7 +742,7 @@ fn run(cli: &Cli) -> Result<(), BoxError> {
     };
     // EvalCallback counts calls of on_step, i.e. vector steps of n_envs environment steps.
     let eval_calls = (cli.eval_freq / spec.n_envs as u64).max(1);
-    let mut eval = EvalCallback::new(make(&spec.env)?, eval_calls)?
+    let mut eval = EvalCallback::new(spec.make_env()?, eval_calls)?
         .with_n_eval_episodes(cli.eval_episodes)?
         .with_seed(Some(spec.seed + EVAL_SEED_OFFSET))
         .with_verbose(verbose)
@@ -691,7 +779,7 @@ fn run(cli: &Cli) -> Result<(), BoxError> {
     }
     let policy = trained.model.into_policy();
 
-    let mut final_env = make(&spec.env)?;
+    let mut final_env = spec.make_env()?;
     final_env.reset(Some(spec.seed + FINAL_EVAL_SEED_OFFSET))?;
     let mut rng = StdRng::seed_from_u64(spec.seed + FINAL_EVAL_SEED_OFFSET);
     let final_eval = evaluate_policy(&policy, &mut final_env, cli.eval_episodes, true, &mut rng)?;

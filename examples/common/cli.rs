@@ -175,3 +175,21 @@ fn first_paragraph(text: &str) -> String {
         message.to_owned()
     }
 }
+
+/// Value parser for one `--env-kwargs` entry, `key:value` (rl-zoo's syntax): the value is
+/// read as [`rl_env::KwargValue::parse_literal`] reads Python literals (`9.81`, `200`,
+/// `True`, `'text'`).
+pub fn env_kwarg(s: &str) -> Result<(String, rl_env::KwargValue), String> {
+    match s.split_once(':') {
+        Some((key, value)) if !key.trim().is_empty() => Ok((
+            key.trim().to_string(),
+            rl_env::KwargValue::parse_literal(value),
+        )),
+        _ => Err(format!("{s:?} is not key:value")),
+    }
+}
+
+/// The `--env-kwargs` entries as a dictionary (a repeated key keeps the last value).
+pub fn env_kwargs(pairs: &[(String, rl_env::KwargValue)]) -> rl_env::EnvKwargs {
+    pairs.iter().cloned().collect()
+}

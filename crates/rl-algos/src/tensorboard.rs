@@ -185,11 +185,10 @@ fn io_error(path: &Path, source: std::io::Error) -> AlgoError {
     }
 }
 
-/// SB3's run folder rule (`get_latest_run_id` + 1): `<log_dir>/<name>_<n>` with `n` one more
-/// than the largest existing `<name>_<k>` folder (so `A2C_1` first). The folder is not created.
-pub fn next_run_dir(log_dir: impl AsRef<Path>, name: &str) -> PathBuf {
-    let log_dir = log_dir.as_ref();
-    let latest = std::fs::read_dir(log_dir)
+/// SB3's `get_latest_run_id`: the largest `k` of the `<name>_<k>` folders in `log_dir`, 0 when
+/// there is none (or `log_dir` cannot be read).
+pub fn latest_run_id(log_dir: impl AsRef<Path>, name: &str) -> u64 {
+    std::fs::read_dir(log_dir.as_ref())
         .into_iter()
         .flatten()
         .flatten()
@@ -201,8 +200,15 @@ pub fn next_run_dir(log_dir: impl AsRef<Path>, name: &str) -> PathBuf {
             (prefix == name).then(|| n.parse::<u64>().ok()).flatten()
         })
         .max()
-        .unwrap_or(0);
-    log_dir.join(format!("{name}_{}", latest.saturating_add(1)))
+        .unwrap_or(0)
+}
+
+/// SB3's run folder rule (`get_latest_run_id` + 1): `<log_dir>/<name>_<n>` with `n` one more
+/// than the largest existing `<name>_<k>` folder (so `A2C_1` first). The folder is not created.
+pub fn next_run_dir(log_dir: impl AsRef<Path>, name: &str) -> PathBuf {
+    let log_dir = log_dir.as_ref();
+    let n = latest_run_id(log_dir, name).saturating_add(1);
+    log_dir.join(format!("{name}_{n}"))
 }
 
 /// Writes TensorBoard event files (see the [module docs](self)).

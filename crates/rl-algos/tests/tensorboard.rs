@@ -193,7 +193,10 @@ fn logger_dumps_read_back_with_tags_values_and_steps() {
                 ("time/fps", 1234.0),
             ],
         ),
-        (200, vec![("train/loss", 1.0 / 3.0), ("train/value_loss", 1e-7)]),
+        (
+            200,
+            vec![("train/loss", 1.0 / 3.0), ("train/value_loss", 1e-7)],
+        ),
         (5_000_000_000, vec![("rollout/ep_len_mean", 500.0)]),
     ];
     for (step, values) in &dumps {
@@ -259,7 +262,9 @@ fn unusable_directories_are_io_errors() {
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("plain");
     std::fs::write(&file, b"x").unwrap();
-    let err = Logger::new(false).with_tensorboard(file.join("run")).unwrap_err();
+    let err = Logger::new(false)
+        .with_tensorboard(file.join("run"))
+        .unwrap_err();
     assert!(matches!(err, rl_algos::AlgoError::Io { .. }), "{err:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -447,7 +447,9 @@ impl Checker {
                     if i64::try_from(i128::from(*start) + i128::from(*n) - 1).is_err() {
                         return Err(fail(
                             "spaces",
-                            format!("the {role} space {space} has values that do not fit in an i64"),
+                            format!(
+                                "the {role} space {space} has values that do not fit in an i64"
+                            ),
                         ));
                     }
                 }
@@ -725,8 +727,7 @@ impl Checker {
         const CHECK: &str = "step determinism";
         let (_, run0) = self.trajectory(env, options)?;
         let (_, run1) = self.trajectory(env, options)?;
-        if run0.first().is_some_and(|s| s.truncated) || run1.first().is_some_and(|s| s.truncated)
-        {
+        if run0.first().is_some_and(|s| s.truncated) || run1.first().is_some_and(|s| s.truncated) {
             return Err(fail(
                 CHECK,
                 "the episode was truncated after one step; something has gone very wrong"
@@ -851,7 +852,10 @@ pub fn check_render<E: Env + Render + ?Sized>(env: &mut E, seed: u64) -> Result<
         || format!("reset(seed={seed})"),
         || env.reset_into(Some(&seed_value), &mut obs),
     )?;
-    let action = sample(&env.action_space().clone(), &mut StdRng::seed_from_u64(seed))?;
+    let action = sample(
+        &env.action_space().clone(),
+        &mut StdRng::seed_from_u64(seed),
+    )?;
     let mut frame = Frame::default();
     for when in ["after reset", "after a step"] {
         if when == "after a step" {

@@ -25,8 +25,7 @@
 
 use crate::error::{EnvError, Result};
 use crate::wrappers::{
-    ClipAction, Monitor, NormalizeObservation, NormalizeReward, RecordEpisodeStatistics,
-    TimeLimit,
+    ClipAction, Monitor, NormalizeObservation, NormalizeReward, RecordEpisodeStatistics, TimeLimit,
 };
 use crate::Env;
 

@@ -215,11 +215,13 @@ impl Env for Toy {
             _ => self.needs_reset,
         };
         if refuse {
-            return Err(if self.fault == Fault::StepAfterEndWrongError && self.rng.is_some() {
-                EnvError::Other("episode over".into())
-            } else {
-                EnvError::NeedsReset("Toy episode over")
-            });
+            return Err(
+                if self.fault == Fault::StepAfterEndWrongError && self.rng.is_some() {
+                    EnvError::Other("episode over".into())
+                } else {
+                    EnvError::NeedsReset("Toy episode over")
+                },
+            );
         }
         if self.fault == Fault::StepErrors {
             return Err(EnvError::Other("the physics diverged".into()));
@@ -333,9 +335,17 @@ fn each_broken_env_fails_the_check_it_breaks() {
     fails(Fault::StepBeforeReset, "reset before step", "succeeded");
     fails(Fault::ResetPanics, "reset", "panicked: the reset is broken");
     fails(Fault::ResetLeavesComponent, "reset", "component 1 is NaN");
-    fails(Fault::ResetOutOfBounds, "reset", "not within the observation space");
+    fails(
+        Fault::ResetOutOfBounds,
+        "reset",
+        "not within the observation space",
+    );
     fails(Fault::ResetReportsEpisode, "reset", "info.episode");
-    fails(Fault::ResetIgnoresSeed, "reset determinism", "reset(seed) twice");
+    fails(
+        Fault::ResetIgnoresSeed,
+        "reset determinism",
+        "reset(seed) twice",
+    );
     fails(
         Fault::UnseededResetNotFromSeed,
         "reset determinism",
@@ -344,18 +354,35 @@ fn each_broken_env_fails_the_check_it_breaks() {
     fails(Fault::StepErrors, "step", "the physics diverged");
     fails(Fault::NanReward, "step", "reward NaN");
     fails(Fault::InfiniteObservation, "step", "component 1 is inf");
-    fails(Fault::EpisodeInfoMidEpisode, "step", "did not end the episode");
-    fails(Fault::StepAfterEnd, "step", "must return EnvError::NeedsReset");
+    fails(
+        Fault::EpisodeInfoMidEpisode,
+        "step",
+        "did not end the episode",
+    );
+    fails(
+        Fault::StepAfterEnd,
+        "step",
+        "must return EnvError::NeedsReset",
+    );
     fails(Fault::StepAfterEndWrongError, "step", "\"episode over\"");
-    fails(Fault::StepNotDeterministic, "step determinism", "observations");
-    fails(Fault::TruncatesAtOnce, "step determinism", "truncated after one step");
+    fails(
+        Fault::StepNotDeterministic,
+        "step determinism",
+        "observations",
+    );
+    fails(
+        Fault::TruncatesAtOnce,
+        "step determinism",
+        "truncated after one step",
+    );
 }
 
 #[test]
 fn soft_problems_are_warnings() {
-    warns(Fault::StepOutOfBounds, |w| {
-        matches!(w, CheckWarning::ObservationOutOfBounds { index: 1, count, .. } if *count == 1000)
-    });
+    warns(
+        Fault::StepOutOfBounds,
+        |w| matches!(w, CheckWarning::ObservationOutOfBounds { index: 1, count, .. } if *count == 1000),
+    );
     for (len, panicked) in [(3, false), (1, true)] {
         warns(Fault::BufferUnchecked, |w| {
             *w == CheckWarning::BufferLengthUnchecked {
@@ -372,9 +399,10 @@ fn soft_problems_are_warnings() {
     warns(Fault::NeverEnds, |w| {
         matches!(w, CheckWarning::NoEpisodeEnded { steps: 1000 })
     });
-    warns(Fault::StepSlightlyNondeterministic, |w| {
-        matches!(w, CheckWarning::NotExactlyReproducible { what, .. } if what.contains("rewards"))
-    });
+    warns(
+        Fault::StepSlightlyNondeterministic,
+        |w| matches!(w, CheckWarning::NotExactlyReproducible { what, .. } if what.contains("rewards")),
+    );
 }
 
 #[test]
@@ -398,5 +426,7 @@ fn options_bound_the_work() {
         .warnings
         .contains(&CheckWarning::NoEpisodeEnded { steps: 3 }));
     // The report prints its warnings, one per line.
-    assert!(report.to_string().contains("\n- no episode ended within 3 steps"));
+    assert!(report
+        .to_string()
+        .contains("\n- no episode ended within 3 steps"));
 }

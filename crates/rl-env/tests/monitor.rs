@@ -39,7 +39,9 @@ fn now() -> f64 {
 fn read_monitor(path: &Path) -> (f64, String, Vec<(String, f64, u64, f64)>) {
     let text = std::fs::read_to_string(path).unwrap();
     let (first, rest) = text.split_once('\n').expect("a header line");
-    let json = first.strip_prefix('#').expect("the header line starts with #");
+    let json = first
+        .strip_prefix('#')
+        .expect("the header line starts with #");
     // json.dumps's separators: ", " and ": ", keys in insertion order.
     assert!(json.starts_with("{\"t_start\": "), "{first}");
     let header: serde_json::Value = serde_json::from_str(json).unwrap();
@@ -89,7 +91,10 @@ fn one_env_rows_are_the_episode_statistics() {
     // Early resets leave no row (SB3 writes rows only for finished episodes).
     env.reset(Some(9)).unwrap();
     let (t_start, env_id, rows) = read_monitor(env.path());
-    assert!(before <= t_start && t_start <= after, "{before} {t_start} {after}");
+    assert!(
+        before <= t_start && t_start <= after,
+        "{before} {t_start} {after}"
+    );
     assert_eq!(env_id, "Pendulum-v1");
     assert_eq!(rows.len(), 3);
     for ((line, r, l, t), s) in rows.iter().zip(&stats) {

@@ -329,3 +329,136 @@ fn train_refuses_no_op_budgets_and_edited_run_descriptions() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--env-kwargs` reach every environment of a run (an unknown keyword, a bad value or a bad
+/// `key:value` is one line naming it), are kept in `run.json` for `--resume`, and
+/// `--tensorboard-log` writes event files in rl-zoo's `DIR/<env>/<ALGO>_<n>` folders.
+#[test]
+fn train_env_kwargs_and_tensorboard_log() {
+    let dir = scratch_dir("kwargs");
+    let with = |extra: &[&str]| -> Vec<String> {
+        let mut args = short_train(&dir, "a2c");
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    };
+    for (extra, code, needle) in [
+        (&["--env-kwargs", "gravity:9.8"][..], 1, "\"gravity\""),
+        (
+            &["--env-kwargs", "sutton_barto_reward:maybe"],
+            1,
+            "sutton_barto_reward",
+        ),
+        (
+            &["--env-kwargs", "max_episode_steps:0"],
+            1,
+            "max_episode_steps",
+        ),
+        (&["--env-kwargs", "novalue"], 2, "novalue"),
+    ] {
+        let out = run_train(&with(extra), Stdio::piped());
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{extra:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{extra:?}: {stderr}");
+        assert!(stderr.contains(needle), "{extra:?}: {stderr}");
+    }
+
+    // Sutton and Barto's reward pays 0 per step and -1 on termination; with a 20-step limit the
+    // final evaluation (on its own environment) scores in [-1, 0], never CartPole's +1 a step.
+    let tb = dir.join("tb");
+    let save = dir.join("save");
+    let summary = dir.join("summary.json");
+    let args = with(&[
+        "--env-kwargs",
+        "max_episode_steps:20",
+        "sutton_barto_reward:True",
+        "--tensorboard-log",
+        &tb.display().to_string(),
+        "--save",
+        &save.display().to_string(),
+        "--json-out",
+        &summary.display().to_string(),
+    ]);
+    let out = run_train(&args, Stdio::null());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    let final_mean = json["final_mean"].as_f64().unwrap();
+    assert!((-1.0..=0.0).contains(&final_mean), "{json}");
+    let run_json = std::fs::read_to_string(save.join("run.json")).unwrap();
+    assert!(run_json.contains("max_episode_steps:20"), "{run_json}");
+    let events = |run: &str| -> Vec<PathBuf> {
+        let folder = tb.join("CartPole-v1").join(run);
+        std::fs::read_dir(&folder)
+            .unwrap_or_else(|e| panic!("{}: {e}", folder.display()))
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.to_string_lossy().contains("events.out.tfevents."))
+            .collect()
+    };
+    assert_eq!(events("A2C_1").len(), 1);
+    assert!(std::fs::metadata(&events("A2C_1")[0]).unwrap().len() > 100);
+
+    // Resuming keeps the saved kwargs; other ones are refused.
+    let resume = |extra: &[&str]| -> Output {
+        let mut args: Vec<String> = [
+            "--resume",
+            &save.display().to_string(),
+            "--total-timesteps",
+            "512",
+            "--quiet",
+            "--out",
+            &dir.join("out2").display().to_string(),
+            "--tensorboard-log",
+            &tb.display().to_string(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        run_train(&args, Stdio::null())
+    };
+    let out = resume(&["--env-kwargs", "max_episode_steps:30"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("--env-kwargs"), "{stderr}");
+    let out = resume(&[
+        "--env-kwargs",
+        "sutton_barto_reward:True",
+        "max_episode_steps:20",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // A resumed run continues in the latest folder, as SB3 does without resetting timesteps.
+    assert_eq!(events("A2C_1").len(), 2);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn enjoy_takes_env_kwargs() {
+    let model = [
+        "--model",
+        "tests/golden/sb3/a2c_cartpole.zip",
+        "--episodes",
+        "2",
+    ];
+    let args: Vec<&str> = model
+        .iter()
+        .copied()
+        .chain(["--env-kwargs", "max_episode_steps:7"])
+        .collect();
+    let out = run("enjoy", &args, Stdio::piped());
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(stdout.matches("length     7").count(), 2, "{stdout}");
+    let args: Vec<&str> = model
+        .iter()
+        .copied()
+        .chain(["--env-kwargs", "gravity:1.0"])
+        .collect();
+    let out = run("enjoy", &args, Stdio::piped());
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("unexpected keyword argument \"gravity\""),
+        "{stderr}"
+    );
+}

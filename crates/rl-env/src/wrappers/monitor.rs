@@ -253,7 +253,10 @@ mod tests {
     fn file_names_follow_sb3() {
         assert_eq!(monitor_path("logs", 3), Path::new("logs/3.monitor.csv"));
         assert_eq!(monitor_file_name("x/run"), Path::new("x/run.monitor.csv"));
-        assert_eq!(monitor_file_name("x/monitor.csv"), Path::new("x/monitor.csv"));
+        assert_eq!(
+            monitor_file_name("x/monitor.csv"),
+            Path::new("x/monitor.csv")
+        );
         let dir = std::env::temp_dir();
         assert_eq!(monitor_file_name(&dir), dir.join("monitor.csv"));
     }
