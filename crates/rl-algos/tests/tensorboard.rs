@@ -33,6 +33,8 @@ fn crc32c_bitwise(data: &[u8]) -> u32 {
     !crc
 }
 
+/// TFRecord's mask, spelled as its specification does (not the writer's `rotate_right`).
+#[allow(clippy::manual_rotate)]
 fn masked(data: &[u8]) -> u32 {
     let crc = crc32c_bitwise(data);
     ((crc >> 15) | (crc << 17)).wrapping_add(0xa282_ead8)

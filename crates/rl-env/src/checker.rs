@@ -348,7 +348,8 @@ fn closeness(a: &[f64], b: &[f64]) -> (f64, bool) {
     let mut close = a.len() == b.len();
     for (x, y) in a.iter().zip(b) {
         let d = (x - y).abs();
-        if !(d <= 1e-5 + 1e-5 * y.abs()) {
+        // NaN differences are not close either.
+        if d.is_nan() || d > 1e-5 + 1e-5 * y.abs() {
             close = false;
         }
         if d > max || d.is_nan() {

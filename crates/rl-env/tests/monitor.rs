@@ -35,8 +35,11 @@ fn now() -> f64 {
         .as_secs_f64()
 }
 
+/// One CSV row: the line and its r, l, t.
+type Row = (String, f64, u64, f64);
+
 /// Parses a monitor file: (t_start, env_id, rows), checking the framing on the way.
-fn read_monitor(path: &Path) -> (f64, String, Vec<(String, f64, u64, f64)>) {
+fn read_monitor(path: &Path) -> (f64, String, Vec<Row>) {
     let text = std::fs::read_to_string(path).unwrap();
     let (first, rest) = text.split_once('\n').expect("a header line");
     let json = first
@@ -189,7 +192,7 @@ fn unusual_env_ids_are_escaped_like_json_dumps() {
             "my \"env\"/é"
         }
     }
-    let env = Monitor::new(Named(make("CartPole-v1").unwrap()), &dir.0.join("m")).unwrap();
+    let env = Monitor::new(Named(make("CartPole-v1").unwrap()), dir.0.join("m")).unwrap();
     let text = std::fs::read_to_string(env.path()).unwrap();
     assert!(
         text.contains(r#", "env_id": "my \"env\"/\u00e9"}"#),
