@@ -58,7 +58,7 @@ pub struct CheckOptions {
     /// How many random steps the step check takes at most (episodes are reset as they end).
     pub max_steps: u64,
     /// How many steps of one seeded episode are replayed by the step-determinism check (it
-    /// stops earlier when the episode ends). Gymnasium compares one step.
+    /// stops earlier when the episode ends; 0 counts as 1). Gymnasium compares one step.
     pub determinism_steps: u64,
     /// The environment has not been reset yet, so the first check is that a step before any
     /// reset is refused with [`EnvError::NeedsReset`]. Set it to `false` to check an

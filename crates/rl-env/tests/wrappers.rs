@@ -400,3 +400,34 @@ fn every_wrapper_passes_on_needs_reset_untouched() {
         clip.step_into(Action::Continuous(&[0.0, 0.0]), &mut obs2)
     ));
 }
+
+#[test]
+fn monitor_writes_its_rows_without_allocating() {
+    let dir = std::env::temp_dir().join(format!("rl-wrappers-monitor-{}", std::process::id()));
+    let mut env = rl_env::wrappers::Monitor::for_rank(
+        TimeLimit::new(make("CartPole-v1").unwrap(), 9).unwrap(),
+        &dir,
+        0,
+    )
+    .unwrap();
+    let mut obs = [0.0f32; 4];
+    env.reset_into(Some(&Seed::from(0u64)), &mut obs).unwrap();
+    let before = allocations();
+    let mut episodes = 0;
+    for t in 0..2000i64 {
+        if env
+            .step_into(Action::Discrete(t % 2), &mut obs)
+            .unwrap()
+            .done()
+        {
+            env.reset_into(None, &mut obs).unwrap();
+            episodes += 1;
+        }
+    }
+    assert_eq!(allocations(), before);
+    let text = std::fs::read_to_string(env.path()).unwrap();
+    // Two header lines, then one row per episode.
+    assert_eq!(text.lines().count(), 2 + episodes);
+    assert!(episodes > 200);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
