@@ -43,7 +43,7 @@ pub mod prelude {
         StopTrainingOnRewardThreshold,
     };
     pub use rl_env::{
-        make, make_with, register, Action, AutoresetMode, Env, EnvError, EnvKwargs,
+        check_env, make, make_with, register, Action, AutoresetMode, Env, EnvError, EnvKwargs,
         EnvRegistration, EnvSpec, Info, Space, SyncVecEnv, ThreadVecEnv, VecAction, VecEnv,
     };
     pub use rl_policy::{
