@@ -29,10 +29,19 @@ fn sync_env(id: &str, n: usize, max_steps: u64) -> SyncVecEnv {
 }
 
 fn policy_for<V: VecEnv>(env: &V, seed: u64) -> MlpPolicy {
+    policy_with(env, seed, false)
+}
+
+/// SB3's default policy, with gSDE when `use_sde`.
+fn policy_with<V: VecEnv>(env: &V, seed: u64, use_sde: bool) -> MlpPolicy {
+    let config = MlpPolicyConfig {
+        use_sde,
+        ..MlpPolicyConfig::default()
+    };
     MlpPolicy::new(
         env.observation_space(),
         env.action_space(),
-        MlpPolicyConfig::default(),
+        config,
         seed,
         &Device::Cpu,
     )
@@ -40,7 +49,7 @@ fn policy_for<V: VecEnv>(env: &V, seed: u64) -> MlpPolicy {
 }
 
 fn model<V: VecEnv>(env: V, config: A2cConfig) -> A2c<MlpPolicy, V> {
-    let policy = policy_for(&env, config.seed.unwrap_or(0));
+    let policy = policy_with(&env, config.seed.unwrap_or(0), config.use_sde);
     A2c::new(policy, env, config).unwrap()
 }
 
@@ -248,7 +257,7 @@ fn resume_case(id: &str, max_steps: u64, config: A2cConfig, at: u64, total: u64,
 
     // A differently initialized policy and fresh environments: everything comes from the file.
     let env = sync_env(id, 3, max_steps);
-    let policy = policy_for(&env, 999);
+    let policy = policy_with(&env, 999, config.use_sde);
     let mut resumed = A2c::load(&path, policy, env).unwrap();
     assert_eq!(resumed.num_timesteps(), at);
     resumed.learn(total, &mut []).unwrap();
@@ -423,6 +432,32 @@ fn absurd_sizes_are_errors_not_panics_or_aborts() {
 }
 
 /// FNV-1a 64 over `bytes`: the checkpoints' checksum, so a test can forge a valid file.
+#[test]
+fn resuming_a_gsde_checkpoint_is_bit_identical() {
+    set_threads();
+    // 3 envs x 5 steps: the save at 63 steps falls after rollout step 0 of the fifth rollout;
+    // steps 1-4 sample with the exploration matrices drawn at its start, which only the
+    // checkpoint knows.
+    let config = A2cConfig {
+        use_sde: true,
+        ent_coef: 0.01,
+        ..seeded(23)
+    };
+    resume_case(
+        "Pendulum-v1",
+        30,
+        config.clone(),
+        63,
+        300,
+        "resume_gsde.ckpt",
+    );
+    let config = A2cConfig {
+        sde_sample_freq: 2,
+        ..config
+    };
+    resume_case("Pendulum-v1", 30, config, 63, 300, "resume_gsde_freq2.ckpt");
+}
+
 fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)

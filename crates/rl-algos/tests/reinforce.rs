@@ -534,3 +534,25 @@ fn reinforce_solves_cartpole() {
     }
     assert!(solved >= 2, "only {solved} of 3 seeds solved CartPole-v1");
 }
+
+#[test]
+fn gsde_policies_are_refused() {
+    init();
+    let env = rl_env::make("Pendulum-v1").unwrap();
+    let policy = MlpPolicy::new(
+        env.observation_space(),
+        env.action_space(),
+        MlpPolicyConfig {
+            use_sde: true,
+            ..MlpPolicyConfig::default()
+        },
+        0,
+        &Device::Cpu,
+    )
+    .unwrap();
+    let err = Reinforce::new(policy, env, config(0))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("gSDE"), "{err}");
+}

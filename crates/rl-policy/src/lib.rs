@@ -50,6 +50,7 @@ pub mod policy;
 mod pth;
 pub mod qnet;
 mod sb3;
+pub mod sb3_offpolicy;
 pub mod sde;
 pub mod squashed;
 mod validate;
@@ -65,6 +66,7 @@ pub use error::{PolicyError, Result};
 pub use mlp::{MlpPolicy, MlpPolicyConfig, NetArch};
 pub use policy::{ActorCritic, Evaluation, Policy, StochasticPolicy};
 pub use qnet::{GreedyQPolicy, QFunction, QNetwork, QNetworkConfig};
+pub use sb3_offpolicy::{Sb3Sac, Sb3Td3};
 pub use sde::{ExplorationNoise, StateDependentNoise};
 pub use squashed::SquashedDiagGaussian;
 

@@ -54,20 +54,7 @@ fn import(bytes: &[u8], device: &Device, path: &str) -> Result<MlpPolicy> {
         path: path.to_string(),
         reason,
     };
-    let zip = ZipArchive::new(bytes).map_err(|e| e.at(path))?;
-    let data = zip
-        .get("data")
-        .map_err(|e| e.at(path))?
-        .ok_or_else(|| corrupt("no `data` member".into()))?;
-    if data.len() > MAX_DESCRIPTION_BYTES {
-        return Err(ReadError::limit(
-            format!("a `data` member of {} bytes", data.len()),
-            MAX_DESCRIPTION_BYTES,
-        )
-        .at(path));
-    }
-    let data: Value =
-        serde_json::from_slice(data).map_err(|e| corrupt(format!("`data` is not JSON: {e}")))?;
+    let (zip, data) = open_model(bytes, path)?;
     check_policy_class(&data)?;
     let mut kwargs = PolicyKwargs::read(data.get("policy_kwargs"))?;
     // The algorithm passes its `use_sde` to the policy (it is not in `policy_kwargs`).
@@ -113,10 +100,32 @@ fn import(bytes: &[u8], device: &Device, path: &str) -> Result<MlpPolicy> {
     )
 }
 
-/// Accepts `ActorCriticPolicy` (what `"MlpPolicy"` means for A2C and PPO) only. The class is
-/// cloudpickled; its readable fields give the module and, through `__init__`'s repr, the
-/// class whose `__dict__` was dumped.
-fn check_policy_class(data: &Value) -> Result<()> {
+/// The zip archive of an SB3 model file and its `data` member parsed (bounded in size).
+pub(crate) fn open_model<'a>(bytes: &'a [u8], path: &str) -> Result<(ZipArchive<'a>, Value)> {
+    let corrupt = |reason: String| PolicyError::Corrupt {
+        path: path.to_string(),
+        reason,
+    };
+    let zip = ZipArchive::new(bytes).map_err(|e| e.at(path))?;
+    let data = zip
+        .get("data")
+        .map_err(|e| e.at(path))?
+        .ok_or_else(|| corrupt("no `data` member".into()))?;
+    if data.len() > MAX_DESCRIPTION_BYTES {
+        return Err(ReadError::limit(
+            format!("a `data` member of {} bytes", data.len()),
+            MAX_DESCRIPTION_BYTES,
+        )
+        .at(path));
+    }
+    let data: Value =
+        serde_json::from_slice(data).map_err(|e| corrupt(format!("`data` is not JSON: {e}")))?;
+    Ok((zip, data))
+}
+
+/// The policy class of an SB3 model's `data`: `(module, class)`, read from the cloudpickled
+/// class's readable fields (`__module__`, and the class name in `__init__`'s repr).
+pub(crate) fn policy_class(data: &Value) -> Result<(String, String)> {
     let pc = data
         .get("policy_class")
         .ok_or_else(|| PolicyError::Unsupported("a model without `policy_class`".into()))?;
@@ -127,6 +136,14 @@ fn check_policy_class(data: &Value) -> Result<()> {
         .strip_prefix("<function ")
         .and_then(|s| s.split(".__init__").next())
         .unwrap_or("?");
+    Ok((module.to_string(), class.to_string()))
+}
+
+/// Accepts `ActorCriticPolicy` (what `"MlpPolicy"` means for A2C and PPO) only. The class is
+/// cloudpickled; its readable fields give the module and, through `__init__`'s repr, the
+/// class whose `__dict__` was dumped.
+fn check_policy_class(data: &Value) -> Result<()> {
+    let (module, class) = policy_class(data)?;
     if module == "stable_baselines3.common.policies" && class == "ActorCriticPolicy" {
         Ok(())
     } else {
@@ -203,7 +220,7 @@ impl PolicyKwargs {
     }
 }
 
-fn int_list(v: &Value) -> Option<Vec<usize>> {
+pub(crate) fn int_list(v: &Value) -> Option<Vec<usize>> {
     v.as_array()?
         .iter()
         .map(|x| x.as_u64().and_then(|x| usize::try_from(x).ok()))
@@ -270,7 +287,12 @@ fn parse_numpy_array(s: &str) -> Option<Vec<f32>> {
 /// Rebuilds a Gymnasium space from the readable fields SB3 writes beside its cloudpickle. A
 /// Box's declared shape must hold at most `max_elements` elements (checked before its bounds
 /// are built).
-fn read_space(data: &Value, key: &str, max_elements: usize, path: &str) -> Result<Space> {
+pub(crate) fn read_space(
+    data: &Value,
+    key: &str,
+    max_elements: usize,
+    path: &str,
+) -> Result<Space> {
     let v = data
         .get(key)
         .ok_or_else(|| PolicyError::Unsupported(format!("a model without `{key}`")))?;
@@ -342,7 +364,7 @@ fn read_space(data: &Value, key: &str, max_elements: usize, path: &str) -> Resul
 
 /// The layer sizes of one `nn.Sequential(Linear, act, Linear, act, ...)` named `prefix`, from
 /// its `{prefix}.{0,2,4,...}.weight` shapes; checks that the layers chain from `in_dim`.
-fn sequential_sizes(
+pub(crate) fn sequential_sizes(
     tensors: &BTreeMap<String, HostTensor>,
     prefix: &str,
     in_dim: usize,

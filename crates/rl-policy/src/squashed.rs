@@ -103,6 +103,33 @@ impl SquashedDiagGaussian {
         Ok(gaussian.sub(&correction)?)
     }
 
+    /// The log-density of squashed `actions` `[batch, d]` in `[-1, 1]` without their
+    /// pre-`tanh` values (SB3's `log_prob(actions)` with `gaussian_actions=None`): `u =
+    /// atanh(clamp(a, -1 + ε, 1 - ε))` with float32's machine ε, as SB3's `TanhBijector.inverse`
+    /// computes it (`0.5 (log1p(x) - log1p(-x))`), then [`SquashedDiagGaussian::log_prob`] of
+    /// the unclamped actions. Not differentiable with respect to the actions.
+    pub fn log_prob_of_actions(&self, actions: &Tensor) -> Result<Tensor> {
+        if actions.dims() != self.mean.dims() {
+            return Err(PolicyError::Shape {
+                what: "SquashedDiagGaussian actions",
+                expected: format!("{:?}", self.mean.dims()),
+                actual: format!("{:?}", actions.dims()),
+            });
+        }
+        let a: Vec<f32> = actions.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+        let bound = 1.0 - f32::EPSILON;
+        let u: Vec<f32> = a
+            .iter()
+            .map(|&x| {
+                let x = x.clamp(-bound, bound);
+                0.5 * (x.ln_1p() - (-x).ln_1p())
+            })
+            .collect();
+        let u = Tensor::from_vec(u, self.mean.shape(), self.mean.device())?
+            .to_dtype(self.mean.dtype())?;
+        self.log_prob(&actions.to_dtype(self.mean.dtype())?, &u)
+    }
+
     /// The reparameterized sample for standard-normal noise `eps` `[batch, d]`: `(tanh(u),
     /// log_prob)` with `u = mean + eps * std`, both differentiable (SB3's
     /// `actions_from_params` then `log_prob`).

@@ -229,6 +229,13 @@ impl<P: StochasticPolicy, E: Env> Reinforce<P, E> {
                 "REINFORCE needs a Box action space with at least one element".into(),
             ));
         }
+        if policy.uses_sde() {
+            // Nothing here would re-draw the exploration matrices: one draw would last the
+            // whole run.
+            return Err(AlgoError::InvalidArgument(
+                "REINFORCE does not support gSDE policies (use_sde); use A2C or PPO".into(),
+            ));
+        }
         let mut run = RunState::new(config.seed);
         let optimizer = Adam::new(
             policy.trainable_vars(),
