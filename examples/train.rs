@@ -23,6 +23,15 @@
 //! environment restarts from its seed, so later evaluations see other episodes than they
 //! would have. `--json-out <file>` writes a summary for scripts.
 //!
+//! A2C and PPO take rl-zoo's hyperparameters: `--hyperparams-file FILE` reads rl-zoo's YAML as
+//! it is (the env's section: `n_envs`, `n_timesteps`, `policy_kwargs`, `lin_<v>` schedules,
+//! every A2C/PPO key; a key this program does not support is an error naming it), by default
+//! the shipped `hyperparams/a2c.yml` / `ppo.yml` (rl-zoo's classic-control entries; SB3's
+//! defaults for envs without an entry), and `--hyperparams key:value ...` overrides keys like
+//! rl-zoo's `-params`. `--n-envs` and `--total-timesteps` override both. The zoo's
+//! `normalize` (VecNormalize) is not available yet: such entries train without it, with a
+//! warning.
+//!
 //! `--env-kwargs key:value ...` passes keyword arguments to the environments as
 //! `gymnasium.make(id, **kwargs)` does (`--env-kwargs g:9.81 max_episode_steps:100`; an
 //! unknown keyword is an error naming it). `--tensorboard-log DIR` also writes TensorBoard
@@ -42,10 +51,10 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use rl_algos::callbacks::EvalSummary;
 use rl_algos::tensorboard::latest_run_id;
+use rl_algos::zoo::{parse_override, NetArchKwarg, PolicyKwargs, ZooEntry, ZooRun, ZooValue};
 use rl_algos::{
     evaluate_policy, A2c, A2cConfig, AlgoError, Algorithm, Budget, Callback, EvalCallback,
     EvalChild, Locals, Logger, Ppo, PpoConfig, ProgressBarCallback, Reinforce, ReinforceConfig,
-    Schedule,
 };
 use rl_env::{
     make_with, registry, AutoresetMode, Env, EnvSpec, KwargValue, SyncVecEnv, ThreadVecEnv, VecEnv,
@@ -65,6 +74,10 @@ const RUN_FILE: &str = "run.json";
 const CHECKPOINT_FILE: &str = "checkpoint.bin";
 /// The `format` tag of [`RUN_FILE`].
 const RUN_FORMAT: &str = "rl-train/1";
+/// The shipped hyperparameter files (rl-zoo's classic-control entries), used without
+/// `--hyperparams-file`.
+const ZOO_A2C: &str = include_str!("../hyperparams/a2c.yml");
+const ZOO_PPO: &str = include_str!("../hyperparams/ppo.yml");
 /// Offsets of the evaluation environments' seeds from the run's seed, so that evaluation
 /// episodes are not the training ones.
 const EVAL_SEED_OFFSET: u64 = 1_000;
@@ -112,15 +125,23 @@ struct Cli {
     /// Seed of everything random [default: 0].
     #[arg(long)]
     seed: Option<u64>,
-    /// Parallel environments [default: 8 for a2c; for ppo 8, 4 on Pendulum-v1; reinforce
-    /// uses 1].
+    /// Parallel environments [default: a2c and ppo: the hyperparameters' n_envs (1 without);
+    /// reinforce uses 1].
     #[arg(long)]
     n_envs: Option<usize>,
-    /// Environment-step budget (an absolute target when resuming) [default: a2c and
-    /// reinforce 500000 for CartPole-v1 and Acrobot-v1; ppo 100000 for CartPole-v1 and
-    /// Pendulum-v1; 1000000 otherwise].
+    /// Environment-step budget (an absolute target when resuming) [default: a2c and ppo: the
+    /// hyperparameters' n_timesteps, else 1000000; reinforce 500000 for CartPole-v1 and
+    /// Acrobot-v1, 1000000 otherwise].
     #[arg(long)]
     total_timesteps: Option<u64>,
+    /// rl-zoo hyperparameter file (YAML) for a2c/ppo [default: the shipped
+    /// hyperparams/<algo>.yml].
+    #[arg(long, value_name = "FILE")]
+    hyperparams_file: Option<PathBuf>,
+    /// Hyperparameter overrides, `key:value` in the YAML file's syntax (rl-zoo's -params), e.g.
+    /// `--hyperparams n_steps:16 learning_rate:lin_0.001`.
+    #[arg(long, num_args = 1.., value_name = "KEY:VALUE")]
+    hyperparams: Vec<String>,
     /// Environment steps between evaluations.
     #[arg(long, default_value_t = 10_000)]
     eval_freq: u64,
@@ -183,6 +204,12 @@ struct RunInfo {
     /// `--env-kwargs`, as `key:value` texts (absent in files of runs without them).
     #[serde(default)]
     env_kwargs: Vec<String>,
+    /// `--hyperparams-file` (absent: the shipped file).
+    #[serde(default)]
+    hyperparams_file: Option<PathBuf>,
+    /// `--hyperparams` overrides.
+    #[serde(default)]
+    hyperparams: Vec<String>,
 }
 
 impl RunInfo {
@@ -241,6 +268,94 @@ struct Spec {
     out: PathBuf,
     /// What `make_with` gets: the `--env-kwargs`.
     env_spec: EnvSpec,
+    /// The hyperparameters of an A2C or PPO run.
+    hyper: Hyper,
+    /// Where they came from, for the run's first line and `run.json`.
+    hyperparams_file: Option<PathBuf>,
+    hyperparams: Vec<String>,
+    /// The hyperparameters ask for VecNormalize.
+    normalize: bool,
+}
+
+/// An algorithm's configuration and what rl-zoo's section says besides it.
+enum Hyper {
+    A2c(Box<ZooRun<A2cConfig>>),
+    Ppo(Box<ZooRun<PpoConfig>>),
+    Reinforce,
+}
+
+/// rl-zoo's section for `env` of the hyperparameter file (the shipped one without `file`),
+/// with the overrides applied. An env the shipped file has no entry for gets SB3's defaults.
+fn zoo_entry(
+    algo: Algo,
+    env: &str,
+    file: Option<&Path>,
+    overrides: &[String],
+) -> Result<ZooEntry, BoxError> {
+    let mut entry = match file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            ZooEntry::from_yaml(&text, env).map_err(|e| format!("{}: {e}", path.display()))?
+        }
+        None => {
+            let text = if algo == Algo::A2c { ZOO_A2C } else { ZOO_PPO };
+            ZooEntry::from_yaml(text, env)
+                .or_else(|_| ZooEntry::from_yaml(&format!("{env}: {{}}"), env))?
+        }
+    };
+    for o in overrides {
+        let (key, value) = parse_override(o)?;
+        entry.set(&key, value);
+    }
+    Ok(entry)
+}
+
+/// SB3's `MlpPolicy` configuration from rl-zoo's `policy_kwargs` (SB3's defaults for what
+/// they leave out).
+fn mlp_config(kwargs: &PolicyKwargs, use_sde: bool) -> Result<MlpPolicyConfig, BoxError> {
+    let d = MlpPolicyConfig::default();
+    if kwargs.n_critics.is_some() {
+        return Err("policy_kwargs n_critics is for SAC/TD3, not an MlpPolicy".into());
+    }
+    Ok(MlpPolicyConfig {
+        net_arch: match &kwargs.net_arch {
+            None => d.net_arch,
+            Some(NetArchKwarg::Same(l)) => NetArch {
+                shared: vec![],
+                pi: l.clone(),
+                vf: l.clone(),
+            },
+            Some(NetArchKwarg::Split { pi, critic }) => NetArch {
+                shared: vec![],
+                pi: pi.clone(),
+                vf: critic.clone(),
+            },
+        },
+        activation: kwargs.activation_fn.unwrap_or(d.activation),
+        ortho_init: kwargs.ortho_init.unwrap_or(d.ortho_init),
+        log_std_init: kwargs.log_std_init.unwrap_or(d.log_std_init),
+        use_sde,
+    })
+}
+
+/// rl-zoo's `env_kwargs` as `--env-kwargs` values.
+fn zoo_env_kwargs(items: &[(String, ZooValue)]) -> Result<Vec<(String, KwargValue)>, BoxError> {
+    items
+        .iter()
+        .map(|(k, v)| {
+            let text = match v {
+                ZooValue::Bool(_) | ZooValue::Int(_) | ZooValue::Float(_) => v.to_string(),
+                ZooValue::Str(s) => format!("'{s}'"),
+                other => {
+                    return Err(
+                        format!("env_kwargs {k}={other}: not a number, bool or string").into(),
+                    )
+                }
+            };
+            Ok((k.clone(), KwargValue::parse_literal(&text)))
+        })
+        .collect()
 }
 
 impl Spec {
@@ -274,46 +389,11 @@ fn pick<T: PartialEq + fmt::Display>(
     }
 }
 
-fn default_total_timesteps(algo: Algo, env: &str) -> u64 {
-    match (algo, env) {
-        (Algo::Ppo, "CartPole-v1" | "Pendulum-v1") => 100_000,
-        (Algo::Ppo, _) => 1_000_000,
-        (_, "CartPole-v1" | "Acrobot-v1") => 500_000,
-        _ => 1_000_000,
-    }
-}
-
-/// PPO's settings for `env`: rl-zoo's (`hyperparams/ppo.yml`) for CartPole-v1 and Pendulum-v1
-/// (there without the zoo's gSDE), SB3's defaults elsewhere.
-fn ppo_config(env: &str, seed: u64, verbose: bool) -> PpoConfig {
-    let base = PpoConfig {
-        seed: Some(seed),
-        verbose,
-        ..PpoConfig::default()
-    };
+/// REINFORCE's budget without `--total-timesteps`.
+fn reinforce_total_timesteps(env: &str) -> u64 {
     match env {
-        "CartPole-v1" => PpoConfig {
-            n_steps: 32,
-            batch_size: 256,
-            gae_lambda: 0.8,
-            gamma: 0.98,
-            n_epochs: 20,
-            ent_coef: 0.0,
-            learning_rate: Schedule::LinearToZero(1e-3),
-            clip_range: Schedule::LinearToZero(0.2),
-            ..base
-        },
-        "Pendulum-v1" => PpoConfig {
-            n_steps: 1024,
-            gae_lambda: 0.95,
-            gamma: 0.9,
-            n_epochs: 10,
-            ent_coef: 0.0,
-            learning_rate: Schedule::Constant(1e-3),
-            clip_range: Schedule::Constant(0.2),
-            ..base
-        },
-        _ => base,
+        "CartPole-v1" | "Acrobot-v1" => 500_000,
+        _ => 1_000_000,
     }
 }
 
@@ -324,7 +404,61 @@ fn resolve(cli: &Cli, saved: Option<&RunInfo>) -> Result<Spec, BoxError> {
         .ok_or("--env is required (e.g. CartPole-v1)")?;
     // Unknown ids fail here, before anything is written.
     let threshold = registry::reward_threshold(&env)?;
-    let mut kwargs = cli::env_kwargs(&cli.env_kwargs);
+    let hyperparams_file = pick(
+        "--hyperparams-file",
+        cli.hyperparams_file.clone().map(PathDisplay),
+        saved.and_then(|s| s.hyperparams_file.clone().map(PathDisplay)),
+    )?
+    .map(|p| p.0);
+    let hyperparams = match saved {
+        Some(s) if !cli.hyperparams.is_empty() && cli.hyperparams != s.hyperparams => {
+            return Err(format!(
+                "--hyperparams {} differs from the resumed run's {}; leave it out when resuming",
+                cli.hyperparams.join(" "),
+                s.hyperparams.join(" ")
+            )
+            .into())
+        }
+        Some(s) => s.hyperparams.clone(),
+        None => cli.hyperparams.clone(),
+    };
+    let hyper = match algo {
+        Algo::Reinforce => {
+            if hyperparams_file.is_some() || !hyperparams.is_empty() {
+                return Err(
+                    "--hyperparams-file and --hyperparams are for a2c and ppo (rl-zoo's files)"
+                        .into(),
+                );
+            }
+            Hyper::Reinforce
+        }
+        Algo::A2c | Algo::Ppo => {
+            let entry = zoo_entry(algo, &env, hyperparams_file.as_deref(), &hyperparams)?;
+            if algo == Algo::A2c {
+                Hyper::A2c(Box::new(entry.a2c()?))
+            } else {
+                Hyper::Ppo(Box::new(entry.ppo()?))
+            }
+        }
+    };
+    let (zoo_n_envs, zoo_timesteps, zoo_normalize, zoo_kwargs) = match &hyper {
+        Hyper::A2c(r) => (
+            Some(r.n_envs),
+            r.n_timesteps,
+            r.normalize.is_some(),
+            &r.env_kwargs[..],
+        ),
+        Hyper::Ppo(r) => (
+            Some(r.n_envs),
+            r.n_timesteps,
+            r.normalize.is_some(),
+            &r.env_kwargs[..],
+        ),
+        Hyper::Reinforce => (None, None, false, &[][..]),
+    };
+    let mut all_kwargs = zoo_env_kwargs(zoo_kwargs)?;
+    all_kwargs.extend(cli.env_kwargs.iter().cloned());
+    let mut kwargs = cli::env_kwargs(&all_kwargs);
     if let Some(saved) = saved {
         let saved_kwargs: Vec<(String, KwargValue)> = saved
             .env_kwargs
@@ -364,13 +498,16 @@ fn resolve(cli: &Cli, saved: Option<&RunInfo>) -> Result<Spec, BoxError> {
             .into())
         }
         (Algo::Reinforce, _) => 1,
-        (Algo::A2c, n) => n.unwrap_or(8),
-        (Algo::Ppo, n) => n.unwrap_or(if env == "Pendulum-v1" { 4 } else { 8 }),
+        (_, n) => n.or(zoo_n_envs).unwrap_or(1),
     };
     let total_timesteps = cli
         .total_timesteps
         .or(saved.map(|s| s.total_timesteps))
-        .unwrap_or_else(|| default_total_timesteps(algo, &env));
+        .or(zoo_timesteps)
+        .unwrap_or_else(|| match algo {
+            Algo::Reinforce => reinforce_total_timesteps(&env),
+            _ => 1_000_000,
+        });
     if total_timesteps == 0 {
         return Err("--total-timesteps must be at least 1".into());
     }
@@ -402,7 +539,21 @@ fn resolve(cli: &Cli, saved: Option<&RunInfo>) -> Result<Spec, BoxError> {
         threshold,
         out,
         env_spec,
+        hyper,
+        hyperparams_file,
+        hyperparams,
+        normalize: zoo_normalize,
     })
+}
+
+/// A path compared and shown by its text (for [`pick`]).
+#[derive(Clone, PartialEq)]
+struct PathDisplay(PathBuf);
+
+impl fmt::Display for PathDisplay {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.display())
+    }
 }
 
 /// After each evaluation: records it, refreshes the `--save` checkpoint, and stops training
@@ -455,9 +606,10 @@ impl EvalChild for AfterEval {
 /// The policy of a fresh run: SB3's `MlpPolicy` for A2C; for REINFORCE the PyTorch
 /// tutorial's single hidden layer of 128 ReLU units (its value head is unused).
 fn new_policy(spec: &Spec, env: &dyn Env, device: &Device) -> Result<MlpPolicy, BoxError> {
-    let config = match spec.algo {
-        Algo::A2c | Algo::Ppo => MlpPolicyConfig::default(),
-        Algo::Reinforce => MlpPolicyConfig {
+    let config = match &spec.hyper {
+        Hyper::A2c(r) => mlp_config(&r.policy_kwargs, r.config.use_sde)?,
+        Hyper::Ppo(r) => mlp_config(&r.policy_kwargs, r.config.use_sde)?,
+        Hyper::Reinforce => MlpPolicyConfig {
             net_arch: NetArch {
                 shared: vec![],
                 pi: vec![128],
@@ -598,12 +750,12 @@ fn train(
     let verbose = !cli.quiet;
     let mut model = match resume {
         Some(dir) => restore(spec, cli, dir, policy, probe)?,
-        None => match spec.algo {
-            Algo::A2c => {
+        None => match &spec.hyper {
+            Hyper::A2c(r) => {
                 let config = A2cConfig {
                     seed: Some(spec.seed),
                     verbose,
-                    ..A2cConfig::default()
+                    ..r.config.clone()
                 };
                 Model::A2c(Box::new(A2c::new(
                     policy,
@@ -611,15 +763,19 @@ fn train(
                     config,
                 )?))
             }
-            Algo::Ppo => {
-                let config = ppo_config(&spec.env, spec.seed, verbose);
+            Hyper::Ppo(r) => {
+                let config = PpoConfig {
+                    seed: Some(spec.seed),
+                    verbose,
+                    ..r.config.clone()
+                };
                 Model::Ppo(Box::new(Ppo::new(
                     policy,
                     make_vec_env(spec, cli.vec)?,
                     config,
                 )?))
             }
-            Algo::Reinforce => {
+            Hyper::Reinforce => {
                 let config = ReinforceConfig {
                     learning_rate: 5e-3,
                     seed: Some(spec.seed),
@@ -719,6 +875,26 @@ fn run(cli: &Cli) -> Result<(), BoxError> {
         cli.eval_episodes,
         spec.out.display()
     );
+    if !matches!(spec.hyper, Hyper::Reinforce) {
+        let source = spec.hyperparams_file.as_ref().map_or_else(
+            || format!("the shipped hyperparams/{}.yml", spec.algo),
+            |p| p.display().to_string(),
+        );
+        let overrides = if spec.hyperparams.is_empty() {
+            String::new()
+        } else {
+            format!(" with {}", spec.hyperparams.join(" "))
+        };
+        let note = if spec.normalize {
+            " (their normalize: VecNormalize is not available yet, training without it)"
+        } else {
+            ""
+        };
+        outln!(
+            "Hyperparameters: {} from {source}{overrides}{note}",
+            spec.env
+        );
+    }
     let save = cli.save.clone().map(|dir| {
         let info = RunInfo {
             format: RUN_FORMAT.into(),
@@ -730,6 +906,8 @@ fn run(cli: &Cli) -> Result<(), BoxError> {
             num_timesteps: resumed_at,
             evals: prior_evals.clone(),
             env_kwargs: spec.env_kwargs_texts(),
+            hyperparams_file: spec.hyperparams_file.clone(),
+            hyperparams: spec.hyperparams.clone(),
         };
         (dir, info)
     });
@@ -784,6 +962,15 @@ fn run(cli: &Cli) -> Result<(), BoxError> {
     let mut rng = StdRng::seed_from_u64(spec.seed + FINAL_EVAL_SEED_OFFSET);
     let final_eval = evaluate_policy(&policy, &mut final_env, cli.eval_episodes, true, &mut rng)?;
     let solved = spec.threshold.map(|t| final_eval.mean >= t);
+    // Training may have stopped on its own evaluations; this one plays other episodes.
+    let stopped_solved = spec.threshold.is_some_and(|t| {
+        let needed = cli.solved_evals as usize;
+        needed > 0
+            && eval.history().len() >= needed
+            && eval.history()[eval.history().len() - needed..]
+                .iter()
+                .all(|r| r.result.mean >= t)
+    });
     let fps = (num_timesteps - trained.start_timesteps) as f64 / trained.wall_s.max(1e-9);
     outln!(
         "Final evaluation ({} episodes, deterministic): {:.2} +/- {:.2}{}",
@@ -792,6 +979,13 @@ fn run(cli: &Cli) -> Result<(), BoxError> {
         final_eval.std,
         match (solved, spec.threshold) {
             (Some(true), Some(t)) => format!(" — solved (threshold {t})"),
+            (Some(false), Some(t)) if stopped_solved => format!(
+                " — below the threshold {t} on these episodes (seed {}), though the last {} \
+                 evaluation(s) during training (seed {}) reached it",
+                spec.seed + FINAL_EVAL_SEED_OFFSET,
+                cli.solved_evals,
+                spec.seed + EVAL_SEED_OFFSET
+            ),
             (Some(false), Some(t)) => format!(" — not solved (threshold {t})"),
             _ => String::new(),
         }

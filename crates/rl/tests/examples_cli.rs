@@ -462,3 +462,123 @@ fn enjoy_takes_env_kwargs() {
         "{stderr}"
     );
 }
+
+#[test]
+fn train_reads_rl_zoo_hyperparameter_files_and_overrides() {
+    let dir = scratch_dir("zoo");
+    let file = dir.join("zoo.yml");
+    std::fs::write(
+        &file,
+        "CartPole-v1:\n  n_envs: 2\n  n_steps: 16\n  batch_size: 32\n  n_epochs: 2\n  \
+         learning_rate: lin_0.001\n  policy_kwargs: \"dict(net_arch=dict(pi=[16], vf=[8]), \
+         activation_fn=nn.ReLU, ortho_init=False)\"\nPendulum-v1:\n  frame_stack: 4\n",
+    )
+    .unwrap();
+    let f = file.display().to_string();
+    let args = |algo: &str, env: &str, extra: &[&str]| -> Vec<String> {
+        let mut a = short_train(&dir, algo);
+        let i = a.iter().position(|x| x == "--env").unwrap();
+        a[i + 1] = env.to_string();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    // Keys the algorithm does not take, bad values and missing entries: one line naming them.
+    for (algo, env, extra, needle) in [
+        (
+            "a2c",
+            "CartPole-v1",
+            &["--hyperparams", "n_epochs:3"][..],
+            "n_epochs",
+        ),
+        (
+            "ppo",
+            "CartPole-v1",
+            &["--hyperparams", "learning_rate:lin_x"],
+            "learning_rate",
+        ),
+        (
+            "ppo",
+            "MountainCar-v0",
+            &["--hyperparams-file", f.as_str()],
+            "MountainCar-v0",
+        ),
+        (
+            "ppo",
+            "Pendulum-v1",
+            &["--hyperparams-file", f.as_str()],
+            "frame_stack",
+        ),
+        (
+            "ppo",
+            "CartPole-v1",
+            &["--hyperparams-file", "/nonexistent/zoo.yml"],
+            "zoo.yml",
+        ),
+        (
+            "reinforce",
+            "CartPole-v1",
+            &["--hyperparams", "n_steps:3"],
+            "--hyperparams",
+        ),
+    ] {
+        let out = run_train(&args(algo, env, extra), Stdio::piped());
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{extra:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{extra:?}: {stderr}");
+        assert!(stderr.contains(needle), "{extra:?}: {stderr}");
+    }
+    // A file's section, with an override, trains and is remembered for --resume.
+    let save = dir.join("save");
+    let save_text = save.display().to_string();
+    let out = run_train(
+        &args(
+            "ppo",
+            "CartPole-v1",
+            &[
+                "--hyperparams-file",
+                f.as_str(),
+                "--hyperparams",
+                "n_epochs:1",
+                "--save",
+                save_text.as_str(),
+            ],
+        ),
+        Stdio::piped(),
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(stdout.contains("2 env(s)"), "{stdout}");
+    assert!(stdout.contains("with n_epochs:1"), "{stdout}");
+    let run_json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(save.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run_json["hyperparams"], serde_json::json!(["n_epochs:1"]));
+    // The policy_kwargs shaped the saved model: a 16-unit ReLU actor and an 8-unit critic,
+    // PyTorch's default init.
+    let model = rl::policy::MlpPolicy::load(dir.join("out/model"), &candle_core::Device::Cpu)
+        .expect("the saved model loads");
+    let config = model.config();
+    assert_eq!(config.net_arch.pi, vec![16]);
+    assert_eq!(config.net_arch.vf, vec![8]);
+    assert_eq!(config.activation, rl::policy::Activation::ReLU);
+    assert!(!config.ortho_init);
+    let resume = |extra: &[&str]| -> Output {
+        let mut a = vec![
+            "--resume".to_string(),
+            save_text.clone(),
+            "--total-timesteps".into(),
+            "600".into(),
+            "--quiet".into(),
+            "--out".into(),
+            dir.join("out2").display().to_string(),
+        ];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        run_train(&a, Stdio::piped())
+    };
+    let out = resume(&["--hyperparams", "n_epochs:5"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("--hyperparams"), "{stderr}");
+    let out = resume(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let _ = std::fs::remove_dir_all(&dir);
+}
