@@ -55,9 +55,11 @@ mod zipread;
 pub use activation::Activation;
 pub use distributions::{ActionDist, Categorical, DiagGaussian};
 pub use error::{PolicyError, Result};
+pub use io::SavedModel;
 pub use mlp::{MlpPolicy, MlpPolicyConfig, NetArch};
 pub use policy::{ActorCritic, Evaluation, Policy, StochasticPolicy};
 pub use qnet::{GreedyQPolicy, QFunction, QNetwork, QNetworkConfig};
+pub use sb3::Sb3Dqn;
 
 /// Entry points for the fuzz targets in `fuzz/` at the repository root: not a stable API.
 #[doc(hidden)]
