@@ -1137,4 +1137,103 @@ mod tests {
             Err(PolicyError::NonFiniteWeight { tensor, index: 0, .. }) if tensor == "action_net.bias"
         ));
     }
+
+    fn qnet(seed: u64, arch: Vec<usize>) -> QNetwork {
+        let obs = Space::boxed(vec![-1.0; 3], vec![1.0; 3], vec![3]).unwrap();
+        let act = Space::Discrete { n: 2, start: 0 };
+        let config = QNetworkConfig {
+            net_arch: arch,
+            activation: crate::Activation::Tanh,
+        };
+        QNetwork::new(&obs, &act, config, seed, &Device::Cpu).unwrap()
+    }
+
+    #[test]
+    fn qnetwork_saves_share_the_atomic_path() {
+        let (old, new) = (qnet(1, vec![8]), qnet(2, vec![8]));
+        let q_bits = |q: &QNetwork| -> Vec<u32> {
+            q.trainable_vars()
+                .iter()
+                .flat_map(|(_, v)| v.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap())
+                .map(f32::to_bits)
+                .collect()
+        };
+        for stage in [Stage::PartialWrite, Stage::Synced] {
+            let dir = scratch("qnet-interrupted");
+            old.save(&dir).unwrap();
+            let bytes = new.save_to_bytes().unwrap();
+            assert!(save_model_bytes(&bytes, &dir, DEAD_PID, Some(stage)).is_err());
+            assert_eq!(q_bits(&QNetwork::load(&dir, &Device::Cpu).unwrap()), q_bits(&old));
+            new.save(&dir).unwrap();
+            assert_eq!(files(&dir), [MODEL_FILE], "{stage:?}");
+            assert_eq!(q_bits(&QNetwork::load(&dir, &Device::Cpu).unwrap()), q_bits(&new));
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
+    }
+
+    /// QNetwork descriptions edited with a valid checksum: errors before allocation.
+    #[test]
+    fn hostile_qnetwork_descriptions_with_valid_checksums_are_rejected() {
+        let q = qnet(6, vec![8]);
+        let bytes = q.save_to_bytes().unwrap();
+        let (metadata, tensors) = parse_safetensors(&bytes).unwrap();
+        assert_eq!(metadata["format"], QNETWORK_FORMAT);
+        let description: serde_json::Value = serde_json::from_str(&metadata["policy"]).unwrap();
+        type Edit = fn(&mut serde_json::Value);
+        let cases: [(Edit, &str); 6] = [
+            (
+                |d| d["config"]["net_arch"] = serde_json::json!([100_000, 100_000]),
+                "exceeds the limit",
+            ),
+            (
+                |d| d["config"]["net_arch"] = serde_json::json!(vec![65_536; 64]),
+                "exceeds the limit",
+            ),
+            (
+                |d| d["config"]["net_arch"] = serde_json::json!([16]),
+                "q_net.0.weight has shape [8, 3]",
+            ),
+            (
+                |d| d["config"]["net_arch"] = serde_json::json!([0]),
+                "zero-width",
+            ),
+            (
+                |d| d["action_space"] = serde_json::json!({"type": "Box", "low": [0.0], "high": [1.0], "shape": [1]}),
+                "Discrete",
+            ),
+            (
+                |d| d["action_space"]["n"] = serde_json::json!(u64::MAX),
+                "Discrete action space",
+            ),
+        ];
+        for (edit, message) in cases {
+            let mut d = description.clone();
+            edit(&mut d);
+            let forged = encode_model_file(QNETWORK_FORMAT, d.to_string(), &tensors).unwrap();
+            let err = QNetwork::load_from_bytes(&forged, &Device::Cpu).unwrap_err();
+            assert!(err.to_string().contains(message), "{message}: {err}");
+        }
+        // Non-finite weights: named.
+        let mut nan = parse_safetensors(&bytes).unwrap().1;
+        let bad = [0u8, 0, 0x80, 0x7f, 0, 0, 0, 0];
+        nan.insert(
+            "q_net.2.bias".into(),
+            StoredTensor {
+                dtype: Dtype::F32,
+                shape: vec![2],
+                data: &bad,
+            },
+        );
+        let forged = encode_model_file(QNETWORK_FORMAT, metadata["policy"].clone(), &nan).unwrap();
+        assert!(matches!(
+            QNetwork::load_from_bytes(&forged, &Device::Cpu),
+            Err(PolicyError::NonFiniteWeight { tensor, index: 0, .. }) if tensor == "q_net.2.bias"
+        ));
+        // A QNetwork description under the MlpPolicy tag (or the reverse) is corrupt.
+        let swapped = encode_model_file(MODEL_FORMAT, metadata["policy"].clone(), &tensors).unwrap();
+        assert!(matches!(
+            MlpPolicy::load_from_bytes(&swapped, &Device::Cpu),
+            Err(PolicyError::Corrupt { .. })
+        ));
+    }
 }
