@@ -8,7 +8,10 @@
 //! everything else; PPO uses rl-zoo's settings for CartPole-v1 (8 environments, 100k steps,
 //! n_steps 32, batch 256, 20 epochs, linear lr 1e-3 and clip 0.2 schedules) and Pendulum-v1
 //! (4 environments, 100k steps, n_steps 1024, gamma 0.9, lr 1e-3; the zoo's gSDE is not used)
-//! and SB3's defaults with 8 environments elsewhere; REINFORCE trains on one environment. Every `--eval-freq` environment steps
+//! and SB3's defaults with 8 environments elsewhere; REINFORCE trains on one environment; DQN
+//! trains on one environment with rl-zoo's settings (`DqnConfig::rl_zoo`: CartPole-v1 50k
+//! steps, MountainCar-v0 120k, Acrobot-v1 100k; a [256, 256] Q-network) and SB3's defaults
+//! elsewhere. Every `--eval-freq` environment steps
 //! the deterministic policy is evaluated on its own environment (`--eval-episodes` episodes);
 //! training stops early once `--solved-evals` evaluations in a row reach the environment's
 //! registered reward threshold. A progress bar (on a terminal) and SB3's log tables show how
@@ -16,9 +19,10 @@
 //!
 //! The output directory (`--out`, default `runs/<algo>_<env>_<seed>/`) receives
 //! `learning_curve.csv` (`timesteps,mean,std`), `learning_curve.svg`, `progress.csv` (the
-//! logger's values) and `model/` (the final policy: `MlpPolicy::save`, playable with the
-//! `enjoy` example). `--save <dir>` keeps a resumable checkpoint there (refreshed after every
-//! evaluation and at the end); `--resume <dir>` continues that run: training resumes bit for
+//! logger's values) and `model/` (the final policy: `MlpPolicy::save`, or `QNetwork::save` for
+//! DQN, playable with the `enjoy` example). `--save <dir>` keeps a resumable checkpoint there
+//! (refreshed after every evaluation and at the end; DQN's includes the replay buffer);
+//! `--resume <dir>` continues that run: training resumes bit for
 //! bit (the weights end up identical to an uninterrupted run's), while the evaluation
 //! environment restarts from its seed, so later evaluations see other episodes than they
 //! would have. `--json-out <file>` writes a summary for scripts.
@@ -36,12 +40,15 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use rl_algos::callbacks::EvalSummary;
 use rl_algos::{
-    evaluate_policy, A2c, A2cConfig, AlgoError, Algorithm, Budget, Callback, EvalCallback,
-    EvalChild, Locals, Logger, Ppo, PpoConfig, ProgressBarCallback, Reinforce, ReinforceConfig,
-    Schedule,
+    evaluate_policy, A2c, A2cConfig, AlgoError, Algorithm, Budget, Callback, Dqn, DqnConfig,
+    EvalCallback, EvalChild, Locals, Logger, Ppo, PpoConfig, ProgressBarCallback, Reinforce,
+    ReinforceConfig, Schedule,
 };
 use rl_env::{make, registry, AutoresetMode, Env, SyncVecEnv, ThreadVecEnv, VecEnv};
-use rl_policy::{Activation, MlpPolicy, MlpPolicyConfig, NetArch};
+use rl_policy::{
+    Activation, GreedyQPolicy, MlpPolicy, MlpPolicyConfig, NetArch, Policy, QNetwork,
+    QNetworkConfig,
+};
 use serde::{Deserialize, Serialize};
 use std::error::Error;
 use std::fmt;
@@ -70,6 +77,8 @@ enum Algo {
     Ppo,
     /// Monte-Carlo policy gradient over whole episodes.
     Reinforce,
+    /// Deep Q-learning (SB3's DQN).
+    Dqn,
 }
 
 impl fmt::Display for Algo {
@@ -78,6 +87,7 @@ impl fmt::Display for Algo {
             Algo::A2c => "a2c",
             Algo::Ppo => "ppo",
             Algo::Reinforce => "reinforce",
+            Algo::Dqn => "dqn",
         })
     }
 }
@@ -103,13 +113,14 @@ struct Cli {
     /// Seed of everything random [default: 0].
     #[arg(long)]
     seed: Option<u64>,
-    /// Parallel environments [default: 8 for a2c; for ppo 8, 4 on Pendulum-v1; reinforce
-    /// uses 1].
+    /// Parallel environments [default: 8 for a2c; for ppo 8, 4 on Pendulum-v1; dqn 1;
+    /// reinforce uses 1].
     #[arg(long)]
     n_envs: Option<usize>,
     /// Environment-step budget (an absolute target when resuming) [default: a2c and
     /// reinforce 500000 for CartPole-v1 and Acrobot-v1; ppo 100000 for CartPole-v1 and
-    /// Pendulum-v1; 1000000 otherwise].
+    /// Pendulum-v1; dqn rl-zoo's (50000 CartPole-v1, 120000 MountainCar-v0, 100000
+    /// Acrobot-v1); 1000000 otherwise].
     #[arg(long)]
     total_timesteps: Option<u64>,
     /// Environment steps between evaluations.
@@ -136,7 +147,7 @@ struct Cli {
     /// Candle's CPU threads (sets RAYON_NUM_THREADS) [default: $RAYON_NUM_THREADS, else 1].
     #[arg(long)]
     threads: Option<usize>,
-    /// How the environments are stepped (a2c, ppo).
+    /// How the environments are stepped (a2c, ppo, dqn).
     #[arg(long, value_enum, default_value_t = VecKind::Sync)]
     vec: VecKind,
     /// No progress bar, log tables or evaluation lines.
@@ -237,6 +248,9 @@ fn pick<T: PartialEq + fmt::Display>(
 }
 
 fn default_total_timesteps(algo: Algo, env: &str) -> u64 {
+    if algo == Algo::Dqn {
+        return DqnConfig::rl_zoo(env).map_or(1_000_000, |z| z.n_timesteps);
+    }
     match (algo, env) {
         (Algo::Ppo, "CartPole-v1" | "Pendulum-v1") => 100_000,
         (Algo::Ppo, _) => 1_000_000,
@@ -281,7 +295,7 @@ fn ppo_config(env: &str, seed: u64, verbose: bool) -> PpoConfig {
 
 fn resolve(cli: &Cli, saved: Option<&RunInfo>) -> Result<Spec, BoxError> {
     let algo = pick("--algo", cli.algo, saved.map(|s| s.algo))?
-        .ok_or("--algo is required (a2c, ppo or reinforce)")?;
+        .ok_or("--algo is required (a2c, ppo, reinforce or dqn)")?;
     let env = pick("--env", cli.env.clone(), saved.map(|s| s.env.clone()))?
         .ok_or("--env is required (e.g. CartPole-v1)")?;
     // Unknown ids fail here, before anything is written.
@@ -299,6 +313,7 @@ fn resolve(cli: &Cli, saved: Option<&RunInfo>) -> Result<Spec, BoxError> {
         (Algo::Reinforce, _) => 1,
         (Algo::A2c, n) => n.unwrap_or(8),
         (Algo::Ppo, n) => n.unwrap_or(if env == "Pendulum-v1" { 4 } else { 8 }),
+        (Algo::Dqn, n) => n.unwrap_or(1),
     };
     let total_timesteps = cli
         .total_timesteps
@@ -389,6 +404,7 @@ impl EvalChild for AfterEval {
 fn new_policy(spec: &Spec, env: &dyn Env, device: &Device) -> Result<MlpPolicy, BoxError> {
     let config = match spec.algo {
         Algo::A2c | Algo::Ppo => MlpPolicyConfig::default(),
+        Algo::Dqn => return Err("dqn trains a QNetwork, not an MlpPolicy".into()),
         Algo::Reinforce => MlpPolicyConfig {
             net_arch: NetArch {
                 shared: vec![],
@@ -408,6 +424,35 @@ fn new_policy(spec: &Spec, env: &dyn Env, device: &Device) -> Result<MlpPolicy, 
         device,
     )
     .map_err(|e| format!("{} cannot train on {}: {e}", spec.algo, spec.env).into())
+}
+
+/// DQN's settings for `env`: rl-zoo's where it has them, SB3's defaults elsewhere.
+fn dqn_config(env: &str, seed: u64, verbose: bool) -> (DqnConfig, QNetworkConfig) {
+    let (config, q_net) = DqnConfig::rl_zoo(env).map_or_else(
+        || (DqnConfig::default(), QNetworkConfig::default()),
+        |z| (z.config, z.q_net),
+    );
+    (
+        DqnConfig {
+            seed: Some(seed),
+            verbose,
+            ..config
+        },
+        q_net,
+    )
+}
+
+/// DQN's Q-network of a fresh run (its init drawn from the run's seed).
+fn new_q_network(spec: &Spec, env: &dyn Env, device: &Device) -> Result<QNetwork, BoxError> {
+    let (_, q_config) = dqn_config(&spec.env, spec.seed, false);
+    QNetwork::new(
+        env.observation_space(),
+        env.action_space(),
+        q_config,
+        spec.seed,
+        device,
+    )
+    .map_err(|e| format!("dqn cannot train on {}: {e}", spec.env).into())
 }
 
 fn make_vec_env(spec: &Spec, kind: VecKind) -> Result<Box<dyn VecEnv>, BoxError> {
@@ -434,6 +479,29 @@ enum Model {
     A2c(Box<A2c<MlpPolicy, Box<dyn VecEnv>>>),
     Ppo(Box<Ppo<MlpPolicy, Box<dyn VecEnv>>>),
     Reinforce(Box<Reinforce<MlpPolicy, Box<dyn Env>>>),
+    Dqn(Box<Dqn<QNetwork, Box<dyn VecEnv>>>),
+}
+
+/// The trained model: an actor-critic policy, or DQN's greedy Q-network.
+enum FinalPolicy {
+    Mlp(MlpPolicy),
+    Greedy(GreedyQPolicy<QNetwork>),
+}
+
+impl FinalPolicy {
+    fn policy(&self) -> &dyn Policy {
+        match self {
+            FinalPolicy::Mlp(p) => p,
+            FinalPolicy::Greedy(p) => p,
+        }
+    }
+
+    fn save(&self, dir: &Path) -> rl_policy::Result<()> {
+        match self {
+            FinalPolicy::Mlp(p) => p.save(dir),
+            FinalPolicy::Greedy(p) => p.q_function().save(dir),
+        }
+    }
 }
 
 impl Model {
@@ -442,14 +510,16 @@ impl Model {
             Model::A2c(m) => m.as_ref(),
             Model::Ppo(m) => m.as_ref(),
             Model::Reinforce(m) => m.as_ref(),
+            Model::Dqn(m) => m.as_ref(),
         }
     }
 
-    fn into_policy(self) -> MlpPolicy {
+    fn into_policy(self) -> FinalPolicy {
         match self {
-            Model::A2c(m) => m.into_parts().0,
-            Model::Ppo(m) => m.into_parts().0,
-            Model::Reinforce(m) => m.into_parts().0,
+            Model::A2c(m) => FinalPolicy::Mlp(m.into_parts().0),
+            Model::Ppo(m) => FinalPolicy::Mlp(m.into_parts().0),
+            Model::Reinforce(m) => FinalPolicy::Mlp(m.into_parts().0),
+            Model::Dqn(m) => FinalPolicy::Greedy(GreedyQPolicy::new(m.into_parts().0)),
         }
     }
 }
@@ -460,19 +530,27 @@ fn restore(
     spec: &Spec,
     cli: &Cli,
     dir: &Path,
-    policy: MlpPolicy,
     probe: Box<dyn Env>,
 ) -> Result<Model, BoxError> {
     let path = dir.join(CHECKPOINT_FILE);
+    let device = Device::Cpu;
+    let policy = || new_policy(spec, &probe, &device);
     let loaded =
         match spec.algo {
-            Algo::A2c => A2c::load(&path, policy, make_vec_env(spec, cli.vec)?)
+            Algo::A2c => A2c::load(&path, policy()?, make_vec_env(spec, cli.vec)?)
                 .map(|m| Model::A2c(Box::new(m))),
-            Algo::Ppo => Ppo::load(&path, policy, make_vec_env(spec, cli.vec)?)
+            Algo::Ppo => Ppo::load(&path, policy()?, make_vec_env(spec, cli.vec)?)
                 .map(|m| Model::Ppo(Box::new(m))),
             Algo::Reinforce => {
+                let policy = policy()?;
                 Reinforce::load(&path, policy, probe).map(|m| Model::Reinforce(Box::new(m)))
             }
+            Algo::Dqn => Dqn::load(
+                &path,
+                new_q_network(spec, &probe, &device)?,
+                make_vec_env(spec, cli.vec)?,
+            )
+            .map(|m| Model::Dqn(Box::new(m))),
         };
     let shown = dir.display();
     let model = loaded.map_err(|e| -> BoxError {
@@ -495,6 +573,7 @@ fn restore(
         Model::A2c(m) => m.seed(),
         Model::Ppo(m) => m.seed(),
         Model::Reinforce(m) => m.seed(),
+        Model::Dqn(m) => m.seed(),
     };
     if seed != spec.seed {
         return Err(format!(
@@ -523,12 +602,21 @@ fn train(
 ) -> Result<Trained, BoxError> {
     let device = Device::Cpu;
     let probe = make(&spec.env)?;
-    let policy = new_policy(spec, &probe, &device)?;
     let verbose = !cli.quiet;
     let mut model = match resume {
-        Some(dir) => restore(spec, cli, dir, policy, probe)?,
+        Some(dir) => restore(spec, cli, dir, probe)?,
         None => match spec.algo {
+            Algo::Dqn => {
+                let q_net = new_q_network(spec, &probe, &device)?;
+                let (config, _) = dqn_config(&spec.env, spec.seed, verbose);
+                Model::Dqn(Box::new(Dqn::new(
+                    q_net,
+                    make_vec_env(spec, cli.vec)?,
+                    config,
+                )?))
+            }
             Algo::A2c => {
+                let policy = new_policy(spec, &probe, &device)?;
                 let config = A2cConfig {
                     seed: Some(spec.seed),
                     verbose,
@@ -541,6 +629,7 @@ fn train(
                 )?))
             }
             Algo::Ppo => {
+                let policy = new_policy(spec, &probe, &device)?;
                 let config = ppo_config(&spec.env, spec.seed, verbose);
                 Model::Ppo(Box::new(Ppo::new(
                     policy,
@@ -549,6 +638,7 @@ fn train(
                 )?))
             }
             Algo::Reinforce => {
+                let policy = new_policy(spec, &probe, &device)?;
                 let config = ReinforceConfig {
                     learning_rate: 5e-3,
                     seed: Some(spec.seed),
@@ -575,6 +665,10 @@ fn train(
         Model::Reinforce(m) => {
             *m.logger_mut() = logger;
             m.learn(Budget::Timesteps(spec.total_timesteps), callbacks)?;
+        }
+        Model::Dqn(m) => {
+            *m.logger_mut() = logger;
+            m.learn(spec.total_timesteps, callbacks)?;
         }
     }
     Ok(Trained {
@@ -693,7 +787,13 @@ fn run(cli: &Cli) -> Result<(), BoxError> {
     let mut final_env = make(&spec.env)?;
     final_env.reset(Some(spec.seed + FINAL_EVAL_SEED_OFFSET))?;
     let mut rng = StdRng::seed_from_u64(spec.seed + FINAL_EVAL_SEED_OFFSET);
-    let final_eval = evaluate_policy(&policy, &mut final_env, cli.eval_episodes, true, &mut rng)?;
+    let final_eval = evaluate_policy(
+        policy.policy(),
+        &mut final_env,
+        cli.eval_episodes,
+        true,
+        &mut rng,
+    )?;
     let solved = spec.threshold.map(|t| final_eval.mean >= t);
     let fps = (num_timesteps - trained.start_timesteps) as f64 / trained.wall_s.max(1e-9);
     outln!(
@@ -738,7 +838,7 @@ fn run(cli: &Cli) -> Result<(), BoxError> {
 }
 
 /// `learning_curve.csv`, `learning_curve.svg` and `model/` in the output directory.
-fn write_outputs(spec: &Spec, policy: &MlpPolicy, evals: &[EvalPoint]) -> Result<(), BoxError> {
+fn write_outputs(spec: &Spec, policy: &FinalPolicy, evals: &[EvalPoint]) -> Result<(), BoxError> {
     let write = |name: &str, text: String| -> Result<(), BoxError> {
         let path = spec.out.join(name);
         std::fs::write(&path, text)

@@ -71,7 +71,7 @@ use crate::replay::ReplaySamples;
 use candle_core::{Device, Tensor};
 use rand::{Rng, RngCore};
 use rl_env::{Space, VecEnv};
-use rl_policy::{GreedyQPolicy, Policy, QFunction};
+use rl_policy::{GreedyQPolicy, Policy, QFunction, QNetworkConfig};
 use std::path::Path;
 
 /// DQN's configuration: SB3's `DQN` constructor arguments, with its defaults.
@@ -148,7 +148,85 @@ impl Default for DqnConfig {
     }
 }
 
+/// rl-zoo's DQN hyperparameters for one environment (`hyperparams/dqn.yml`): the config
+/// (SB3's defaults for whatever the zoo leaves out), the Q-network and the step budget.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RlZooDqn {
+    /// The algorithm's settings (`seed` unset).
+    pub config: DqnConfig,
+    /// The Q-network's `policy_kwargs` (net_arch; ReLU).
+    pub q_net: QNetworkConfig,
+    /// The zoo's `n_timesteps`.
+    pub n_timesteps: u64,
+}
+
 impl DqnConfig {
+    /// rl-zoo's settings for `env_id` (CartPole-v1, MountainCar-v0, Acrobot-v1); `None` for
+    /// an environment the zoo has no classic-control DQN entry for. The `train` example's
+    /// defaults and the learning tests both come from here.
+    pub fn rl_zoo(env_id: &str) -> Option<RlZooDqn> {
+        let net = QNetworkConfig {
+            net_arch: vec![256, 256],
+            ..QNetworkConfig::default()
+        };
+        let (config, n_timesteps) = match env_id {
+            "CartPole-v1" => (
+                DqnConfig {
+                    learning_rate: Schedule::Constant(2.3e-3),
+                    batch_size: 64,
+                    buffer_size: 100_000,
+                    learning_starts: 1000,
+                    gamma: 0.99,
+                    target_update_interval: 10,
+                    train_freq: TrainFreq::Steps(256),
+                    gradient_steps: GradientSteps::Fixed(128),
+                    exploration_fraction: 0.16,
+                    exploration_final_eps: 0.04,
+                    ..DqnConfig::default()
+                },
+                50_000,
+            ),
+            "MountainCar-v0" => (
+                DqnConfig {
+                    learning_rate: Schedule::Constant(4e-3),
+                    batch_size: 128,
+                    buffer_size: 10_000,
+                    learning_starts: 1000,
+                    gamma: 0.98,
+                    target_update_interval: 600,
+                    train_freq: TrainFreq::Steps(16),
+                    gradient_steps: GradientSteps::Fixed(8),
+                    exploration_fraction: 0.2,
+                    exploration_final_eps: 0.07,
+                    ..DqnConfig::default()
+                },
+                120_000,
+            ),
+            "Acrobot-v1" => (
+                DqnConfig {
+                    learning_rate: Schedule::Constant(6.3e-4),
+                    batch_size: 128,
+                    buffer_size: 50_000,
+                    learning_starts: 0,
+                    gamma: 0.99,
+                    target_update_interval: 250,
+                    train_freq: TrainFreq::Steps(4),
+                    gradient_steps: GradientSteps::AsCollected,
+                    exploration_fraction: 0.12,
+                    exploration_final_eps: 0.1,
+                    ..DqnConfig::default()
+                },
+                100_000,
+            ),
+            _ => return None,
+        };
+        Some(RlZooDqn {
+            config,
+            q_net: net,
+            n_timesteps,
+        })
+    }
+
     /// Checks every value, naming the first bad one.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(AlgoError::InvalidArgument(m));
