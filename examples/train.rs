@@ -526,32 +526,26 @@ impl Model {
 
 /// Restores the run saved in `dir`, checking that its `run.json` (already read into `spec`)
 /// still describes the checkpoint: an edited algo, env, n_envs or seed is an error naming it.
-fn restore(
-    spec: &Spec,
-    cli: &Cli,
-    dir: &Path,
-    probe: Box<dyn Env>,
-) -> Result<Model, BoxError> {
+fn restore(spec: &Spec, cli: &Cli, dir: &Path, probe: Box<dyn Env>) -> Result<Model, BoxError> {
     let path = dir.join(CHECKPOINT_FILE);
     let device = Device::Cpu;
     let policy = || new_policy(spec, &probe, &device);
-    let loaded =
-        match spec.algo {
-            Algo::A2c => A2c::load(&path, policy()?, make_vec_env(spec, cli.vec)?)
-                .map(|m| Model::A2c(Box::new(m))),
-            Algo::Ppo => Ppo::load(&path, policy()?, make_vec_env(spec, cli.vec)?)
-                .map(|m| Model::Ppo(Box::new(m))),
-            Algo::Reinforce => {
-                let policy = policy()?;
-                Reinforce::load(&path, policy, probe).map(|m| Model::Reinforce(Box::new(m)))
-            }
-            Algo::Dqn => Dqn::load(
-                &path,
-                new_q_network(spec, &probe, &device)?,
-                make_vec_env(spec, cli.vec)?,
-            )
-            .map(|m| Model::Dqn(Box::new(m))),
-        };
+    let loaded = match spec.algo {
+        Algo::A2c => A2c::load(&path, policy()?, make_vec_env(spec, cli.vec)?)
+            .map(|m| Model::A2c(Box::new(m))),
+        Algo::Ppo => Ppo::load(&path, policy()?, make_vec_env(spec, cli.vec)?)
+            .map(|m| Model::Ppo(Box::new(m))),
+        Algo::Reinforce => {
+            let policy = policy()?;
+            Reinforce::load(&path, policy, probe).map(|m| Model::Reinforce(Box::new(m)))
+        }
+        Algo::Dqn => Dqn::load(
+            &path,
+            new_q_network(spec, &probe, &device)?,
+            make_vec_env(spec, cli.vec)?,
+        )
+        .map(|m| Model::Dqn(Box::new(m))),
+    };
     let shown = dir.display();
     let model = loaded.map_err(|e| -> BoxError {
         match &e {

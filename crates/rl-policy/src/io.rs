@@ -66,12 +66,12 @@
 use crate::error::{PolicyError, ReadError, Result};
 use crate::limits::{MAX_DESCRIPTION_BYTES, MAX_FILE_BYTES, MAX_TENSOR_RANK};
 use crate::mlp::{MlpPolicy, MlpPolicyConfig};
+use crate::qnet::{QFunction, QNetwork, QNetworkConfig};
 use crate::validate::{self, HostTensor};
+use candle_core::Var;
 use candle_core::{DType, Device};
 use rl_env::Space;
 use safetensors::tensor::{Dtype, SafeTensors};
-use crate::qnet::{QFunction, QNetwork, QNetworkConfig};
-use candle_core::Var;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -883,7 +883,12 @@ impl QNetwork {
     /// Saves the network into directory `dir` (created if needed) as one [`MODEL_FILE`],
     /// replaced atomically, through the same path as [`MlpPolicy::save`].
     pub fn save(&self, dir: impl AsRef<Path>) -> Result<()> {
-        save_model_bytes(&self.save_to_bytes()?, dir.as_ref(), std::process::id(), None)
+        save_model_bytes(
+            &self.save_to_bytes()?,
+            dir.as_ref(),
+            std::process::id(),
+            None,
+        )
     }
 
     /// Loads a network saved by [`QNetwork::save`] (the directory or its [`MODEL_FILE`]) onto
@@ -1154,7 +1159,13 @@ mod tests {
         let q_bits = |q: &QNetwork| -> Vec<u32> {
             q.trainable_vars()
                 .iter()
-                .flat_map(|(_, v)| v.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap())
+                .flat_map(|(_, v)| {
+                    v.as_tensor()
+                        .flatten_all()
+                        .unwrap()
+                        .to_vec1::<f32>()
+                        .unwrap()
+                })
                 .map(f32::to_bits)
                 .collect()
         };
@@ -1163,10 +1174,16 @@ mod tests {
             old.save(&dir).unwrap();
             let bytes = new.save_to_bytes().unwrap();
             assert!(save_model_bytes(&bytes, &dir, DEAD_PID, Some(stage)).is_err());
-            assert_eq!(q_bits(&QNetwork::load(&dir, &Device::Cpu).unwrap()), q_bits(&old));
+            assert_eq!(
+                q_bits(&QNetwork::load(&dir, &Device::Cpu).unwrap()),
+                q_bits(&old)
+            );
             new.save(&dir).unwrap();
             assert_eq!(files(&dir), [MODEL_FILE], "{stage:?}");
-            assert_eq!(q_bits(&QNetwork::load(&dir, &Device::Cpu).unwrap()), q_bits(&new));
+            assert_eq!(
+                q_bits(&QNetwork::load(&dir, &Device::Cpu).unwrap()),
+                q_bits(&new)
+            );
             std::fs::remove_dir_all(&dir).unwrap();
         }
     }
@@ -1198,7 +1215,9 @@ mod tests {
                 "zero-width",
             ),
             (
-                |d| d["action_space"] = serde_json::json!({"type": "Box", "low": [0.0], "high": [1.0], "shape": [1]}),
+                |d| {
+                    d["action_space"] = serde_json::json!({"type": "Box", "low": [0.0], "high": [1.0], "shape": [1]})
+                },
                 "Discrete",
             ),
             (
@@ -1230,7 +1249,8 @@ mod tests {
             Err(PolicyError::NonFiniteWeight { tensor, index: 0, .. }) if tensor == "q_net.2.bias"
         ));
         // A QNetwork description under the MlpPolicy tag (or the reverse) is corrupt.
-        let swapped = encode_model_file(MODEL_FORMAT, metadata["policy"].clone(), &tensors).unwrap();
+        let swapped =
+            encode_model_file(MODEL_FORMAT, metadata["policy"].clone(), &tensors).unwrap();
         assert!(matches!(
             MlpPolicy::load_from_bytes(&swapped, &Device::Cpu),
             Err(PolicyError::Corrupt { .. })

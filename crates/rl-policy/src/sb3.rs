@@ -185,7 +185,9 @@ pub(crate) enum Sb3Model {
 pub(crate) fn import_any(bytes: &[u8], device: &Device, path: &str) -> Result<Sb3Model> {
     let zip = open_zip(bytes, path)?;
     match zip.class {
-        PolicyClass::ActorCritic => import_actor_critic(zip, device, path).map(Sb3Model::ActorCritic),
+        PolicyClass::ActorCritic => {
+            import_actor_critic(zip, device, path).map(Sb3Model::ActorCritic)
+        }
         PolicyClass::Dqn => import_dqn(zip, device, path).map(Sb3Model::Dqn),
     }
 }
@@ -218,10 +220,9 @@ fn import_dqn(zip: Sb3Zip, device: &Device, path: &str) -> Result<Sb3Dqn> {
     };
     let declared_arch = match kwargs.and_then(|k| k.get("net_arch")) {
         None | Some(Value::Null) => None,
-        Some(v) => Some(
-            int_list(v)
-                .ok_or_else(|| PolicyError::Unsupported(format!("DQN net_arch {v}")))?,
-        ),
+        Some(v) => {
+            Some(int_list(v).ok_or_else(|| PolicyError::Unsupported(format!("DQN net_arch {v}")))?)
+        }
     };
     // Split the state dict into the two networks, named as QNetwork's `q_net.N.*`.
     let mut online = BTreeMap::new();
@@ -281,8 +282,14 @@ fn import_dqn(zip: Sb3Zip, device: &Device, path: &str) -> Result<Sb3Dqn> {
         device,
         &at,
     )?;
-    let q_net_target =
-        validate::build_qnetwork(&observation_space, &action_space, config, target, device, &at)?;
+    let q_net_target = validate::build_qnetwork(
+        &observation_space,
+        &action_space,
+        config,
+        target,
+        device,
+        &at,
+    )?;
     Ok(Sb3Dqn {
         q_net,
         q_net_target,

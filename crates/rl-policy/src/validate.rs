@@ -288,8 +288,8 @@ pub(crate) fn build_qnetwork(
     device: &Device,
     path: &str,
 ) -> Result<QNetwork> {
-    let expected = expected_q_parameters(observation_space, action_space, &config)
-        .map_err(|e| e.at(path))?;
+    let expected =
+        expected_q_parameters(observation_space, action_space, &config).map_err(|e| e.at(path))?;
     check_tensors(&expected, &tensors, "spaces and net_arch", path)?;
     let on_device = to_device(tensors, device)?;
     QNetwork::from_named_tensors(observation_space, action_space, config, &on_device, device)

@@ -17,7 +17,12 @@ fn scratch(tag: &str) -> PathBuf {
 
 fn spaces() -> (Space, Space) {
     (
-        Space::boxed(vec![-1.0, -2.0, -3.0], vec![1.0, 2.0, f32::INFINITY], vec![3]).unwrap(),
+        Space::boxed(
+            vec![-1.0, -2.0, -3.0],
+            vec![1.0, 2.0, f32::INFINITY],
+            vec![3],
+        )
+        .unwrap(),
         Space::Discrete { n: 4, start: 0 },
     )
 }
@@ -35,7 +40,12 @@ fn bits(q: &QNetwork) -> Vec<(String, Vec<u32>)> {
     q.trainable_vars()
         .into_iter()
         .map(|(n, v)| {
-            let b = v.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let b = v
+                .as_tensor()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
             (n, b.into_iter().map(f32::to_bits).collect())
         })
         .collect()
@@ -64,7 +74,10 @@ fn qnetworks_round_trip_bit_for_bit_and_say_what_they_are() {
         let m = SavedModel::load(&path, &Device::Cpu).unwrap();
         assert_eq!(m.kind(), "QNetwork");
         assert!(matches!(&m, SavedModel::QNetwork(l) if bits(l) == bits(&q)));
-        assert_eq!(SavedModel::open(&path, &Device::Cpu).unwrap().kind(), "QNetwork");
+        assert_eq!(
+            SavedModel::open(&path, &Device::Cpu).unwrap().kind(),
+            "QNetwork"
+        );
     }
     // An MlpPolicy loader refuses it by name, and the reverse.
     let err = MlpPolicy::load(&dir, &Device::Cpu).unwrap_err();
@@ -73,8 +86,14 @@ fn qnetworks_round_trip_bit_for_bit_and_say_what_they_are() {
         "{err}"
     );
     let (obs_space, act_space) = spaces();
-    let mlp = MlpPolicy::new(&obs_space, &act_space, MlpPolicyConfig::default(), 0, &Device::Cpu)
-        .unwrap();
+    let mlp = MlpPolicy::new(
+        &obs_space,
+        &act_space,
+        MlpPolicyConfig::default(),
+        0,
+        &Device::Cpu,
+    )
+    .unwrap();
     let mlp_dir = scratch("mlp");
     mlp.save(&mlp_dir).unwrap();
     assert_eq!(
@@ -88,7 +107,10 @@ fn qnetworks_round_trip_bit_for_bit_and_say_what_they_are() {
     );
     // Saving again over it replaces the one file.
     qnet(4).save(&dir).unwrap();
-    assert_eq!(bits(&QNetwork::load(&dir, &Device::Cpu).unwrap()), bits(&qnet(4)));
+    assert_eq!(
+        bits(&QNetwork::load(&dir, &Device::Cpu).unwrap()),
+        bits(&qnet(4))
+    );
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
     std::fs::remove_dir_all(&dir).unwrap();
     std::fs::remove_dir_all(&mlp_dir).unwrap();
@@ -105,13 +127,20 @@ fn every_single_byte_corruption_is_refused_or_harmless() {
         bad[at] ^= 1 << (at % 8);
         match QNetwork::load_from_bytes(&bad, &Device::Cpu) {
             Ok(l) => {
-                assert_eq!(bits(&l), reference, "flip at {at} loaded a different network");
+                assert_eq!(
+                    bits(&l),
+                    reference,
+                    "flip at {at} loaded a different network"
+                );
                 harmless += 1;
             }
             Err(_) => errors += 1,
         }
     }
-    println!("{} single-bit flips: {errors} errors, {harmless} harmless", good.len());
+    println!(
+        "{} single-bit flips: {errors} errors, {harmless} harmless",
+        good.len()
+    );
     assert!(errors > good.len() * 9 / 10);
     for cut in [0, 7, 8, good.len() / 2, good.len() - 1] {
         assert!(QNetwork::load_from_bytes(&good[..cut], &Device::Cpu).is_err());
@@ -126,9 +155,17 @@ fn bad_networks_are_typed_errors() {
         net_arch,
         activation: Activation::ReLU,
     };
-    for arch in [vec![100_000, 100_000], vec![0], vec![65_536; 64], vec![1; 65]] {
+    for arch in [
+        vec![100_000, 100_000],
+        vec![0],
+        vec![65_536; 64],
+        vec![1; 65],
+    ] {
         let r = QNetwork::new(&obs, &act, cfg(arch.clone()), 0, &dev);
-        assert!(matches!(r, Err(PolicyError::InvalidArgument(_))), "{arch:?}: {r:?}");
+        assert!(
+            matches!(r, Err(PolicyError::InvalidArgument(_))),
+            "{arch:?}: {r:?}"
+        );
     }
     let box_act = Space::boxed(vec![-1.0], vec![1.0], vec![1]).unwrap();
     assert!(matches!(
@@ -138,9 +175,15 @@ fn bad_networks_are_typed_errors() {
     // NaN weights cannot be saved (they could not be loaded again).
     let q = qnet(7);
     let (name, var) = q.trainable_vars().remove(0);
-    let mut values = var.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let mut values = var
+        .as_tensor()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
     values[1] = f32::NAN;
-    var.set(&Tensor::from_vec(values, var.dims(), &dev).unwrap()).unwrap();
+    var.set(&Tensor::from_vec(values, var.dims(), &dev).unwrap())
+        .unwrap();
     assert!(matches!(
         q.save_to_bytes(),
         Err(PolicyError::NonFiniteWeight { tensor, index: 1, .. }) if tensor == name

@@ -6,9 +6,7 @@
 
 use candle_core::{Device, Tensor};
 use rand::SeedableRng;
-use rl_policy::{
-    GreedyQPolicy, MlpPolicy, Policy, PolicyError, QFunction, QNetwork, SavedModel,
-};
+use rl_policy::{GreedyQPolicy, MlpPolicy, Policy, PolicyError, QFunction, QNetwork, SavedModel};
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -187,22 +185,22 @@ fn unsupported_dqn_contents_are_named() {
         (
             "CnnPolicy",
             Box::new(|d| {
-                d["policy_class"]["__init__"] =
-                    Value::from("<function CnnPolicy.__init__ at 0x7f>")
+                d["policy_class"]["__init__"] = Value::from("<function CnnPolicy.__init__ at 0x7f>")
             }),
             "CnnPolicy",
         ),
         (
             "QR-DQN policy",
-            Box::new(|d| d["policy_class"]["__module__"] = Value::from("sb3_contrib.qrdqn.policies")),
+            Box::new(|d| {
+                d["policy_class"]["__module__"] = Value::from("sb3_contrib.qrdqn.policies")
+            }),
             "sb3_contrib.qrdqn.policies",
         ),
         (
             "NatureCNN extractor",
             Box::new(|d| {
-                d["policy_kwargs"]["features_extractor_class"] = Value::from(
-                    "<class 'stable_baselines3.common.torch_layers.NatureCNN'>",
-                )
+                d["policy_kwargs"]["features_extractor_class"] =
+                    Value::from("<class 'stable_baselines3.common.torch_layers.NatureCNN'>")
             }),
             "NatureCNN",
         ),
@@ -253,7 +251,10 @@ fn unsupported_dqn_contents_are_named() {
     let needle = b"q_net_target.q_net.0.bias";
     for (name, data) in pth.iter_mut() {
         if name.ends_with("data.pkl") {
-            let at = data.windows(needle.len()).position(|w| w == needle).unwrap();
+            let at = data
+                .windows(needle.len())
+                .position(|w| w == needle)
+                .unwrap();
             data[at..at + needle.len()].copy_from_slice(b"q_net_target.value.0.bias");
         }
     }
@@ -279,7 +280,13 @@ fn damaged_dqn_zips_give_errors_or_the_same_networks() {
     let bits = |q: &QNetwork| -> Vec<u32> {
         q.trainable_vars()
             .iter()
-            .flat_map(|(_, v)| v.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap())
+            .flat_map(|(_, v)| {
+                v.as_tensor()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1::<f32>()
+                    .unwrap()
+            })
             .map(f32::to_bits)
             .collect()
     };
@@ -292,7 +299,11 @@ fn damaged_dqn_zips_give_errors_or_the_same_networks() {
         match QNetwork::from_sb3_zip_bytes(&bad, &dev) {
             Ok(d) => {
                 assert_eq!(bits(&d.q_net), q_ref, "flip at {at} changed q_net silently");
-                assert_eq!(bits(&d.q_net_target), t_ref, "flip at {at} changed the target");
+                assert_eq!(
+                    bits(&d.q_net_target),
+                    t_ref,
+                    "flip at {at} changed the target"
+                );
                 same += 1;
             }
             Err(_) => errors += 1,

@@ -401,8 +401,11 @@ fn train_dqn_resumes_bit_for_bit_and_enjoy_plays_q_networks() {
 
     let run_json = dir.join("save").join("run.json");
     let original = std::fs::read_to_string(&run_json).expect("run.json");
-    std::fs::write(&run_json, original.replace("\"algo\": \"dqn\"", "\"algo\": \"ppo\""))
-        .expect("edit run.json");
+    std::fs::write(
+        &run_json,
+        original.replace("\"algo\": \"dqn\"", "\"algo\": \"ppo\""),
+    )
+    .expect("edit run.json");
     let mut again = resumed.to_vec();
     again[3] = "2048".into();
     let out = run_train(&again, Stdio::null());
