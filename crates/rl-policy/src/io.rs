@@ -613,9 +613,12 @@ impl SavedModel {
     }
 }
 
+/// Parameters as stored: by name, shape and float32 little-endian bytes.
+type ParameterBytes = BTreeMap<String, (Vec<usize>, Vec<u8>)>;
+
 /// A model's parameters as float32 little-endian bytes by name; a NaN or infinite value is an
 /// error (such a model could not be loaded again).
-fn parameter_bytes(vars: Vec<(String, Var)>) -> Result<BTreeMap<String, (Vec<usize>, Vec<u8>)>> {
+fn parameter_bytes(vars: Vec<(String, Var)>) -> Result<ParameterBytes> {
     let mut values = BTreeMap::new();
     for (name, var) in vars {
         let t = var.as_tensor();
