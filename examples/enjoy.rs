@@ -1,5 +1,6 @@
-//! Watch a trained policy play: loads a policy saved by `MlpPolicy::save` (a directory) or a
-//! Stable-Baselines3 model zip (A2C/PPO `MlpPolicy`), runs evaluation episodes printing each
+//! Watch a trained policy play: loads a model saved by `MlpPolicy::save` or `QNetwork::save`
+//! (a directory, e.g. `train`'s `model/`) or a Stable-Baselines3 model zip (A2C/PPO or DQN
+//! `MlpPolicy`; a Q-network plays greedily), runs evaluation episodes printing each
 //! return, and with `--gif` records the first episode as an animated GIF at the environment's
 //! render rate, with Gymnasium's `rgb_array` pictures (CartPole-v1 at 50 fps; Acrobot-v1,
 //! MountainCar-v0 and MountainCarContinuous-v0 render too, Pendulum-v1 does not).
@@ -25,7 +26,7 @@ use rl_env::classic_control::{Acrobot, CartPole, MountainCar, MountainCarContinu
 use rl_env::render::{Frame, Render, Rgb};
 use rl_env::wrappers::TimeLimit;
 use rl_env::{registry, Action, Env, EnvKwargs, EnvSpec, KwargReader, KwargValue, Seed, Space};
-use rl_policy::{MlpPolicy, Policy};
+use rl_policy::{GreedyQPolicy, Policy, SavedModel};
 use rl_tensor_bridge::ActionBuffer;
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -41,7 +42,8 @@ type BoxError = Box<dyn std::error::Error>;
 #[derive(Parser, Debug)]
 #[command(name = "enjoy")]
 struct Args {
-    /// The policy: a directory written by `MlpPolicy::save`, or an SB3 model `.zip`.
+    /// The model: a directory written by `MlpPolicy::save` or `QNetwork::save`, or an SB3
+    /// model `.zip` (A2C, PPO, DQN).
     #[arg(long)]
     model: PathBuf,
     /// Environment id.
@@ -57,7 +59,8 @@ struct Args {
     /// Record the first episode into this GIF file.
     #[arg(long)]
     gif: Option<PathBuf>,
-    /// Sample actions from the policy instead of taking the most likely one.
+    /// Sample actions from the policy instead of taking the most likely one (Q-networks
+    /// always act greedily).
     #[arg(long)]
     stochastic: bool,
     /// Keyword arguments of the environment, as `key:value` (values read as Python literals),
@@ -84,9 +87,14 @@ fn main() -> ExitCode {
 
 fn run(args: &Args) -> Result<(), BoxError> {
     let device = Device::Cpu;
-    let policy = load_policy(&args.model, &device)?;
+    let model = load_model(&args.model, &device)?;
     let mut env = Playground::make(&args.env, &cli::env_kwargs(&args.env_kwargs))?;
-    check_spaces(&policy, env.env(), &args.env)?;
+    check_spaces(&model, env.env(), &args.env)?;
+    let policy: Box<dyn Policy> = match model {
+        SavedModel::MlpPolicy(p) => Box::new(p),
+        SavedModel::QNetwork(q) => Box::new(GreedyQPolicy::new(q)),
+        other => return Err(format!("enjoy cannot play a {}", other.kind()).into()),
+    };
     let mut recorder = match &args.gif {
         Some(path) => {
             let renderer = env.renderer().ok_or_else(|| {
@@ -156,19 +164,17 @@ fn run(args: &Args) -> Result<(), BoxError> {
     Ok(())
 }
 
-/// A directory is an `MlpPolicy::save` output; a file is an SB3 zip.
-fn load_policy(path: &Path, device: &Device) -> Result<MlpPolicy, BoxError> {
-    if path.is_dir() {
-        Ok(MlpPolicy::load(path, device)?)
-    } else if path.is_file() {
-        Ok(MlpPolicy::from_sb3_zip(path, device)?)
+/// A saved model (directory or its file) or an SB3 zip, whichever kind it holds.
+fn load_model(path: &Path, device: &Device) -> Result<SavedModel, BoxError> {
+    if path.exists() {
+        Ok(SavedModel::open(path, device)?)
     } else {
         Err(format!("--model {}: no such file or directory", path.display()).into())
     }
 }
 
-/// The policy must read the environment's observations and emit its kind of action.
-fn check_spaces(policy: &MlpPolicy, env: &dyn Env, id: &str) -> Result<(), BoxError> {
+/// The model must read the environment's observations and emit its kind of action.
+fn check_spaces(policy: &SavedModel, env: &dyn Env, id: &str) -> Result<(), BoxError> {
     let (p_obs, e_obs) = (policy.observation_space(), env.observation_space());
     if p_obs.flat_dim() != e_obs.flat_dim() {
         return Err(format!("the model reads observations {p_obs} but {id} gives {e_obs}").into());

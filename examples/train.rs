@@ -8,7 +8,10 @@
 //! everything else; PPO uses rl-zoo's settings for CartPole-v1 (8 environments, 100k steps,
 //! n_steps 32, batch 256, 20 epochs, linear lr 1e-3 and clip 0.2 schedules) and Pendulum-v1
 //! (4 environments, 100k steps, n_steps 1024, gamma 0.9, lr 1e-3; the zoo's gSDE is not used)
-//! and SB3's defaults with 8 environments elsewhere; REINFORCE trains on one environment. Every `--eval-freq` environment steps
+//! and SB3's defaults with 8 environments elsewhere; REINFORCE trains on one environment; DQN
+//! trains with rl-zoo's settings too (`hyperparams/dqn.yml`: CartPole-v1 50k steps,
+//! MountainCar-v0 120k, Acrobot-v1 100k; a [256, 256] Q-network; one environment) and SB3's
+//! defaults elsewhere. Every `--eval-freq` environment steps
 //! the deterministic policy is evaluated on its own environment (`--eval-episodes` episodes);
 //! training stops early once `--solved-evals` evaluations in a row reach the environment's
 //! registered reward threshold. A progress bar (on a terminal) and SB3's log tables show how
@@ -16,19 +19,20 @@
 //!
 //! The output directory (`--out`, default `runs/<algo>_<env>_<seed>/`) receives
 //! `learning_curve.csv` (`timesteps,mean,std`), `learning_curve.svg`, `progress.csv` (the
-//! logger's values) and `model/` (the final policy: `MlpPolicy::save`, playable with the
-//! `enjoy` example). `--save <dir>` keeps a resumable checkpoint there (refreshed after every
-//! evaluation and at the end); `--resume <dir>` continues that run: training resumes bit for
+//! logger's values) and `model/` (the final policy: `MlpPolicy::save`, or `QNetwork::save` for
+//! DQN, playable with the `enjoy` example). `--save <dir>` keeps a resumable checkpoint there
+//! (refreshed after every evaluation and at the end; DQN's includes the replay buffer);
+//! `--resume <dir>` continues that run: training resumes bit for
 //! bit (the weights end up identical to an uninterrupted run's), while the evaluation
 //! environment restarts from its seed, so later evaluations see other episodes than they
 //! would have. `--json-out <file>` writes a summary for scripts.
 //!
-//! A2C and PPO take rl-zoo's hyperparameters: `--hyperparams-file FILE` reads rl-zoo's YAML as
+//! A2C, PPO and DQN take rl-zoo's hyperparameters: `--hyperparams-file FILE` reads rl-zoo's YAML as
 //! it is (the env's section: `n_envs`, `n_timesteps`, `policy_kwargs`, `lin_<v>` schedules,
 //! every A2C/PPO key; a key this program does not support is an error naming it), by default
-//! the shipped `hyperparams/a2c.yml` / `ppo.yml` (rl-zoo's classic-control entries; SB3's
-//! defaults for envs without an entry), and `--hyperparams key:value ...` overrides keys like
-//! rl-zoo's `-params`. `--n-envs` and `--total-timesteps` override both. The zoo's
+//! the shipped `hyperparams/a2c.yml` / `ppo.yml` / `dqn.yml` (rl-zoo's classic-control entries;
+//! SB3's defaults for envs without an entry), and `--hyperparams key:value ...` overrides keys
+//! like rl-zoo's `-params`. `--n-envs` and `--total-timesteps` override both. The zoo's
 //! `normalize` (VecNormalize) is not available yet: such entries train without it, with a
 //! warning.
 //!
@@ -53,13 +57,17 @@ use rl_algos::callbacks::EvalSummary;
 use rl_algos::tensorboard::latest_run_id;
 use rl_algos::zoo::{parse_override, NetArchKwarg, PolicyKwargs, ZooEntry, ZooRun, ZooValue};
 use rl_algos::{
-    evaluate_policy, A2c, A2cConfig, AlgoError, Algorithm, Budget, Callback, EvalCallback,
-    EvalChild, Locals, Logger, Ppo, PpoConfig, ProgressBarCallback, Reinforce, ReinforceConfig,
+    evaluate_policy, A2c, A2cConfig, AlgoError, Algorithm, Budget, Callback, Dqn, DqnConfig,
+    EvalCallback, EvalChild, Locals, Logger, Ppo, PpoConfig, ProgressBarCallback, Reinforce,
+    ReinforceConfig,
 };
 use rl_env::{
     make_with, registry, AutoresetMode, Env, EnvSpec, KwargValue, SyncVecEnv, ThreadVecEnv, VecEnv,
 };
-use rl_policy::{Activation, MlpPolicy, MlpPolicyConfig, NetArch};
+use rl_policy::{
+    Activation, GreedyQPolicy, MlpPolicy, MlpPolicyConfig, NetArch, Policy, QNetwork,
+    QNetworkConfig,
+};
 use serde::{Deserialize, Serialize};
 use std::error::Error;
 use std::fmt;
@@ -74,10 +82,6 @@ const RUN_FILE: &str = "run.json";
 const CHECKPOINT_FILE: &str = "checkpoint.bin";
 /// The `format` tag of [`RUN_FILE`].
 const RUN_FORMAT: &str = "rl-train/1";
-/// The shipped hyperparameter files (rl-zoo's classic-control entries), used without
-/// `--hyperparams-file`.
-const ZOO_A2C: &str = include_str!("../hyperparams/a2c.yml");
-const ZOO_PPO: &str = include_str!("../hyperparams/ppo.yml");
 /// Offsets of the evaluation environments' seeds from the run's seed, so that evaluation
 /// episodes are not the training ones.
 const EVAL_SEED_OFFSET: u64 = 1_000;
@@ -92,6 +96,8 @@ enum Algo {
     Ppo,
     /// Monte-Carlo policy gradient over whole episodes.
     Reinforce,
+    /// Deep Q-learning (SB3's DQN).
+    Dqn,
 }
 
 impl fmt::Display for Algo {
@@ -100,6 +106,7 @@ impl fmt::Display for Algo {
             Algo::A2c => "a2c",
             Algo::Ppo => "ppo",
             Algo::Reinforce => "reinforce",
+            Algo::Dqn => "dqn",
         })
     }
 }
@@ -125,16 +132,16 @@ struct Cli {
     /// Seed of everything random [default: 0].
     #[arg(long)]
     seed: Option<u64>,
-    /// Parallel environments [default: a2c and ppo: the hyperparameters' n_envs (1 without);
-    /// reinforce uses 1].
+    /// Parallel environments [default: a2c, ppo and dqn: the hyperparameters' n_envs (1
+    /// without); reinforce uses 1].
     #[arg(long)]
     n_envs: Option<usize>,
-    /// Environment-step budget (an absolute target when resuming) [default: a2c and ppo: the
-    /// hyperparameters' n_timesteps, else 1000000; reinforce 500000 for CartPole-v1 and
+    /// Environment-step budget (an absolute target when resuming) [default: a2c, ppo and dqn:
+    /// the hyperparameters' n_timesteps, else 1000000; reinforce 500000 for CartPole-v1 and
     /// Acrobot-v1, 1000000 otherwise].
     #[arg(long)]
     total_timesteps: Option<u64>,
-    /// rl-zoo hyperparameter file (YAML) for a2c/ppo [default: the shipped
+    /// rl-zoo hyperparameter file (YAML) for a2c/ppo/dqn [default: the shipped
     /// hyperparams/<algo>.yml].
     #[arg(long, value_name = "FILE")]
     hyperparams_file: Option<PathBuf>,
@@ -166,7 +173,7 @@ struct Cli {
     /// Candle's CPU threads (sets RAYON_NUM_THREADS) [default: $RAYON_NUM_THREADS, else 1].
     #[arg(long)]
     threads: Option<usize>,
-    /// How the environments are stepped (a2c, ppo).
+    /// How the environments are stepped (a2c, ppo, dqn).
     #[arg(long, value_enum, default_value_t = VecKind::Sync)]
     vec: VecKind,
     /// No progress bar, log tables or evaluation lines.
@@ -281,6 +288,7 @@ struct Spec {
 enum Hyper {
     A2c(Box<ZooRun<A2cConfig>>),
     Ppo(Box<ZooRun<PpoConfig>>),
+    Dqn(Box<ZooRun<DqnConfig>>),
     Reinforce,
 }
 
@@ -299,7 +307,8 @@ fn zoo_entry(
             ZooEntry::from_yaml(&text, env).map_err(|e| format!("{}: {e}", path.display()))?
         }
         None => {
-            let text = if algo == Algo::A2c { ZOO_A2C } else { ZOO_PPO };
+            let text = rl_algos::zoo::shipped(&algo.to_string())
+                .ok_or_else(|| format!("no shipped hyperparameters for {algo}"))?;
             ZooEntry::from_yaml(text, env)
                 .or_else(|_| ZooEntry::from_yaml(&format!("{env}: {{}}"), env))?
         }
@@ -336,6 +345,24 @@ fn mlp_config(kwargs: &PolicyKwargs, use_sde: bool) -> Result<MlpPolicyConfig, B
         ortho_init: kwargs.ortho_init.unwrap_or(d.ortho_init),
         log_std_init: kwargs.log_std_init.unwrap_or(d.log_std_init),
         use_sde,
+    })
+}
+
+/// DQN's Q-network from rl-zoo's `policy_kwargs` (SB3's `QNetwork` defaults: [64, 64], ReLU).
+fn q_network_config(kwargs: &PolicyKwargs) -> Result<QNetworkConfig, BoxError> {
+    let d = QNetworkConfig::default();
+    if kwargs.ortho_init.is_some() || kwargs.log_std_init.is_some() || kwargs.n_critics.is_some() {
+        return Err("policy_kwargs ortho_init, log_std_init and n_critics are not DQN's".into());
+    }
+    Ok(QNetworkConfig {
+        net_arch: match &kwargs.net_arch {
+            None => d.net_arch,
+            Some(NetArchKwarg::Same(l)) => l.clone(),
+            Some(NetArchKwarg::Split { .. }) => {
+                return Err("DQN's net_arch is one list of layer sizes".into())
+            }
+        },
+        activation: kwargs.activation_fn.unwrap_or(d.activation),
     })
 }
 
@@ -399,7 +426,7 @@ fn reinforce_total_timesteps(env: &str) -> u64 {
 
 fn resolve(cli: &Cli, saved: Option<&RunInfo>) -> Result<Spec, BoxError> {
     let algo = pick("--algo", cli.algo, saved.map(|s| s.algo))?
-        .ok_or("--algo is required (a2c, ppo or reinforce)")?;
+        .ok_or("--algo is required (a2c, ppo, reinforce or dqn)")?;
     let env = pick("--env", cli.env.clone(), saved.map(|s| s.env.clone()))?
         .ok_or("--env is required (e.g. CartPole-v1)")?;
     // Unknown ids fail here, before anything is written.
@@ -426,18 +453,18 @@ fn resolve(cli: &Cli, saved: Option<&RunInfo>) -> Result<Spec, BoxError> {
         Algo::Reinforce => {
             if hyperparams_file.is_some() || !hyperparams.is_empty() {
                 return Err(
-                    "--hyperparams-file and --hyperparams are for a2c and ppo (rl-zoo's files)"
+                    "--hyperparams-file and --hyperparams are for a2c, ppo and dqn (rl-zoo's files)"
                         .into(),
                 );
             }
             Hyper::Reinforce
         }
-        Algo::A2c | Algo::Ppo => {
+        Algo::A2c | Algo::Ppo | Algo::Dqn => {
             let entry = zoo_entry(algo, &env, hyperparams_file.as_deref(), &hyperparams)?;
-            if algo == Algo::A2c {
-                Hyper::A2c(Box::new(entry.a2c()?))
-            } else {
-                Hyper::Ppo(Box::new(entry.ppo()?))
+            match algo {
+                Algo::A2c => Hyper::A2c(Box::new(entry.a2c()?)),
+                Algo::Ppo => Hyper::Ppo(Box::new(entry.ppo()?)),
+                _ => Hyper::Dqn(Box::new(entry.dqn()?)),
             }
         }
     };
@@ -449,6 +476,12 @@ fn resolve(cli: &Cli, saved: Option<&RunInfo>) -> Result<Spec, BoxError> {
             &r.env_kwargs[..],
         ),
         Hyper::Ppo(r) => (
+            Some(r.n_envs),
+            r.n_timesteps,
+            r.normalize.is_some(),
+            &r.env_kwargs[..],
+        ),
+        Hyper::Dqn(r) => (
             Some(r.n_envs),
             r.n_timesteps,
             r.normalize.is_some(),
@@ -609,6 +642,7 @@ fn new_policy(spec: &Spec, env: &dyn Env, device: &Device) -> Result<MlpPolicy, 
     let config = match &spec.hyper {
         Hyper::A2c(r) => mlp_config(&r.policy_kwargs, r.config.use_sde)?,
         Hyper::Ppo(r) => mlp_config(&r.policy_kwargs, r.config.use_sde)?,
+        Hyper::Dqn(_) => return Err("dqn trains a QNetwork, not an MlpPolicy".into()),
         Hyper::Reinforce => MlpPolicyConfig {
             net_arch: NetArch {
                 shared: vec![],
@@ -629,6 +663,21 @@ fn new_policy(spec: &Spec, env: &dyn Env, device: &Device) -> Result<MlpPolicy, 
         device,
     )
     .map_err(|e| format!("{} cannot train on {}: {e}", spec.algo, spec.env).into())
+}
+
+/// DQN's Q-network of a fresh run (its init drawn from the run's seed).
+fn new_q_network(spec: &Spec, env: &dyn Env, device: &Device) -> Result<QNetwork, BoxError> {
+    let Hyper::Dqn(run) = &spec.hyper else {
+        return Err(format!("{} trains an MlpPolicy, not a QNetwork", spec.algo).into());
+    };
+    QNetwork::new(
+        env.observation_space(),
+        env.action_space(),
+        q_network_config(&run.policy_kwargs)?,
+        spec.seed,
+        device,
+    )
+    .map_err(|e| format!("dqn cannot train on {}: {e}", spec.env).into())
 }
 
 fn make_vec_env(spec: &Spec, kind: VecKind) -> Result<Box<dyn VecEnv>, BoxError> {
@@ -657,6 +706,29 @@ enum Model {
     A2c(Box<A2c<MlpPolicy, Box<dyn VecEnv>>>),
     Ppo(Box<Ppo<MlpPolicy, Box<dyn VecEnv>>>),
     Reinforce(Box<Reinforce<MlpPolicy, Box<dyn Env>>>),
+    Dqn(Box<Dqn<QNetwork, Box<dyn VecEnv>>>),
+}
+
+/// The trained model: an actor-critic policy, or DQN's greedy Q-network.
+enum FinalPolicy {
+    Mlp(MlpPolicy),
+    Greedy(GreedyQPolicy<QNetwork>),
+}
+
+impl FinalPolicy {
+    fn policy(&self) -> &dyn Policy {
+        match self {
+            FinalPolicy::Mlp(p) => p,
+            FinalPolicy::Greedy(p) => p,
+        }
+    }
+
+    fn save(&self, dir: &Path) -> rl_policy::Result<()> {
+        match self {
+            FinalPolicy::Mlp(p) => p.save(dir),
+            FinalPolicy::Greedy(p) => p.q_function().save(dir),
+        }
+    }
 }
 
 impl Model {
@@ -665,38 +737,42 @@ impl Model {
             Model::A2c(m) => m.as_ref(),
             Model::Ppo(m) => m.as_ref(),
             Model::Reinforce(m) => m.as_ref(),
+            Model::Dqn(m) => m.as_ref(),
         }
     }
 
-    fn into_policy(self) -> MlpPolicy {
+    fn into_policy(self) -> FinalPolicy {
         match self {
-            Model::A2c(m) => m.into_parts().0,
-            Model::Ppo(m) => m.into_parts().0,
-            Model::Reinforce(m) => m.into_parts().0,
+            Model::A2c(m) => FinalPolicy::Mlp(m.into_parts().0),
+            Model::Ppo(m) => FinalPolicy::Mlp(m.into_parts().0),
+            Model::Reinforce(m) => FinalPolicy::Mlp(m.into_parts().0),
+            Model::Dqn(m) => FinalPolicy::Greedy(GreedyQPolicy::new(m.into_parts().0)),
         }
     }
 }
 
 /// Restores the run saved in `dir`, checking that its `run.json` (already read into `spec`)
 /// still describes the checkpoint: an edited algo, env, n_envs or seed is an error naming it.
-fn restore(
-    spec: &Spec,
-    cli: &Cli,
-    dir: &Path,
-    policy: MlpPolicy,
-    probe: Box<dyn Env>,
-) -> Result<Model, BoxError> {
+fn restore(spec: &Spec, cli: &Cli, dir: &Path, probe: Box<dyn Env>) -> Result<Model, BoxError> {
     let path = dir.join(CHECKPOINT_FILE);
-    let loaded =
-        match spec.algo {
-            Algo::A2c => A2c::load(&path, policy, make_vec_env(spec, cli.vec)?)
-                .map(|m| Model::A2c(Box::new(m))),
-            Algo::Ppo => Ppo::load(&path, policy, make_vec_env(spec, cli.vec)?)
-                .map(|m| Model::Ppo(Box::new(m))),
-            Algo::Reinforce => {
-                Reinforce::load(&path, policy, probe).map(|m| Model::Reinforce(Box::new(m)))
-            }
-        };
+    let device = Device::Cpu;
+    let policy = || new_policy(spec, &probe, &device);
+    let loaded = match spec.algo {
+        Algo::A2c => A2c::load(&path, policy()?, make_vec_env(spec, cli.vec)?)
+            .map(|m| Model::A2c(Box::new(m))),
+        Algo::Ppo => Ppo::load(&path, policy()?, make_vec_env(spec, cli.vec)?)
+            .map(|m| Model::Ppo(Box::new(m))),
+        Algo::Reinforce => {
+            let policy = policy()?;
+            Reinforce::load(&path, policy, probe).map(|m| Model::Reinforce(Box::new(m)))
+        }
+        Algo::Dqn => Dqn::load(
+            &path,
+            new_q_network(spec, &probe, &device)?,
+            make_vec_env(spec, cli.vec)?,
+        )
+        .map(|m| Model::Dqn(Box::new(m))),
+    };
     let shown = dir.display();
     let model = loaded.map_err(|e| -> BoxError {
         match &e {
@@ -718,6 +794,7 @@ fn restore(
         Model::A2c(m) => m.seed(),
         Model::Ppo(m) => m.seed(),
         Model::Reinforce(m) => m.seed(),
+        Model::Dqn(m) => m.seed(),
     };
     if seed != spec.seed {
         return Err(format!(
@@ -746,12 +823,25 @@ fn train(
 ) -> Result<Trained, BoxError> {
     let device = Device::Cpu;
     let probe = spec.make_env()?;
-    let policy = new_policy(spec, &probe, &device)?;
     let verbose = !cli.quiet;
     let mut model = match resume {
-        Some(dir) => restore(spec, cli, dir, policy, probe)?,
+        Some(dir) => restore(spec, cli, dir, probe)?,
         None => match &spec.hyper {
+            Hyper::Dqn(r) => {
+                let q_net = new_q_network(spec, &probe, &device)?;
+                let config = DqnConfig {
+                    seed: Some(spec.seed),
+                    verbose,
+                    ..r.config.clone()
+                };
+                Model::Dqn(Box::new(Dqn::new(
+                    q_net,
+                    make_vec_env(spec, cli.vec)?,
+                    config,
+                )?))
+            }
             Hyper::A2c(r) => {
+                let policy = new_policy(spec, &probe, &device)?;
                 let config = A2cConfig {
                     seed: Some(spec.seed),
                     verbose,
@@ -764,6 +854,7 @@ fn train(
                 )?))
             }
             Hyper::Ppo(r) => {
+                let policy = new_policy(spec, &probe, &device)?;
                 let config = PpoConfig {
                     seed: Some(spec.seed),
                     verbose,
@@ -776,6 +867,7 @@ fn train(
                 )?))
             }
             Hyper::Reinforce => {
+                let policy = new_policy(spec, &probe, &device)?;
                 let config = ReinforceConfig {
                     learning_rate: 5e-3,
                     seed: Some(spec.seed),
@@ -805,6 +897,10 @@ fn train(
         Model::Reinforce(m) => {
             *m.logger_mut() = logger;
             m.learn(Budget::Timesteps(spec.total_timesteps), callbacks)?;
+        }
+        Model::Dqn(m) => {
+            *m.logger_mut() = logger;
+            m.learn(spec.total_timesteps, callbacks)?;
         }
     }
     Ok(Trained {
@@ -960,7 +1056,13 @@ fn run(cli: &Cli) -> Result<(), BoxError> {
     let mut final_env = spec.make_env()?;
     final_env.reset(Some(spec.seed + FINAL_EVAL_SEED_OFFSET))?;
     let mut rng = StdRng::seed_from_u64(spec.seed + FINAL_EVAL_SEED_OFFSET);
-    let final_eval = evaluate_policy(&policy, &mut final_env, cli.eval_episodes, true, &mut rng)?;
+    let final_eval = evaluate_policy(
+        policy.policy(),
+        &mut final_env,
+        cli.eval_episodes,
+        true,
+        &mut rng,
+    )?;
     let solved = spec.threshold.map(|t| final_eval.mean >= t);
     // Training may have stopped on its own evaluations; this one plays other episodes.
     let stopped_solved = spec.threshold.is_some_and(|t| {
@@ -1021,7 +1123,7 @@ fn run(cli: &Cli) -> Result<(), BoxError> {
 }
 
 /// `learning_curve.csv`, `learning_curve.svg` and `model/` in the output directory.
-fn write_outputs(spec: &Spec, policy: &MlpPolicy, evals: &[EvalPoint]) -> Result<(), BoxError> {
+fn write_outputs(spec: &Spec, policy: &FinalPolicy, evals: &[EvalPoint]) -> Result<(), BoxError> {
     let write = |name: &str, text: String| -> Result<(), BoxError> {
         let path = spec.out.join(name);
         std::fs::write(&path, text)

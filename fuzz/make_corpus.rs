@@ -8,7 +8,7 @@
 
 use candle_core::Device;
 use rl_env::Space;
-use rl_policy::{MlpPolicy, MlpPolicyConfig, NetArch};
+use rl_policy::{MlpPolicy, MlpPolicyConfig, NetArch, QNetwork, QNetworkConfig};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -74,6 +74,7 @@ fn main() -> Result<(), BoxError> {
         .collect();
     zips.sort();
     let mut saved = Vec::new();
+    let mut q_seeds = Vec::new();
     for zip_path in &zips {
         let stem = zip_path
             .file_stem()
@@ -91,7 +92,12 @@ fn main() -> Result<(), BoxError> {
                 std::fs::write(out.join("pth").join(format!("{stem}-{name}")), buf)?;
             }
         }
-        saved.push(MlpPolicy::from_sb3_zip_bytes(&bytes, &Device::Cpu)?);
+        // DQN zips seed saved Q-networks; A2C/PPO zips saved MlpPolicies.
+        if stem.starts_with("dqn_") {
+            q_seeds.push(QNetwork::from_sb3_zip_bytes(&bytes, &Device::Cpu)?.q_net);
+        } else {
+            saved.push(MlpPolicy::from_sb3_zip_bytes(&bytes, &Device::Cpu)?);
+        }
     }
     let pendulum_like = (
         Space::boxed(vec![-1.0, -1.0, -8.0], vec![1.0, 1.0, 8.0], vec![3])?,
@@ -126,6 +132,23 @@ fn main() -> Result<(), BoxError> {
             std::fs::write(out.join("saved_policy").join(format!("seed{n}")), seed)?;
             n += 1;
         }
+    }
+    q_seeds.push(QNetwork::new(
+        &pendulum_like.0,
+        &Space::Discrete { n: 3, start: 0 },
+        QNetworkConfig {
+            net_arch: vec![5, 4],
+            activation: rl_policy::Activation::Tanh,
+        },
+        3,
+        &Device::Cpu,
+    )?);
+    for q in &q_seeds {
+        // Layout byte 0: one model file (QNetworks have no legacy layout).
+        let mut seed = vec![0u8];
+        seed.extend(q.save_to_bytes()?);
+        std::fs::write(out.join("saved_policy").join(format!("seed{n}")), seed)?;
+        n += 1;
     }
     let checkpoints = checkpoint_seeds(&out.join("checkpoint"), &tmp)?;
     std::fs::remove_dir_all(&tmp)?;

@@ -1,12 +1,13 @@
-//! Saved-policy loading on arbitrary bytes. The first byte chooses the layout:
-//! even: one `policy.safetensors` file (`MlpPolicy::load_from_bytes`);
+//! Saved-model loading on arbitrary bytes. The first byte chooses the layout:
+//! even: one `policy.safetensors` file (`SavedModel::from_bytes`: an MlpPolicy or a QNetwork,
+//! whichever its format tag says);
 //! odd: the legacy pair, a little-endian u16 length `k`, then `k` bytes of `policy.json`,
 //! then `model.safetensors`.
 #![no_main]
 
 use candle_core::Device;
 use libfuzzer_sys::fuzz_target;
-use rl_policy::MlpPolicy;
+use rl_policy::SavedModel;
 
 mod common;
 
@@ -14,9 +15,15 @@ fuzz_target!(|data: &[u8]| {
     let Some((&layout, rest)) = data.split_first() else {
         return;
     };
-    let loaded = if layout % 2 == 0 {
-        MlpPolicy::load_from_bytes(rest, &Device::Cpu)
-    } else {
+    if layout % 2 == 0 {
+        match SavedModel::from_bytes(rest, &Device::Cpu) {
+            Ok(SavedModel::MlpPolicy(p)) => common::exercise(&p),
+            Ok(SavedModel::QNetwork(q)) => common::exercise_q(&q),
+            Ok(_) | Err(_) => {}
+        }
+        return;
+    }
+    let loaded = {
         if rest.len() < 2 {
             return;
         }

@@ -45,7 +45,7 @@ pub use callbacks::{
     ProgressBarCallback, StopTrainingOnMaxEpisodes, StopTrainingOnNoModelImprovement,
     StopTrainingOnRewardThreshold,
 };
-pub use dqn::{Dqn, DqnConfig, DqnLoss, DqnTrainer};
+pub use dqn::{Dqn, DqnConfig, DqnLoss, DqnTrainer, RlZooDqn};
 pub use error::{AlgoError, Result};
 pub use evaluation::{evaluate_policy, evaluate_policy_vec, EvalResult};
 pub use logger::Logger;

@@ -593,67 +593,16 @@ fn learning_run(
     (cb.history, best, secs)
 }
 
-/// rl-zoo's hyperparams/dqn.yml entry for `id` (its net_arch, config and n_timesteps).
+/// rl-zoo's hyperparams/dqn.yml entry for `id` (its net_arch, config and n_timesteps), from
+/// `DqnConfig::rl_zoo` (the `train` example's defaults too).
 fn zoo(id: &str, seed: u64) -> (Vec<usize>, DqnConfig, u64) {
-    let base = DqnConfig {
+    let zoo = DqnConfig::rl_zoo(id).unwrap_or_else(|| panic!("no zoo entry for {id}"));
+    let config = DqnConfig {
         seed: Some(seed),
         log_interval: 0,
-        ..DqnConfig::default()
+        ..zoo.config
     };
-    match id {
-        "CartPole-v1" => (
-            vec![256, 256],
-            DqnConfig {
-                learning_rate: Schedule::Constant(2.3e-3),
-                batch_size: 64,
-                buffer_size: 100_000,
-                learning_starts: 1000,
-                gamma: 0.99,
-                target_update_interval: 10,
-                train_freq: TrainFreq::Steps(256),
-                gradient_steps: GradientSteps::Fixed(128),
-                exploration_fraction: 0.16,
-                exploration_final_eps: 0.04,
-                ..base
-            },
-            50_000,
-        ),
-        "MountainCar-v0" => (
-            vec![256, 256],
-            DqnConfig {
-                learning_rate: Schedule::Constant(4e-3),
-                batch_size: 128,
-                buffer_size: 10_000,
-                learning_starts: 1000,
-                gamma: 0.98,
-                target_update_interval: 600,
-                train_freq: TrainFreq::Steps(16),
-                gradient_steps: GradientSteps::Fixed(8),
-                exploration_fraction: 0.2,
-                exploration_final_eps: 0.07,
-                ..base
-            },
-            120_000,
-        ),
-        "Acrobot-v1" => (
-            vec![256, 256],
-            DqnConfig {
-                learning_rate: Schedule::Constant(6.3e-4),
-                batch_size: 128,
-                buffer_size: 50_000,
-                learning_starts: 0,
-                gamma: 0.99,
-                target_update_interval: 250,
-                train_freq: TrainFreq::Steps(4),
-                gradient_steps: GradientSteps::AsCollected,
-                exploration_fraction: 0.12,
-                exploration_final_eps: 0.1,
-                ..base
-            },
-            100_000,
-        ),
-        other => panic!("no zoo entry for {other}"),
-    }
+    (zoo.q_net.net_arch, config, zoo.n_timesteps)
 }
 
 /// rl-zoo's settings on `id` for seeds 0, 1 (in parallel, one thread each) and, only when one

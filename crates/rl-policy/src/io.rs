@@ -1,7 +1,7 @@
 //! Saving and loading an [`MlpPolicy`]: one self-describing, checksummed file, replaced
 //! atomically.
 //!
-//! # Format (version 2, written by [`MlpPolicy::save`])
+//! # Format (version 2, written by [`MlpPolicy::save`] and [`QNetwork::save`])
 //!
 //! `MlpPolicy::save(dir)` writes a directory holding one file, [`MODEL_FILE`]
 //! (`policy.safetensors`). It is an ordinary [safetensors] file, so any safetensors tool reads
@@ -9,8 +9,11 @@
 //!
 //! - one float32 tensor per parameter, named by SB3's `state_dict` keys, in name order;
 //! - the header's `__metadata__` string map holds
-//!   - `format`: [`MODEL_FORMAT`] (`rl-policy/MlpPolicy/2`);
-//!   - `policy`: JSON with the same `format` tag, the [`MlpPolicyConfig`] and both spaces
+//!   - `format`: [`MODEL_FORMAT`] (`rl-policy/MlpPolicy/2`) or, for a [`QNetwork`] (DQN's
+//!     Q-function, parameters `q_net.{0,2,..}.{weight,bias}`), [`QNETWORK_FORMAT`]
+//!     (`rl-policy/QNetwork/1`);
+//!   - `policy`: JSON with the same `format` tag, the model's config ([`MlpPolicyConfig`] or
+//!     [`QNetworkConfig`]) and both spaces
 //!     (infinite Box bounds as `"inf"` / `"-inf"`), so the file reloads without restating its
 //!     architecture;
 //!   - `checksum`: `fnv1a64:` and 16 hex digits, FNV-1a (64 bit) over a canonical encoding of
@@ -22,6 +25,10 @@
 //! file has, so a file of a later version is recognized as intact and refused as
 //! [`PolicyError::Unsupported`]; a reader that meets a tensor it does not know refuses the file
 //! and names the tensor.
+//!
+//! Both kinds go through one save path (atomic, below) and one loader (checksum, format
+//! tag, description, tensors); [`SavedModel::load`] opens either and says which it is, and
+//! [`SavedModel::open`] also takes Stable-Baselines3 zips.
 //!
 //! # Integrity
 //!
@@ -59,10 +66,13 @@
 use crate::error::{PolicyError, ReadError, Result};
 use crate::limits::{MAX_DESCRIPTION_BYTES, MAX_FILE_BYTES, MAX_TENSOR_RANK};
 use crate::mlp::{MlpPolicy, MlpPolicyConfig};
+use crate::qnet::{QFunction, QNetwork, QNetworkConfig};
 use crate::validate::{self, HostTensor};
+use candle_core::Var;
 use candle_core::{DType, Device};
 use rl_env::Space;
 use safetensors::tensor::{Dtype, SafeTensors};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -74,6 +84,8 @@ use std::time::Duration;
 pub const MODEL_FILE: &str = "policy.safetensors";
 /// The `format` tag of [`MODEL_FILE`].
 pub const MODEL_FORMAT: &str = "rl-policy/MlpPolicy/2";
+/// The `format` tag of a [`MODEL_FILE`] holding a [`QNetwork`] (DQN's Q-function).
+pub const QNETWORK_FORMAT: &str = "rl-policy/QNetwork/1";
 /// Legacy layout: file name of the weights inside a saved-policy directory.
 pub const WEIGHTS_FILE: &str = "model.safetensors";
 /// Legacy layout: file name of the description inside a saved-policy directory.
@@ -182,24 +194,28 @@ impl SpaceSpec {
 }
 
 /// The description: `policy` in [`MODEL_FILE`]'s metadata, or the legacy [`CONFIG_FILE`].
+/// `C` is the model's config ([`MlpPolicyConfig`] or [`QNetworkConfig`]).
 #[derive(Serialize, Deserialize)]
-struct SavedPolicy {
+struct Saved<C> {
     format: String,
-    config: MlpPolicyConfig,
+    config: C,
     observation_space: SpaceSpec,
     action_space: SpaceSpec,
 }
 
-impl SavedPolicy {
+/// The description of a saved [`MlpPolicy`].
+type SavedPolicy = Saved<MlpPolicyConfig>;
+
+impl<C: DeserializeOwned> Saved<C> {
     /// Parses a description tagged `format` and builds its spaces.
-    fn parse(json: &[u8], format: &str) -> Result<(MlpPolicyConfig, Space, Space), ReadError> {
+    fn parse(json: &[u8], format: &str) -> Result<(C, Space, Space), ReadError> {
         if json.len() > MAX_DESCRIPTION_BYTES {
             return Err(ReadError::limit(
                 format!("a description of {} bytes", json.len()),
                 MAX_DESCRIPTION_BYTES,
             ));
         }
-        let saved: SavedPolicy = serde_json::from_slice(json)
+        let saved: Saved<C> = serde_json::from_slice(json)
             .map_err(|e| ReadError::Corrupt(format!("the description: {e}")))?;
         if saved.format != format {
             return Err(ReadError::Corrupt(format!(
@@ -440,8 +456,9 @@ fn encode_model_file(
     Ok(out)
 }
 
-/// Reads [`MODEL_FILE`] bytes: checksum first, then the description, then the policy.
-fn load_model_file(bytes: &[u8], device: &Device, path: &str) -> Result<MlpPolicy> {
+/// Reads [`MODEL_FILE`] bytes: checksum first, then the format tag, then the description,
+/// then the model it describes.
+fn load_model_file(bytes: &[u8], device: &Device, path: &str) -> Result<SavedModel> {
     let (metadata, tensors) = parse_safetensors(bytes).map_err(|e| e.at(path))?;
     let corrupt = |m: String| ReadError::Corrupt(m).at(path);
     let format = metadata.get("format").ok_or_else(|| {
@@ -458,19 +475,201 @@ fn load_model_file(bytes: &[u8], device: &Device, path: &str) -> Result<MlpPolic
             "checksum mismatch (stored {stored}, computed {computed}): the file is damaged"
         )));
     }
-    // Intact, so a different tag is a file from another version, not damage.
-    if format != MODEL_FORMAT {
+    // Intact, so an unknown tag is a file from another version, not damage.
+    if format != MODEL_FORMAT && format != QNETWORK_FORMAT {
         return Err(PolicyError::Unsupported(format!(
-            "{path}: format {format:?} (this version reads {MODEL_FORMAT:?})"
+            "{path}: format {format:?} (this version reads {MODEL_FORMAT:?} and {QNETWORK_FORMAT:?})"
         )));
     }
     let description = metadata
         .get("policy")
         .ok_or_else(|| corrupt("no `policy` description in the metadata".into()))?;
-    let (config, obs, act) =
-        SavedPolicy::parse(description.as_bytes(), MODEL_FORMAT).map_err(|e| e.at(path))?;
-    let host = host_tensors(&tensors).map_err(|e| e.at(path))?;
-    validate::build_policy(&obs, &act, config, host, device, path)
+    if format == QNETWORK_FORMAT {
+        let (config, obs, act) = Saved::<QNetworkConfig>::parse(description.as_bytes(), format)
+            .map_err(|e| e.at(path))?;
+        let host = host_tensors(&tensors).map_err(|e| e.at(path))?;
+        validate::build_qnetwork(&obs, &act, config, host, device, path).map(SavedModel::QNetwork)
+    } else {
+        let (config, obs, act) =
+            SavedPolicy::parse(description.as_bytes(), format).map_err(|e| e.at(path))?;
+        let host = host_tensors(&tensors).map_err(|e| e.at(path))?;
+        validate::build_policy(&obs, &act, config, host, device, path).map(SavedModel::MlpPolicy)
+    }
+}
+
+/// A model loaded by [`SavedModel::load`]: whichever kind the file holds.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum SavedModel {
+    /// An actor-critic policy (A2C, PPO, REINFORCE), format [`MODEL_FORMAT`].
+    MlpPolicy(MlpPolicy),
+    /// A Q-network (DQN), format [`QNETWORK_FORMAT`].
+    QNetwork(QNetwork),
+}
+
+impl SavedModel {
+    /// Loads any model saved by [`MlpPolicy::save`] or [`QNetwork::save`] from `path` (the
+    /// directory, or the [`MODEL_FILE`] inside it; a legacy [`MlpPolicy`] directory loads too)
+    /// onto `device`, with the checksum, shape, size and finiteness checks of the
+    /// [module docs](crate::io).
+    pub fn load(path: impl AsRef<Path>, device: &Device) -> Result<SavedModel> {
+        let path = path.as_ref();
+        let file = if path.is_file() {
+            path.to_path_buf()
+        } else {
+            path.join(MODEL_FILE)
+        };
+        match std::fs::metadata(&file) {
+            Ok(_) => {
+                let bytes = read_bounded(&file)?;
+                load_model_file(&bytes, device, &file.display().to_string())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let cfg_path = path.join(CONFIG_FILE);
+                let w_path = path.join(WEIGHTS_FILE);
+                let config = read_bounded(&cfg_path)?;
+                let weights = read_bounded(&w_path)?;
+                load_legacy(
+                    &config,
+                    &cfg_path.display().to_string(),
+                    &weights,
+                    &w_path.display().to_string(),
+                    device,
+                )
+                .map(SavedModel::MlpPolicy)
+            }
+            Err(e) => Err(io_err(&file, e)),
+        }
+    }
+
+    /// Opens any model file this crate reads, for playing it: what [`SavedModel::load`] reads
+    /// (a directory, or its [`MODEL_FILE`]), or a Stable-Baselines3 zip (told apart by its
+    /// `PK` signature): A2C/PPO give an [`MlpPolicy`] (see [`MlpPolicy::from_sb3_zip`]), DQN
+    /// its online [`QNetwork`] (see [`QNetwork::from_sb3_zip`]).
+    pub fn open(path: impl AsRef<Path>, device: &Device) -> Result<SavedModel> {
+        let path = path.as_ref();
+        if !path.is_file() {
+            return SavedModel::load(path, device);
+        }
+        let bytes = read_bounded(path)?;
+        let shown = path.display().to_string();
+        if bytes.starts_with(b"PK") {
+            Ok(match crate::sb3::import_any(&bytes, device, &shown)? {
+                crate::sb3::Sb3Model::ActorCritic(p) => SavedModel::MlpPolicy(p),
+                crate::sb3::Sb3Model::Dqn(d) => SavedModel::QNetwork(d.q_net),
+            })
+        } else {
+            load_model_file(&bytes, device, &shown)
+        }
+    }
+
+    /// [`SavedModel::load`] from the bytes of a [`MODEL_FILE`].
+    pub fn from_bytes(bytes: &[u8], device: &Device) -> Result<SavedModel> {
+        load_model_file(bytes, device, "<saved model>")
+    }
+
+    /// What the file held: `"MlpPolicy"` or `"QNetwork"`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SavedModel::MlpPolicy(_) => "MlpPolicy",
+            SavedModel::QNetwork(_) => "QNetwork",
+        }
+    }
+
+    /// The observation space the model reads.
+    pub fn observation_space(&self) -> &Space {
+        match self {
+            SavedModel::MlpPolicy(p) => p.observation_space(),
+            SavedModel::QNetwork(q) => q.observation_space(),
+        }
+    }
+
+    /// The action space the model acts in.
+    pub fn action_space(&self) -> &Space {
+        match self {
+            SavedModel::MlpPolicy(p) => p.action_space(),
+            SavedModel::QNetwork(q) => q.action_space(),
+        }
+    }
+
+    fn into_mlp(self, path: &str) -> Result<MlpPolicy> {
+        match self {
+            SavedModel::MlpPolicy(p) => Ok(p),
+            other => Err(PolicyError::Unsupported(format!(
+                "{path} holds a {}, not an MlpPolicy",
+                other.kind()
+            ))),
+        }
+    }
+
+    fn into_qnetwork(self, path: &str) -> Result<QNetwork> {
+        match self {
+            SavedModel::QNetwork(q) => Ok(q),
+            other => Err(PolicyError::Unsupported(format!(
+                "{path} holds a {}, not a QNetwork",
+                other.kind()
+            ))),
+        }
+    }
+}
+
+/// Parameters as stored: by name, shape and float32 little-endian bytes.
+type ParameterBytes = BTreeMap<String, (Vec<usize>, Vec<u8>)>;
+
+/// A model's parameters as float32 little-endian bytes by name; a NaN or infinite value is an
+/// error (such a model could not be loaded again).
+fn parameter_bytes(vars: Vec<(String, Var)>) -> Result<ParameterBytes> {
+    let mut values = BTreeMap::new();
+    for (name, var) in vars {
+        let t = var.as_tensor();
+        let flat = t.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+        if let Some((index, &value)) = flat.iter().enumerate().find(|(_, x)| !x.is_finite()) {
+            return Err(PolicyError::NonFiniteWeight {
+                path: "<model being saved>".into(),
+                tensor: name,
+                index,
+                value,
+            });
+        }
+        let bytes = flat.iter().flat_map(|x| x.to_le_bytes()).collect();
+        values.insert(name, (t.dims().to_vec(), bytes));
+    }
+    Ok(values)
+}
+
+/// The bytes of a [`MODEL_FILE`] tagged `format` for a model with this config, spaces and
+/// parameters.
+fn encode_model<C: Serialize>(
+    format: &str,
+    config: &C,
+    observation_space: &Space,
+    action_space: &Space,
+    vars: Vec<(String, Var)>,
+) -> Result<Vec<u8>> {
+    let values = parameter_bytes(vars)?;
+    let description = Saved {
+        format: format.to_string(),
+        config,
+        observation_space: SpaceSpec::of(observation_space),
+        action_space: SpaceSpec::of(action_space),
+    };
+    let description = serde_json::to_string(&description).map_err(|e| {
+        PolicyError::InvalidArgument(format!("cannot serialize the model description: {e}"))
+    })?;
+    let stored: BTreeMap<String, StoredTensor> = values
+        .iter()
+        .map(|(n, (shape, data))| {
+            (
+                n.clone(),
+                StoredTensor {
+                    dtype: Dtype::F32,
+                    shape: shape.clone(),
+                    data,
+                },
+            )
+        })
+        .collect();
+    encode_model_file(format, description, &stored)
 }
 
 /// Reads the legacy layout from the bytes of its two files.
@@ -569,146 +768,137 @@ fn clean_up(dir: &Path, own_pid: u32) {
     }
 }
 
+/// Writes `bytes` as [`MODEL_FILE`] into `dir` atomically, as process `pid`, stopping at
+/// `interrupt` (tests only): the one save path of every model kind.
+fn save_model_bytes(bytes: &[u8], dir: &Path, pid: u32, interrupt: Option<Stage>) -> Result<()> {
+    let existed = dir.is_dir();
+    std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+    if !existed {
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            sync_dir(parent)?;
+        }
+    }
+    let n = SAVE_COUNTER.fetch_add(1, Ordering::Relaxed);
+    let tmp: PathBuf = dir.join(format!("{MODEL_FILE}.tmp{pid}-{n}"));
+    let result = (|| {
+        let mut f = std::fs::File::create_new(&tmp).map_err(|e| io_err(&tmp, e))?;
+        if interrupt == Some(Stage::PartialWrite) {
+            f.write_all(&bytes[..bytes.len() / 2])
+                .map_err(|e| io_err(&tmp, e))?;
+            return Err(interrupted(Stage::PartialWrite, &tmp));
+        }
+        f.write_all(bytes).map_err(|e| io_err(&tmp, e))?;
+        if interrupt == Some(Stage::Written) {
+            return Err(interrupted(Stage::Written, &tmp));
+        }
+        f.sync_all().map_err(|e| io_err(&tmp, e))?;
+        drop(f);
+        if interrupt == Some(Stage::Synced) {
+            return Err(interrupted(Stage::Synced, &tmp));
+        }
+        let dest = dir.join(MODEL_FILE);
+        std::fs::rename(&tmp, &dest).map_err(|e| io_err(&dest, e))?;
+        if interrupt == Some(Stage::Renamed) {
+            return Err(interrupted(Stage::Renamed, &tmp));
+        }
+        sync_dir(dir)
+    })();
+    match result {
+        Ok(()) => {
+            clean_up(dir, pid);
+            Ok(())
+        }
+        Err(e) => {
+            // A real failure removes its temporary file; a simulated crash leaves it, as
+            // a killed process would.
+            if interrupt.is_none() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            Err(e)
+        }
+    }
+}
+
 impl MlpPolicy {
     /// The policy as the bytes of one self-describing, checksummed [`MODEL_FILE`] (see the
     /// [module docs](crate::io)); [`MlpPolicy::load_from_bytes`] reads it back. A parameter
     /// that is NaN or infinite is an error: such a model could not be loaded again.
     pub fn save_to_bytes(&self) -> Result<Vec<u8>> {
-        let mut values: BTreeMap<String, (Vec<usize>, Vec<u8>)> = BTreeMap::new();
-        for (name, var) in crate::policy::StochasticPolicy::trainable_vars(self) {
-            let t = var.as_tensor();
-            let flat = t.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
-            if let Some((index, &value)) = flat.iter().enumerate().find(|(_, x)| !x.is_finite()) {
-                return Err(PolicyError::NonFiniteWeight {
-                    path: "<policy being saved>".into(),
-                    tensor: name,
-                    index,
-                    value,
-                });
-            }
-            let bytes = flat.iter().flat_map(|x| x.to_le_bytes()).collect();
-            values.insert(name, (t.dims().to_vec(), bytes));
-        }
-        let description = SavedPolicy {
-            format: MODEL_FORMAT.into(),
-            config: self.config().clone(),
-            observation_space: SpaceSpec::of(self.observation_space()),
-            action_space: SpaceSpec::of(self.action_space()),
-        };
-        let description = serde_json::to_string(&description).map_err(|e| {
-            PolicyError::InvalidArgument(format!("cannot serialize the policy description: {e}"))
-        })?;
-        let stored: BTreeMap<String, StoredTensor> = values
-            .iter()
-            .map(|(n, (shape, data))| {
-                (
-                    n.clone(),
-                    StoredTensor {
-                        dtype: Dtype::F32,
-                        shape: shape.clone(),
-                        data,
-                    },
-                )
-            })
-            .collect();
-        encode_model_file(MODEL_FORMAT, description, &stored)
+        encode_model(
+            MODEL_FORMAT,
+            self.config(),
+            self.observation_space(),
+            self.action_space(),
+            crate::policy::StochasticPolicy::trainable_vars(self),
+        )
     }
 
     /// Loads a policy from the bytes of a [`MODEL_FILE`] (what [`MlpPolicy::save_to_bytes`]
     /// returns) onto `device`, verifying its checksum, shapes and values.
     pub fn load_from_bytes(bytes: &[u8], device: &Device) -> Result<MlpPolicy> {
-        load_model_file(bytes, device, "<saved policy>")
+        load_model_file(bytes, device, "<saved policy>")?.into_mlp("<saved policy>")
     }
 
     /// Saves the policy into directory `dir` (created if needed) as one file, [`MODEL_FILE`],
     /// replaced atomically (see the [module docs](crate::io) for the format and the
-    /// guarantees). Reload with [`MlpPolicy::load`].
+    /// guarantees). Reload with [`MlpPolicy::load`] or [`SavedModel::load`].
     pub fn save(&self, dir: impl AsRef<Path>) -> Result<()> {
         self.save_with(dir.as_ref(), std::process::id(), None)
     }
 
     /// [`MlpPolicy::save`] as process `pid`, stopping at `interrupt` (tests only).
     fn save_with(&self, dir: &Path, pid: u32, interrupt: Option<Stage>) -> Result<()> {
-        let bytes = self.save_to_bytes()?;
-        let existed = dir.is_dir();
-        std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
-        if !existed {
-            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-                sync_dir(parent)?;
-            }
-        }
-        let n = SAVE_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let tmp: PathBuf = dir.join(format!("{MODEL_FILE}.tmp{pid}-{n}"));
-        let result = (|| {
-            let mut f = std::fs::File::create_new(&tmp).map_err(|e| io_err(&tmp, e))?;
-            if interrupt == Some(Stage::PartialWrite) {
-                f.write_all(&bytes[..bytes.len() / 2])
-                    .map_err(|e| io_err(&tmp, e))?;
-                return Err(interrupted(Stage::PartialWrite, &tmp));
-            }
-            f.write_all(&bytes).map_err(|e| io_err(&tmp, e))?;
-            if interrupt == Some(Stage::Written) {
-                return Err(interrupted(Stage::Written, &tmp));
-            }
-            f.sync_all().map_err(|e| io_err(&tmp, e))?;
-            drop(f);
-            if interrupt == Some(Stage::Synced) {
-                return Err(interrupted(Stage::Synced, &tmp));
-            }
-            let dest = dir.join(MODEL_FILE);
-            std::fs::rename(&tmp, &dest).map_err(|e| io_err(&dest, e))?;
-            if interrupt == Some(Stage::Renamed) {
-                return Err(interrupted(Stage::Renamed, &tmp));
-            }
-            sync_dir(dir)
-        })();
-        match result {
-            Ok(()) => {
-                clean_up(dir, pid);
-                Ok(())
-            }
-            Err(e) => {
-                // A real failure removes its temporary file; a simulated crash leaves it, as
-                // a killed process would.
-                if interrupt.is_none() {
-                    let _ = std::fs::remove_file(&tmp);
-                }
-                Err(e)
-            }
-        }
+        save_model_bytes(&self.save_to_bytes()?, dir, pid, interrupt)
     }
 
     /// Loads a policy saved by [`MlpPolicy::save`] onto `device`. `path` is the directory
     /// `save` wrote (or the [`MODEL_FILE`] inside it); a directory in the legacy layout
     /// ([`WEIGHTS_FILE`] + [`CONFIG_FILE`]) loads too. Missing, damaged (checksum),
-    /// oversized or inconsistent files give an error naming the file.
+    /// oversized or inconsistent files give an error naming the file; a saved [`QNetwork`]
+    /// is [`PolicyError::Unsupported`] (load it with [`QNetwork::load`] or
+    /// [`SavedModel::load`]).
     pub fn load(path: impl AsRef<Path>, device: &Device) -> Result<MlpPolicy> {
         let path = path.as_ref();
-        let file = if path.is_file() {
-            path.to_path_buf()
-        } else {
-            path.join(MODEL_FILE)
-        };
-        match std::fs::metadata(&file) {
-            Ok(_) => {
-                let bytes = read_bounded(&file)?;
-                load_model_file(&bytes, device, &file.display().to_string())
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let cfg_path = path.join(CONFIG_FILE);
-                let w_path = path.join(WEIGHTS_FILE);
-                let config = read_bounded(&cfg_path)?;
-                let weights = read_bounded(&w_path)?;
-                load_legacy(
-                    &config,
-                    &cfg_path.display().to_string(),
-                    &weights,
-                    &w_path.display().to_string(),
-                    device,
-                )
-            }
-            Err(e) => Err(io_err(&file, e)),
-        }
+        SavedModel::load(path, device)?.into_mlp(&path.display().to_string())
+    }
+}
+
+impl QNetwork {
+    /// The network as the bytes of one self-describing, checksummed [`MODEL_FILE`] tagged
+    /// [`QNETWORK_FORMAT`] (config, spaces and the `q_net.*` parameters; see the
+    /// [module docs](crate::io)). A NaN or infinite parameter is an error.
+    pub fn save_to_bytes(&self) -> Result<Vec<u8>> {
+        encode_model(
+            QNETWORK_FORMAT,
+            self.config(),
+            self.observation_space(),
+            self.action_space(),
+            self.trainable_vars(),
+        )
+    }
+
+    /// Loads a network from the bytes [`QNetwork::save_to_bytes`] returns onto `device`,
+    /// verifying its checksum, shapes and values.
+    pub fn load_from_bytes(bytes: &[u8], device: &Device) -> Result<QNetwork> {
+        load_model_file(bytes, device, "<saved model>")?.into_qnetwork("<saved model>")
+    }
+
+    /// Saves the network into directory `dir` (created if needed) as one [`MODEL_FILE`],
+    /// replaced atomically, through the same path as [`MlpPolicy::save`].
+    pub fn save(&self, dir: impl AsRef<Path>) -> Result<()> {
+        save_model_bytes(
+            &self.save_to_bytes()?,
+            dir.as_ref(),
+            std::process::id(),
+            None,
+        )
+    }
+
+    /// Loads a network saved by [`QNetwork::save`] (the directory or its [`MODEL_FILE`]) onto
+    /// `device`; another kind of saved model is [`PolicyError::Unsupported`].
+    pub fn load(path: impl AsRef<Path>, device: &Device) -> Result<QNetwork> {
+        let path = path.as_ref();
+        SavedModel::load(path, device)?.into_qnetwork(&path.display().to_string())
     }
 }
 
@@ -953,6 +1143,120 @@ mod tests {
         assert!(matches!(
             MlpPolicy::load_from_bytes(&forged, &Device::Cpu),
             Err(PolicyError::NonFiniteWeight { tensor, index: 0, .. }) if tensor == "action_net.bias"
+        ));
+    }
+
+    fn qnet(seed: u64, arch: Vec<usize>) -> QNetwork {
+        let obs = Space::boxed(vec![-1.0; 3], vec![1.0; 3], vec![3]).unwrap();
+        let act = Space::Discrete { n: 2, start: 0 };
+        let config = QNetworkConfig {
+            net_arch: arch,
+            activation: crate::Activation::Tanh,
+        };
+        QNetwork::new(&obs, &act, config, seed, &Device::Cpu).unwrap()
+    }
+
+    #[test]
+    fn qnetwork_saves_share_the_atomic_path() {
+        let (old, new) = (qnet(1, vec![8]), qnet(2, vec![8]));
+        let q_bits = |q: &QNetwork| -> Vec<u32> {
+            q.trainable_vars()
+                .iter()
+                .flat_map(|(_, v)| {
+                    v.as_tensor()
+                        .flatten_all()
+                        .unwrap()
+                        .to_vec1::<f32>()
+                        .unwrap()
+                })
+                .map(f32::to_bits)
+                .collect()
+        };
+        for stage in [Stage::PartialWrite, Stage::Synced] {
+            let dir = scratch("qnet-interrupted");
+            old.save(&dir).unwrap();
+            let bytes = new.save_to_bytes().unwrap();
+            assert!(save_model_bytes(&bytes, &dir, DEAD_PID, Some(stage)).is_err());
+            assert_eq!(
+                q_bits(&QNetwork::load(&dir, &Device::Cpu).unwrap()),
+                q_bits(&old)
+            );
+            new.save(&dir).unwrap();
+            assert_eq!(files(&dir), [MODEL_FILE], "{stage:?}");
+            assert_eq!(
+                q_bits(&QNetwork::load(&dir, &Device::Cpu).unwrap()),
+                q_bits(&new)
+            );
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
+    }
+
+    /// QNetwork descriptions edited with a valid checksum: errors before allocation.
+    #[test]
+    fn hostile_qnetwork_descriptions_with_valid_checksums_are_rejected() {
+        let q = qnet(6, vec![8]);
+        let bytes = q.save_to_bytes().unwrap();
+        let (metadata, tensors) = parse_safetensors(&bytes).unwrap();
+        assert_eq!(metadata["format"], QNETWORK_FORMAT);
+        let description: serde_json::Value = serde_json::from_str(&metadata["policy"]).unwrap();
+        type Edit = fn(&mut serde_json::Value);
+        let cases: [(Edit, &str); 6] = [
+            (
+                |d| d["config"]["net_arch"] = serde_json::json!([100_000, 100_000]),
+                "exceeds the limit",
+            ),
+            (
+                |d| d["config"]["net_arch"] = serde_json::json!(vec![65_536; 64]),
+                "exceeds the limit",
+            ),
+            (
+                |d| d["config"]["net_arch"] = serde_json::json!([16]),
+                "q_net.0.weight has shape [8, 3]",
+            ),
+            (
+                |d| d["config"]["net_arch"] = serde_json::json!([0]),
+                "zero-width",
+            ),
+            (
+                |d| {
+                    d["action_space"] = serde_json::json!({"type": "Box", "low": [0.0], "high": [1.0], "shape": [1]})
+                },
+                "Discrete",
+            ),
+            (
+                |d| d["action_space"]["n"] = serde_json::json!(u64::MAX),
+                "Discrete action space",
+            ),
+        ];
+        for (edit, message) in cases {
+            let mut d = description.clone();
+            edit(&mut d);
+            let forged = encode_model_file(QNETWORK_FORMAT, d.to_string(), &tensors).unwrap();
+            let err = QNetwork::load_from_bytes(&forged, &Device::Cpu).unwrap_err();
+            assert!(err.to_string().contains(message), "{message}: {err}");
+        }
+        // Non-finite weights: named.
+        let mut nan = parse_safetensors(&bytes).unwrap().1;
+        let bad = [0u8, 0, 0x80, 0x7f, 0, 0, 0, 0];
+        nan.insert(
+            "q_net.2.bias".into(),
+            StoredTensor {
+                dtype: Dtype::F32,
+                shape: vec![2],
+                data: &bad,
+            },
+        );
+        let forged = encode_model_file(QNETWORK_FORMAT, metadata["policy"].clone(), &nan).unwrap();
+        assert!(matches!(
+            QNetwork::load_from_bytes(&forged, &Device::Cpu),
+            Err(PolicyError::NonFiniteWeight { tensor, index: 0, .. }) if tensor == "q_net.2.bias"
+        ));
+        // A QNetwork description under the MlpPolicy tag (or the reverse) is corrupt.
+        let swapped =
+            encode_model_file(MODEL_FORMAT, metadata["policy"].clone(), &tensors).unwrap();
+        assert!(matches!(
+            MlpPolicy::load_from_bytes(&swapped, &Device::Cpu),
+            Err(PolicyError::Corrupt { .. })
         ));
     }
 }

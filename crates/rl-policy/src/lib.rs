@@ -63,9 +63,11 @@ pub use continuous::{
 };
 pub use distributions::{ActionDist, Categorical, DiagGaussian};
 pub use error::{PolicyError, Result};
+pub use io::SavedModel;
 pub use mlp::{MlpPolicy, MlpPolicyConfig, NetArch};
 pub use policy::{ActorCritic, Evaluation, Policy, StochasticPolicy};
 pub use qnet::{GreedyQPolicy, QFunction, QNetwork, QNetworkConfig};
+pub use sb3::Sb3Dqn;
 pub use sb3_offpolicy::{Sb3Sac, Sb3Td3};
 pub use sde::{ExplorationNoise, StateDependentNoise};
 pub use squashed::SquashedDiagGaussian;

@@ -9,10 +9,11 @@
 //! activations at the odd ones), so weights move between the two libraries by name.
 
 use crate::activation::Activation;
-use crate::error::{PolicyError, Result};
+use crate::error::{PolicyError, ReadError, Result};
 use crate::init;
 use crate::ops;
 use crate::policy::Policy;
+use crate::validate;
 use candle_core::{DType, Device, Tensor, Var, D};
 use rand::rngs::StdRng;
 use rand::{RngCore, SeedableRng};
@@ -56,11 +57,6 @@ impl Default for QNetworkConfig {
         }
     }
 }
-
-/// Most hidden layers and units a [`QNetwork`] may have (a configuration asking for more is a
-/// mistake, refused before anything is allocated).
-const MAX_LAYERS: usize = 64;
-const MAX_WIDTH: usize = 1 << 16;
 
 /// SB3's `QNetwork`: an MLP from observations to one value per discrete action; see the
 /// [module docs](self).
@@ -133,49 +129,24 @@ impl QNetwork {
         mut init: impl FnMut(usize, usize) -> (Vec<f32>, Vec<f32>),
         device: &Device,
     ) -> Result<Self> {
-        let obs_dim = match observation_space {
-            Space::Box(b) if b.flat_dim() > 0 => b.flat_dim(),
-            other => {
-                return Err(PolicyError::Unsupported(format!(
-                    "QNetwork needs a non-empty Box observation space, got {other}"
-                )))
+        // Sizes checked (limits, overflow, parameter count) before anything is allocated.
+        let shapes = validate::expected_q_parameters(observation_space, action_space, &config)
+            .map_err(|e| match e {
+                ReadError::Unsupported(m) => PolicyError::Unsupported(format!("QNetwork: {m}")),
+                ReadError::Corrupt(m) => PolicyError::InvalidArgument(format!("QNetwork: {m}")),
+                ReadError::Limit { what, limit } => PolicyError::InvalidArgument(format!(
+                    "QNetwork: {what} exceeds the limit of {limit}"
+                )),
+            })?;
+        // (weight [out, in], bias [out]) pairs, in layer order.
+        let mut layers = Vec::with_capacity(shapes.len() / 2);
+        let (mut obs_dim, mut n_actions) = (0, 0);
+        for (i, pair) in shapes.chunks_exact(2).enumerate() {
+            let (out, inp) = (pair[0].1[0], pair[0].1[1]);
+            if i == 0 {
+                obs_dim = inp;
             }
-        };
-        let n_actions = match action_space {
-            Space::Discrete { n, .. } => usize::try_from(*n)
-                .ok()
-                .filter(|&n| (1..=MAX_WIDTH).contains(&n))
-                .ok_or_else(|| {
-                    PolicyError::InvalidArgument(format!(
-                        "QNetwork needs a Discrete action space of 1..={MAX_WIDTH} actions, got \
-                         {action_space}"
-                    ))
-                })?,
-            other => {
-                return Err(PolicyError::Unsupported(format!(
-                    "QNetwork (DQN) needs a Discrete action space, got {other}"
-                )))
-            }
-        };
-        if config.net_arch.len() > MAX_LAYERS
-            || config.net_arch.iter().any(|&w| w == 0 || w > MAX_WIDTH)
-        {
-            return Err(PolicyError::InvalidArgument(format!(
-                "QNetwork net_arch {:?}: at most {MAX_LAYERS} layers of 1..={MAX_WIDTH} units",
-                config.net_arch
-            )));
-        }
-        if obs_dim > MAX_WIDTH {
-            return Err(PolicyError::InvalidArgument(format!(
-                "QNetwork observations of {obs_dim} values exceed {MAX_WIDTH}"
-            )));
-        }
-        let mut dims = vec![obs_dim];
-        dims.extend_from_slice(&config.net_arch);
-        dims.push(n_actions);
-        let mut layers = Vec::with_capacity(dims.len() - 1);
-        for (i, w) in dims.windows(2).enumerate() {
-            let (inp, out) = (w[0], w[1]);
+            n_actions = out;
             let (wv, bv) = init(out, inp);
             let weight = Var::from_tensor(&Tensor::from_vec(wv, (out, inp), device)?)?;
             let bias = Var::from_tensor(&Tensor::from_vec(bv, out, device)?)?;

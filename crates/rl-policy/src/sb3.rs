@@ -1,5 +1,5 @@
-//! Import of Stable-Baselines3 model files (`model.save(...)` zips of A2C or PPO with
-//! `MlpPolicy`) into [`MlpPolicy`].
+//! Import of Stable-Baselines3 model files (`model.save(...)` zips with `MlpPolicy`): A2C or
+//! PPO into [`MlpPolicy`], DQN into two [`QNetwork`]s (online and target).
 //!
 //! An SB3 zip holds `data` (JSON; objects that JSON cannot hold are cloudpickled, with a few
 //! readable fields beside the pickle) and `policy.pth` (the policy's `state_dict`). The
@@ -12,6 +12,7 @@ use crate::activation::Activation;
 use crate::error::{PolicyError, ReadError, Result};
 use crate::limits::{MAX_DESCRIPTION_BYTES, MAX_SPACE_ELEMENTS};
 use crate::mlp::{MlpPolicy, MlpPolicyConfig, NetArch};
+use crate::qnet::{QNetwork, QNetworkConfig};
 use crate::validate::{self, HostTensor};
 use crate::zipread::ZipArchive;
 use crate::{io, pth};
@@ -47,23 +48,78 @@ impl MlpPolicy {
     }
 }
 
-/// Imports the SB3 zip `bytes`; errors name `path`. Declared sizes (spaces, `net_arch`) are
-/// checked against the tensors of `policy.pth` before anything is built.
-fn import(bytes: &[u8], device: &Device, path: &str) -> Result<MlpPolicy> {
+/// The zip archive of an SB3 model file and its `data` member parsed (bounded in size).
+pub(crate) fn open_model<'a>(bytes: &'a [u8], path: &str) -> Result<(ZipArchive<'a>, Value)> {
+    let corrupt = |reason: String| PolicyError::Corrupt {
+        path: path.to_string(),
+        reason,
+    };
+    let zip = ZipArchive::new(bytes).map_err(|e| e.at(path))?;
+    let data = zip
+        .get("data")
+        .map_err(|e| e.at(path))?
+        .ok_or_else(|| corrupt("no `data` member".into()))?;
+    if data.len() > MAX_DESCRIPTION_BYTES {
+        return Err(ReadError::limit(
+            format!("a `data` member of {} bytes", data.len()),
+            MAX_DESCRIPTION_BYTES,
+        )
+        .at(path));
+    }
+    let data: Value =
+        serde_json::from_slice(data).map_err(|e| corrupt(format!("`data` is not JSON: {e}")))?;
+    Ok((zip, data))
+}
+
+/// An SB3 zip's `data` JSON and its `policy.pth` state dict, read with every bound.
+struct Sb3Zip {
+    data: Value,
+    class: PolicyClass,
+    tensors: BTreeMap<String, HostTensor>,
+}
+
+/// Reads the SB3 zip `bytes`: `data`, its policy class, then `policy.pth`. Errors name
+/// `path`.
+fn open_zip(bytes: &[u8], path: &str) -> Result<Sb3Zip> {
     let corrupt = |reason: String| PolicyError::Corrupt {
         path: path.to_string(),
         reason,
     };
     let (zip, data) = open_model(bytes, path)?;
-    check_policy_class(&data)?;
-    let mut kwargs = PolicyKwargs::read(data.get("policy_kwargs"))?;
-    // The algorithm passes its `use_sde` to the policy (it is not in `policy_kwargs`).
-    kwargs.use_sde |= data.get("use_sde").and_then(Value::as_bool) == Some(true);
+    let class = policy_class(&data)?;
     let pth_bytes = zip
         .get("policy.pth")
         .map_err(|e| e.at(path))?
         .ok_or_else(|| corrupt("no `policy.pth` member".into()))?;
     let tensors = pth::read_state_dict(pth_bytes).map_err(|e| e.context("policy.pth").at(path))?;
+    Ok(Sb3Zip {
+        data,
+        class,
+        tensors,
+    })
+}
+
+/// Imports the SB3 zip `bytes` of A2C or PPO; errors name `path`. Declared sizes (spaces,
+/// `net_arch`) are checked against the tensors of `policy.pth` before anything is built.
+fn import(bytes: &[u8], device: &Device, path: &str) -> Result<MlpPolicy> {
+    let zip = open_zip(bytes, path)?;
+    if zip.class != PolicyClass::ActorCritic {
+        return Err(PolicyError::Unsupported(format!(
+            "{path} is a DQN model: import it with QNetwork::from_sb3_zip"
+        )));
+    }
+    import_actor_critic(zip, device, path)
+}
+
+fn import_actor_critic(zip: Sb3Zip, device: &Device, path: &str) -> Result<MlpPolicy> {
+    let corrupt = |reason: String| PolicyError::Corrupt {
+        path: path.to_string(),
+        reason,
+    };
+    let Sb3Zip { data, tensors, .. } = zip;
+    let mut kwargs = PolicyKwargs::read(data.get("policy_kwargs"))?;
+    // The algorithm passes its `use_sde` to the policy (it is not in `policy_kwargs`).
+    kwargs.use_sde |= data.get("use_sde").and_then(Value::as_bool) == Some(true);
     // A policy's first layer (or action head) has one column per observation element and its
     // action head one row per action, so no space can be larger than the weights.
     let n_weights: usize = tensors.values().map(|t| t.data.len()).sum();
@@ -100,32 +156,188 @@ fn import(bytes: &[u8], device: &Device, path: &str) -> Result<MlpPolicy> {
     )
 }
 
-/// The zip archive of an SB3 model file and its `data` member parsed (bounded in size).
-pub(crate) fn open_model<'a>(bytes: &'a [u8], path: &str) -> Result<(ZipArchive<'a>, Value)> {
+/// A Stable-Baselines3 DQN imported by [`QNetwork::from_sb3_zip`]: its online Q-network and
+/// its target network (SB3's `policy.q_net` and `policy.q_net_target`).
+#[derive(Debug)]
+pub struct Sb3Dqn {
+    /// The online network (`q_net.q_net.*`), whose greedy action `DQN.predict` returns.
+    pub q_net: QNetwork,
+    /// The target network (`q_net_target.q_net.*`).
+    pub q_net_target: QNetwork,
+}
+
+impl QNetwork {
+    /// Loads the Q-networks of a Stable-Baselines3 DQN model file (`DQNPolicy` / `MlpPolicy`,
+    /// flat `Box` observations, `Discrete` actions) onto `device`: `policy.pth`'s
+    /// `q_net.q_net.*` and `q_net_target.q_net.*`, with the activation of `data`'s
+    /// `policy_kwargs` (ReLU by default) and the architecture from the tensor shapes, checked
+    /// against `policy_kwargs.net_arch`.
+    ///
+    /// Errors as [`MlpPolicy::from_sb3_zip`]'s; a CNN or other features extractor, `Box`
+    /// actions, another policy class (an A2C/PPO zip included) or an unknown tensor is
+    /// [`PolicyError::Unsupported`], naming it.
+    pub fn from_sb3_zip(path: impl AsRef<Path>, device: &Device) -> Result<Sb3Dqn> {
+        let path = path.as_ref();
+        let bytes = io::read_bounded(path)?;
+        import_dqn_bytes(&bytes, device, &path.display().to_string())
+    }
+
+    /// [`QNetwork::from_sb3_zip`] from the bytes of the zip.
+    pub fn from_sb3_zip_bytes(bytes: &[u8], device: &Device) -> Result<Sb3Dqn> {
+        import_dqn_bytes(bytes, device, "<SB3 zip>")
+    }
+}
+
+/// A model imported from an SB3 zip by [`import_any`]: an actor-critic policy (A2C, PPO) or
+/// a DQN.
+pub(crate) enum Sb3Model {
+    ActorCritic(MlpPolicy),
+    Dqn(Sb3Dqn),
+}
+
+/// Imports whichever supported model an SB3 zip holds.
+pub(crate) fn import_any(bytes: &[u8], device: &Device, path: &str) -> Result<Sb3Model> {
+    let zip = open_zip(bytes, path)?;
+    match zip.class {
+        PolicyClass::ActorCritic => {
+            import_actor_critic(zip, device, path).map(Sb3Model::ActorCritic)
+        }
+        PolicyClass::Dqn => import_dqn(zip, device, path).map(Sb3Model::Dqn),
+    }
+}
+
+fn import_dqn_bytes(bytes: &[u8], device: &Device, path: &str) -> Result<Sb3Dqn> {
+    let zip = open_zip(bytes, path)?;
+    if zip.class != PolicyClass::Dqn {
+        return Err(PolicyError::Unsupported(format!(
+            "{path} holds an actor-critic policy (A2C/PPO), not a DQN: import it with \
+             MlpPolicy::from_sb3_zip"
+        )));
+    }
+    import_dqn(zip, device, path)
+}
+
+/// Builds both Q-networks of a DQN zip. Sizes declared by `data` are checked against the
+/// tensors before anything is built.
+fn import_dqn(zip: Sb3Zip, device: &Device, path: &str) -> Result<Sb3Dqn> {
     let corrupt = |reason: String| PolicyError::Corrupt {
         path: path.to_string(),
         reason,
     };
-    let zip = ZipArchive::new(bytes).map_err(|e| e.at(path))?;
-    let data = zip
-        .get("data")
-        .map_err(|e| e.at(path))?
-        .ok_or_else(|| corrupt("no `data` member".into()))?;
-    if data.len() > MAX_DESCRIPTION_BYTES {
-        return Err(ReadError::limit(
-            format!("a `data` member of {} bytes", data.len()),
-            MAX_DESCRIPTION_BYTES,
-        )
-        .at(path));
+    let Sb3Zip { data, tensors, .. } = zip;
+    let kwargs = data.get("policy_kwargs");
+    // Checks the features extractor, squashing and the activation's class.
+    let parsed = PolicyKwargs::read(kwargs)?;
+    let activation = match kwargs.and_then(|k| k.get("activation_fn")) {
+        Some(_) => parsed.activation,
+        None => Activation::ReLU, // DQNPolicy's default
+    };
+    let declared_arch = match kwargs.and_then(|k| k.get("net_arch")) {
+        None | Some(Value::Null) => None,
+        Some(v) => {
+            Some(int_list(v).ok_or_else(|| PolicyError::Unsupported(format!("DQN net_arch {v}")))?)
+        }
+    };
+    // Split the state dict into the two networks, named as QNetwork's `q_net.N.*`.
+    let mut online = BTreeMap::new();
+    let mut target = BTreeMap::new();
+    let mut unknown = Vec::new();
+    for (name, t) in tensors {
+        if let Some(rest) = name.strip_prefix("q_net_target.q_net.") {
+            target.insert(format!("q_net.{rest}"), t);
+        } else if let Some(rest) = name.strip_prefix("q_net.q_net.") {
+            online.insert(format!("q_net.{rest}"), t);
+        } else {
+            unknown.push(name);
+        }
     }
-    let data: Value =
-        serde_json::from_slice(data).map_err(|e| corrupt(format!("`data` is not JSON: {e}")))?;
-    Ok((zip, data))
+    if !unknown.is_empty() {
+        return Err(PolicyError::Unsupported(format!(
+            "policy parameters {unknown:?} (not part of DQN's MlpPolicy: a CNN or another \
+             features extractor or network)"
+        )));
+    }
+    let n_weights: usize = online.values().map(|t| t.data.len()).sum();
+    let space_limit = n_weights.min(MAX_SPACE_ELEMENTS);
+    let observation_space = read_space(&data, "observation_space", space_limit, path)?;
+    let action_space = read_space(&data, "action_space", space_limit, path)?;
+    if observation_space.as_box().is_none() {
+        return Err(PolicyError::Unsupported(format!(
+            "observation space {observation_space} (DQN import needs a Box)"
+        )));
+    }
+    if action_space.as_box().is_some() {
+        return Err(PolicyError::Unsupported(format!(
+            "action space {action_space} (a DQN acts in a Discrete space)"
+        )));
+    }
+    let (mut sizes, _) = sequential_sizes(&online, "q_net", observation_space.flat_dim())?;
+    // The last Linear is the output layer (one unit per action).
+    if sizes.pop().is_none() {
+        return Err(corrupt("policy.pth has no q_net.q_net.0.weight".into()));
+    }
+    if let Some(declared) = &declared_arch {
+        if *declared != sizes {
+            return Err(corrupt(format!(
+                "policy_kwargs net_arch {declared:?} disagrees with the policy.pth shapes {sizes:?}"
+            )));
+        }
+    }
+    let config = QNetworkConfig {
+        net_arch: sizes,
+        activation,
+    };
+    let at = format!("{path}/policy.pth");
+    let q_net = validate::build_qnetwork(
+        &observation_space,
+        &action_space,
+        config.clone(),
+        online,
+        device,
+        &at,
+    )?;
+    let q_net_target = validate::build_qnetwork(
+        &observation_space,
+        &action_space,
+        config,
+        target,
+        device,
+        &at,
+    )?;
+    Ok(Sb3Dqn {
+        q_net,
+        q_net_target,
+    })
+}
+
+/// The policy classes this crate imports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PolicyClass {
+    /// `ActorCriticPolicy` (what `"MlpPolicy"` means for A2C and PPO).
+    ActorCritic,
+    /// `DQNPolicy` (what `"MlpPolicy"` means for DQN).
+    Dqn,
+}
+
+/// Reads `policy_class` (from its readable `__module__` and `__init__` fields beside the
+/// cloudpickle); any class other than A2C/PPO's `ActorCriticPolicy` and DQN's `DQNPolicy`
+/// (CNN, multi-input, recurrent, dueling or custom policies) is unsupported, by name.
+fn policy_class(data: &Value) -> Result<PolicyClass> {
+    let (module, class) = policy_class_names(data)?;
+    match (module.as_str(), class.as_str()) {
+        ("stable_baselines3.common.policies", "ActorCriticPolicy") => Ok(PolicyClass::ActorCritic),
+        ("stable_baselines3.dqn.policies", "DQNPolicy") => Ok(PolicyClass::Dqn),
+        _ => Err(PolicyError::Unsupported(format!(
+            "policy class {module}.{class} (only ActorCriticPolicy / MlpPolicy of A2C and PPO \
+             and DQNPolicy / MlpPolicy of DQN are supported here; SAC and TD3/DDPG import \
+             through Sb3Sac and Sb3Td3)"
+        ))),
+    }
 }
 
 /// The policy class of an SB3 model's `data`: `(module, class)`, read from the cloudpickled
 /// class's readable fields (`__module__`, and the class name in `__init__`'s repr).
-pub(crate) fn policy_class(data: &Value) -> Result<(String, String)> {
+pub(crate) fn policy_class_names(data: &Value) -> Result<(String, String)> {
     let pc = data
         .get("policy_class")
         .ok_or_else(|| PolicyError::Unsupported("a model without `policy_class`".into()))?;
@@ -137,20 +349,6 @@ pub(crate) fn policy_class(data: &Value) -> Result<(String, String)> {
         .and_then(|s| s.split(".__init__").next())
         .unwrap_or("?");
     Ok((module.to_string(), class.to_string()))
-}
-
-/// Accepts `ActorCriticPolicy` (what `"MlpPolicy"` means for A2C and PPO) only. The class is
-/// cloudpickled; its readable fields give the module and, through `__init__`'s repr, the
-/// class whose `__dict__` was dumped.
-fn check_policy_class(data: &Value) -> Result<()> {
-    let (module, class) = policy_class(data)?;
-    if module == "stable_baselines3.common.policies" && class == "ActorCriticPolicy" {
-        Ok(())
-    } else {
-        Err(PolicyError::Unsupported(format!(
-            "policy class {module}.{class} (only ActorCriticPolicy / MlpPolicy is supported)"
-        )))
-    }
 }
 
 /// The parts of `policy_kwargs` that matter here.

@@ -15,7 +15,7 @@ use crate::continuous::{
 };
 use crate::error::{PolicyError, Result};
 use crate::limits::MAX_SPACE_ELEMENTS;
-use crate::sb3::{int_list, open_model, policy_class, read_space, sequential_sizes};
+use crate::sb3::{int_list, open_model, policy_class_names, read_space, sequential_sizes};
 use crate::validate::HostTensor;
 use crate::{io, pth};
 use candle_core::{Device, Tensor, Var};
@@ -271,7 +271,7 @@ struct Model {
 impl Model {
     fn open(bytes: &[u8], path: &str, module: &str, class: &str) -> Result<Model> {
         let (zip, data) = open_model(bytes, path)?;
-        let (m, c) = policy_class(&data)?;
+        let (m, c) = policy_class_names(&data)?;
         if m != module || c != class {
             return Err(PolicyError::Unsupported(format!(
                 "policy class {m}.{c} (expected {module}.{class})"

@@ -11,6 +11,7 @@
 use crate::error::{PolicyError, ReadError, Result};
 use crate::limits::{MAX_HIDDEN_LAYERS, MAX_LAYER_WIDTH, MAX_PARAMETERS, MAX_SPACE_ELEMENTS};
 use crate::mlp::{MlpPolicy, MlpPolicyConfig};
+use crate::qnet::{QNetwork, QNetworkConfig};
 use candle_core::{Device, Tensor};
 use rl_env::Space;
 use std::collections::{BTreeMap, HashMap};
@@ -149,28 +150,104 @@ pub(crate) fn expected_parameters(
     Ok(params)
 }
 
-/// Checks `tensors` against what the spaces and config declare (names, shapes, finite values)
-/// and only then builds the policy on `device`. Errors name `path` and the parameter.
-pub(crate) fn build_policy(
+/// The names and shapes of the parameters of a [`QNetwork`] with these spaces and config
+/// (`q_net.{0,2,..}.{weight,bias}`), computed with checked arithmetic and [`crate::limits`]
+/// without allocating any of them. [`QNetwork::new`] checks its config through this too.
+pub(crate) fn expected_q_parameters(
     observation_space: &Space,
     action_space: &Space,
-    config: MlpPolicyConfig,
-    tensors: BTreeMap<String, HostTensor>,
-    device: &Device,
+    config: &QNetworkConfig,
+) -> Result<Vec<(String, Vec<usize>)>, ReadError> {
+    let obs_dim = match observation_space {
+        Space::Box(b) if b.flat_dim() > 0 => b.flat_dim(),
+        other => {
+            return Err(ReadError::Unsupported(format!(
+                "observation space {other} (a QNetwork needs a non-empty Box)"
+            )))
+        }
+    };
+    let n_actions = match action_space {
+        Space::Discrete { n, .. } => usize::try_from(*n)
+            .ok()
+            .filter(|&n| (1..=MAX_LAYER_WIDTH).contains(&n))
+            .ok_or_else(|| {
+                ReadError::limit(
+                    format!("a Discrete action space of {n} actions"),
+                    MAX_LAYER_WIDTH,
+                )
+            })?,
+        other => {
+            return Err(ReadError::Unsupported(format!(
+                "action space {other} (a QNetwork, DQN's, needs a Discrete one)"
+            )))
+        }
+    };
+    if obs_dim > MAX_LAYER_WIDTH {
+        return Err(ReadError::limit(
+            format!("observations of {obs_dim} values (a QNetwork's input width)"),
+            MAX_LAYER_WIDTH,
+        ));
+    }
+    let arch = &config.net_arch;
+    if arch.len() > MAX_HIDDEN_LAYERS {
+        return Err(ReadError::limit(
+            format!("net_arch of {} hidden layers", arch.len()),
+            MAX_HIDDEN_LAYERS,
+        ));
+    }
+    let mut dims = Vec::with_capacity(arch.len() + 2);
+    dims.push(obs_dim);
+    for &width in arch {
+        if width == 0 {
+            return Err(corrupt(format!("net_arch {arch:?}: a zero-width layer")));
+        }
+        if width > MAX_LAYER_WIDTH {
+            return Err(ReadError::limit(
+                format!("net_arch {arch:?}: a layer of width {width}"),
+                MAX_LAYER_WIDTH,
+            ));
+        }
+        dims.push(width);
+    }
+    dims.push(n_actions);
+    let mut params = Vec::with_capacity(2 * (dims.len() - 1));
+    let mut total = 0usize;
+    for (i, w) in dims.windows(2).enumerate() {
+        let (inp, out) = (w[0], w[1]);
+        total = out
+            .checked_mul(inp)
+            .and_then(|n| n.checked_add(out))
+            .and_then(|n| total.checked_add(n))
+            .filter(|&t| t <= MAX_PARAMETERS)
+            .ok_or_else(|| {
+                ReadError::limit(
+                    format!("number of parameters of net_arch {arch:?} (at layer {i})"),
+                    MAX_PARAMETERS,
+                )
+            })?;
+        params.push((format!("q_net.{}.weight", 2 * i), vec![out, inp]));
+        params.push((format!("q_net.{}.bias", 2 * i), vec![out]));
+    }
+    Ok(params)
+}
+
+/// Checks `tensors` against the `expected` names and shapes and that every value is finite.
+fn check_tensors(
+    expected: &[(String, Vec<usize>)],
+    tensors: &BTreeMap<String, HostTensor>,
+    declared_by: &str,
     path: &str,
-) -> Result<MlpPolicy> {
-    let expected =
-        expected_parameters(observation_space, action_space, &config).map_err(|e| e.at(path))?;
+) -> Result<()> {
     let at = |m: String| corrupt(m).at(path);
-    for (name, shape) in &expected {
+    for (name, shape) in expected {
         let t = tensors.get(name).ok_or_else(|| {
             at(format!(
-                "missing parameter {name} (the spaces and net_arch declare {shape:?})"
+                "missing parameter {name} (the {declared_by} declare {shape:?})"
             ))
         })?;
         if &t.shape != shape {
             return Err(at(format!(
-                "parameter {name} has shape {:?} but the spaces and net_arch declare {shape:?}",
+                "parameter {name} has shape {:?} but the {declared_by} declare {shape:?}",
                 t.shape
             )));
         }
@@ -189,14 +266,61 @@ pub(crate) fn build_policy(
         .collect();
     if !unexpected.is_empty() {
         return Err(at(format!(
-            "unexpected parameter(s) {unexpected:?} for these spaces and net_arch"
+            "unexpected parameter(s) {unexpected:?} for these {declared_by}"
         )));
     }
+    Ok(())
+}
+
+/// Moves checked host tensors onto `device`.
+fn to_device(
+    tensors: BTreeMap<String, HostTensor>,
+    device: &Device,
+) -> Result<HashMap<String, Tensor>> {
     let mut on_device = HashMap::with_capacity(tensors.len());
     for (name, t) in tensors {
         let tensor = Tensor::from_vec(t.data, t.shape, device)?;
         on_device.insert(name, tensor);
     }
+    Ok(on_device)
+}
+
+/// Checks `tensors` against what the spaces and config declare for a [`QNetwork`] (names,
+/// shapes, finite values) and only then builds it on `device`. Errors name `path`.
+pub(crate) fn build_qnetwork(
+    observation_space: &Space,
+    action_space: &Space,
+    config: QNetworkConfig,
+    tensors: BTreeMap<String, HostTensor>,
+    device: &Device,
+    path: &str,
+) -> Result<QNetwork> {
+    let expected =
+        expected_q_parameters(observation_space, action_space, &config).map_err(|e| e.at(path))?;
+    check_tensors(&expected, &tensors, "spaces and net_arch", path)?;
+    let on_device = to_device(tensors, device)?;
+    QNetwork::from_named_tensors(observation_space, action_space, config, &on_device, device)
+        .map_err(|e| match e {
+            e @ PolicyError::Unsupported(_) => e,
+            e => corrupt(format!("the weights do not fit the spaces and config: {e}")).at(path),
+        })
+}
+
+/// Checks `tensors` against what the spaces and config declare (names, shapes, finite values)
+/// and only then builds the policy on `device`. Errors name `path` and the parameter.
+pub(crate) fn build_policy(
+    observation_space: &Space,
+    action_space: &Space,
+    config: MlpPolicyConfig,
+    tensors: BTreeMap<String, HostTensor>,
+    device: &Device,
+    path: &str,
+) -> Result<MlpPolicy> {
+    let expected =
+        expected_parameters(observation_space, action_space, &config).map_err(|e| e.at(path))?;
+    let at = |m: String| corrupt(m).at(path);
+    check_tensors(&expected, &tensors, "spaces and net_arch", path)?;
+    let on_device = to_device(tensors, device)?;
     MlpPolicy::from_named_tensors(observation_space, action_space, config, &on_device, device)
         .map_err(|e| match e {
             e @ PolicyError::Unsupported(_) => e,

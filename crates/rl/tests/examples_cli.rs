@@ -582,3 +582,88 @@ fn train_reads_rl_zoo_hyperparameter_files_and_overrides() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `train --algo dqn`: a run cut in two by `--save`/`--resume` (the checkpoint holds the
+/// replay buffer) ends with the same Q-network, byte for byte, as one uninterrupted run;
+/// `enjoy` plays the saved Q-network and SB3's DQN zip; an edited `run.json` is refused.
+#[test]
+fn train_dqn_resumes_bit_for_bit_and_enjoy_plays_q_networks() {
+    let dir = scratch_dir("dqn");
+    let train = |total: &str, out: &str, extra: &[String]| -> Output {
+        let mut args: Vec<String> = [
+            "--algo",
+            "dqn",
+            "--env",
+            "CartPole-v1",
+            "--total-timesteps",
+            total,
+            "--eval-freq",
+            "100000",
+            "--eval-episodes",
+            "1",
+            "--quiet",
+            "--out",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.push(dir.join(out).display().to_string());
+        args.extend_from_slice(extra);
+        run_train(&args, Stdio::null())
+    };
+    let model = |out: &str| dir.join(out).join("model").join("policy.safetensors");
+    let out = train("1536", "straight", &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let save = dir.join("save").display().to_string();
+    let out = train("1024", "first", &["--save".into(), save.clone()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let resumed = [
+        "--resume".to_string(),
+        save.clone(),
+        "--total-timesteps".into(),
+        "1536".into(),
+        "--quiet".into(),
+        "--out".into(),
+        dir.join("second").display().to_string(),
+    ];
+    let out = run_train(&resumed, Stdio::null());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let (a, b) = (
+        std::fs::read(model("straight")).expect("straight model"),
+        std::fs::read(model("second")).expect("resumed model"),
+    );
+    assert!(a == b, "the resumed DQN run ended with another Q-network");
+
+    let golden = std::env::var_os("RL_GOLDEN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("tests/golden"))
+        .join("sb3/dqn_cartpole.zip");
+    let played = dir.join("straight").join("model").display().to_string();
+    for m in [played.as_str(), golden.to_str().expect("utf-8 path")] {
+        let out = run("enjoy", &["--model", m, "--episodes", "1"], Stdio::piped());
+        assert_eq!(out.status.code(), Some(0), "{m}: {}", text(&out.stderr));
+        assert!(text(&out.stdout).contains("mean return"), "{m}");
+    }
+    // A Q-network does not fit an environment with other spaces.
+    let out = run(
+        "enjoy",
+        &["--model", &played, "--env", "Acrobot-v1", "--episodes", "1"],
+        Stdio::piped(),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+
+    let run_json = dir.join("save").join("run.json");
+    let original = std::fs::read_to_string(&run_json).expect("run.json");
+    std::fs::write(
+        &run_json,
+        original.replace("\"algo\": \"dqn\"", "\"algo\": \"ppo\""),
+    )
+    .expect("edit run.json");
+    let mut again = resumed.to_vec();
+    again[3] = "2048".into();
+    let out = run_train(&again, Stdio::null());
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("run.json says algo"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -71,7 +71,7 @@ use crate::replay::ReplaySamples;
 use candle_core::{Device, Tensor};
 use rand::{Rng, RngCore};
 use rl_env::{Space, VecEnv};
-use rl_policy::{GreedyQPolicy, Policy, QFunction};
+use rl_policy::{GreedyQPolicy, Policy, QFunction, QNetworkConfig};
 use std::path::Path;
 
 /// DQN's configuration: SB3's `DQN` constructor arguments, with its defaults.
@@ -148,7 +148,47 @@ impl Default for DqnConfig {
     }
 }
 
+/// rl-zoo's DQN hyperparameters for one environment (`hyperparams/dqn.yml`): the config
+/// (SB3's defaults for whatever the zoo leaves out), the Q-network and the step budget.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RlZooDqn {
+    /// The algorithm's settings (`seed` unset).
+    pub config: DqnConfig,
+    /// The Q-network's `policy_kwargs` (net_arch; ReLU).
+    pub q_net: QNetworkConfig,
+    /// The zoo's `n_timesteps`.
+    pub n_timesteps: u64,
+}
+
 impl DqnConfig {
+    /// rl-zoo's settings for `env_id` from the shipped `hyperparams/dqn.yml` (CartPole-v1,
+    /// MountainCar-v0, Acrobot-v1); `None` for an environment it has no entry for. The
+    /// learning tests use it.
+    pub fn rl_zoo(env_id: &str) -> Option<RlZooDqn> {
+        // The shipped hyperparams/dqn.yml is the one source: its entries are tested to read.
+        let text = crate::zoo::shipped("dqn")?;
+        let run = crate::zoo::ZooEntry::from_yaml(text, env_id)
+            .ok()?
+            .dqn()
+            .ok()?;
+        let defaults = QNetworkConfig::default();
+        let q_net = QNetworkConfig {
+            net_arch: match run.policy_kwargs.net_arch {
+                Some(crate::zoo::NetArchKwarg::Same(layers)) => layers,
+                _ => defaults.net_arch,
+            },
+            activation: run
+                .policy_kwargs
+                .activation_fn
+                .unwrap_or(defaults.activation),
+        };
+        Some(RlZooDqn {
+            config: run.config,
+            q_net,
+            n_timesteps: run.n_timesteps?,
+        })
+    }
+
     /// Checks every value, naming the first bad one.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(AlgoError::InvalidArgument(m));

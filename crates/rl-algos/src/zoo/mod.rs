@@ -40,6 +40,20 @@ use std::collections::BTreeSet;
 use std::fmt;
 use yaml_rust2::{Yaml, YamlLoader};
 
+/// The shipped hyperparameter file of `algo` (`"a2c"`, `"ppo"`, `"dqn"`, `"sac"`, `"td3"`,
+/// `"ddpg"`): rl-zoo's classic-control entries, unchanged (the repository's `hyperparams/`).
+pub fn shipped(algo: &str) -> Option<&'static str> {
+    Some(match algo {
+        "a2c" => include_str!("../../../../hyperparams/a2c.yml"),
+        "ppo" => include_str!("../../../../hyperparams/ppo.yml"),
+        "dqn" => include_str!("../../../../hyperparams/dqn.yml"),
+        "sac" => include_str!("../../../../hyperparams/sac.yml"),
+        "td3" => include_str!("../../../../hyperparams/td3.yml"),
+        "ddpg" => include_str!("../../../../hyperparams/ddpg.yml"),
+        _ => return None,
+    })
+}
+
 /// Largest hyperparameter file read (rl-zoo's largest is ~20 KB).
 pub const MAX_FILE_BYTES: usize = 4 << 20;
 
@@ -931,16 +945,9 @@ Bad-v0:
     /// (named in the error).
     #[test]
     fn the_shipped_hyperparameter_files_read() {
-        let files = [
-            ("a2c", include_str!("../../../../hyperparams/a2c.yml")),
-            ("ppo", include_str!("../../../../hyperparams/ppo.yml")),
-            ("dqn", include_str!("../../../../hyperparams/dqn.yml")),
-            ("sac", include_str!("../../../../hyperparams/sac.yml")),
-            ("td3", include_str!("../../../../hyperparams/td3.yml")),
-            ("ddpg", include_str!("../../../../hyperparams/ddpg.yml")),
-        ];
         let mut read = 0;
-        for (algo, text) in files {
+        for algo in ["a2c", "ppo", "dqn", "sac", "td3", "ddpg"] {
+            let text = shipped(algo).unwrap();
             let ids: Vec<String> = YamlLoader::load_from_str(text).unwrap()[0]
                 .as_hash()
                 .unwrap()
