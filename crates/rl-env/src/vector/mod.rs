@@ -9,9 +9,11 @@ use crate::error::{EnvError, Result};
 use crate::space::Space;
 
 mod block;
+mod normalize;
 mod sync;
 mod thread;
 
+pub use normalize::{RunningStats, VecNormalize, VecNormalizeConfig, VecNormalizeSnapshot};
 pub use sync::SyncVecEnv;
 pub use thread::ThreadVecEnv;
 
