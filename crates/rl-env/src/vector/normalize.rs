@@ -370,7 +370,7 @@ impl<V: VecEnv> VecNormalize<V> {
     /// `obs.len()` must equal `out.len()` and be a multiple of the observation length.
     pub fn normalize_obs_into(&self, obs: &[f32], out: &mut [f32]) -> Result<()> {
         let d = self.obs_rms.mean.len();
-        if obs.len() != out.len() || d == 0 || obs.len() % d != 0 {
+        if obs.len() != out.len() || d == 0 || !obs.len().is_multiple_of(d) {
             return Err(EnvError::ObservationBuffer {
                 expected: d,
                 actual: obs.len(),
