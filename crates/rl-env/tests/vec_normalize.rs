@@ -4,8 +4,9 @@
 //! vector engines. Also the snapshot encoding and the error paths.
 
 use rl_env::{
-    AutoresetMode, EnvError, EnvSpec, RunningStats, SyncVecEnv, ThreadVecEnv, VecAction, VecEnv,
-    VecNormalize, VecNormalizeConfig, VecNormalizeSnapshot,
+    Action, AutoresetMode, Env, EnvError, EnvSpec, Info, RunningStats, Seed, Space, StepOutcome,
+    SyncVecEnv, ThreadVecEnv, VecAction, VecEnv, VecNormalize, VecNormalizeConfig,
+    VecNormalizeSnapshot,
 };
 use rl_golden::{f32s_flat, f64_of, f64s, name};
 use serde_json::Value;
@@ -274,7 +275,8 @@ fn hostile_snapshots_are_typed_errors() {
     let mut huge = good.clone();
     huge[41..45].copy_from_slice(&u32::MAX.to_le_bytes());
     assert!(is_err(&huge));
-    let bad_values: [(&str, fn(&mut VecNormalizeSnapshot)); 7] = [
+    type Corrupt = fn(&mut VecNormalizeSnapshot);
+    let bad_values: [(&str, Corrupt); 7] = [
         ("NaN mean", |s| s.obs_rms.mean[1] = f64::NAN),
         ("negative var", |s| s.obs_rms.var[0] = -1.0),
         ("zero count", |s| s.obs_rms.count = 0.0),
@@ -346,4 +348,106 @@ fn bad_configs_and_spaces_and_inputs_are_typed_errors() {
         .map(|o| (*o as f64 / s).clamp(-10.0, 10.0) as f32)
         .collect();
     assert_eq!(bits32(&out), bits32(&expected));
+}
+
+/// Observation `[value, 0]` and reward `reward` on every reset and step; never ends.
+struct Fixed {
+    value: f32,
+    reward: f64,
+    obs_space: Space,
+    act_space: Space,
+}
+
+impl Fixed {
+    fn new(value: f32, reward: f64) -> Self {
+        Fixed {
+            value,
+            reward,
+            obs_space: Space::boxed(vec![f32::MIN; 2], vec![f32::MAX; 2], vec![2]).unwrap(),
+            act_space: Space::discrete(2),
+        }
+    }
+}
+
+impl Env for Fixed {
+    fn observation_space(&self) -> &Space {
+        &self.obs_space
+    }
+    fn action_space(&self) -> &Space {
+        &self.act_space
+    }
+    fn reset_into(&mut self, _seed: Option<&Seed>, obs: &mut [f32]) -> rl_env::Result<Info> {
+        obs.copy_from_slice(&[self.value, 0.0]);
+        Ok(Info::default())
+    }
+    fn step_into(&mut self, _action: Action<'_>, obs: &mut [f32]) -> rl_env::Result<StepOutcome> {
+        obs.copy_from_slice(&[self.value, 0.0]);
+        Ok(StepOutcome {
+            reward: self.reward,
+            ..StepOutcome::default()
+        })
+    }
+}
+
+fn fixed(envs: Vec<Fixed>) -> VecNormalize<SyncVecEnv<Fixed>> {
+    let v = SyncVecEnv::new(envs, AutoresetMode::SameStep).unwrap();
+    VecNormalize::new(v, VecNormalizeConfig::default()).unwrap()
+}
+
+#[test]
+fn overflowing_inputs_are_typed_errors_and_leave_the_statistics_alone() {
+    // Finite float32 observations whose batch variance overflows float32.
+    let mut vn = fixed(vec![Fixed::new(3e38, 1.0), Fixed::new(-3e38, 1.0)]);
+    let before = vn.obs_rms().clone();
+    assert!(matches!(
+        vn.reset(Some(0)),
+        Err(EnvError::InvalidArgument(_))
+    ));
+    assert_eq!(vn.obs_rms(), &before);
+
+    // A finite f64 reward that is infinite as SB3's float32.
+    let mut vn = fixed(vec![Fixed::new(1.0, 1.0), Fixed::new(1.0, 1e300)]);
+    vn.reset(Some(0)).unwrap();
+    let ret_before = vn.ret_rms().clone();
+    let err = vn.step(VecAction::Discrete(&[0, 0])).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            EnvError::NonFinite {
+                env: 1,
+                what: "reward",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(vn.ret_rms(), &ret_before);
+
+    // Discrete observation spaces are refused.
+    struct DiscreteObs(Fixed);
+    impl Env for DiscreteObs {
+        fn observation_space(&self) -> &Space {
+            &self.0.act_space
+        }
+        fn action_space(&self) -> &Space {
+            &self.0.act_space
+        }
+        fn reset_into(&mut self, _: Option<&Seed>, obs: &mut [f32]) -> rl_env::Result<Info> {
+            obs[0] = 0.0;
+            Ok(Info::default())
+        }
+        fn step_into(&mut self, _: Action<'_>, obs: &mut [f32]) -> rl_env::Result<StepOutcome> {
+            obs[0] = 0.0;
+            Ok(StepOutcome::default())
+        }
+    }
+    let v = SyncVecEnv::new(
+        vec![DiscreteObs(Fixed::new(0.0, 0.0))],
+        AutoresetMode::SameStep,
+    )
+    .unwrap();
+    assert!(matches!(
+        VecNormalize::new(v, VecNormalizeConfig::default()),
+        Err(EnvError::InvalidArgument(_))
+    ));
 }

@@ -13,7 +13,7 @@
 //!   summation (plain loop from 0 below 8 elements, 8 accumulators up to 128, halving above);
 //! - `batch_mean = f32(sum / n)`, `batch_var = f32(sum((x - batch_mean)²) / n)`, every
 //!   difference and square rounded to f32;
-//! - `delta = mean - batch_mean` in f64, `mean += delta * n / (count + n)`,
+//! - `delta = batch_mean - mean` in f64, `mean += delta * n / (count + n)`,
 //!   `var = (var * count + f64(f32(batch_var * n)) + delta² * count * n / (count + n)) / (count + n)`,
 //!   `count += n` (evaluated left to right), `count` starting at 1e-4;
 //! - rewards are float32 (SB3's `DummyVecEnv` buffer); `ret = ret * gamma + r`;
@@ -202,8 +202,10 @@ struct Scratch {
 }
 
 impl RunningStats {
-    /// SB3's `update(batch)` for a float32 `[n, d]` batch.
-    fn update_f32(&mut self, x: &[f32], n: usize, s: &mut Scratch) {
+    /// SB3's `update(batch)` for a float32 `[n, d]` batch. The batch moments are checked before
+    /// anything is merged: observations so large that their float32 squares overflow are an
+    /// error and leave the statistics untouched.
+    fn update_f32(&mut self, x: &[f32], n: usize, s: &mut Scratch) -> Result<()> {
         let d = self.mean.len();
         column_sums_f32(x, n, d, &mut s.mean);
         for m in s.mean.iter_mut() {
@@ -219,11 +221,20 @@ impl RunningStats {
         for v in s.var.iter_mut() {
             *v = (*v as f64 / n as f64) as f32;
         }
+        if let Some(j) = (0..d).find(|&j| {
+            !(s.mean[j].is_finite() && s.var[j].is_finite() && (s.var[j] * n as f32).is_finite())
+        }) {
+            return Err(EnvError::InvalidArgument(format!(
+                "observation component {j}: batch mean {} / variance {} overflow float32",
+                s.mean[j], s.var[j]
+            )));
+        }
         for j in 0..d {
             let var_n = (s.var[j] * n as f32) as f64;
             self.merge(j, s.mean[j] as f64, var_n, n as f64);
         }
         self.count += n as f64;
+        Ok(())
     }
 
     /// SB3's `update(batch)` for a float64 1-D batch (the returns) into a scalar statistic.
@@ -436,7 +447,7 @@ impl<V: VecEnv> VecNormalize<V> {
             }
         }
         if self.cfg.training && self.cfg.norm_obs {
-            self.obs_rms.update_f32(&inner.obs, n, &mut self.scratch);
+            self.obs_rms.update_f32(&inner.obs, n, &mut self.scratch)?;
             self.obs_rms.check("observation")?;
         }
         normalize_rows(&self.cfg, &self.obs_rms, &inner.obs, &mut self.out.obs);
