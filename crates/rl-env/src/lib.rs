@@ -60,4 +60,7 @@ pub use registry::{make, make_with, register, registered_ids, EnvRegistration, E
 pub use render::{Frame, Render};
 pub use seeding::{NpRandom, Seed};
 pub use space::{BoxSpace, Space};
-pub use vector::{AutoresetMode, SyncVecEnv, ThreadVecEnv, VecAction, VecEnv};
+pub use vector::{
+    AutoresetMode, RunningStats, SyncVecEnv, ThreadVecEnv, VecAction, VecEnv, VecNormalize,
+    VecNormalizeConfig, VecNormalizeSnapshot,
+};

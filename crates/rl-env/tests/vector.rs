@@ -435,9 +435,20 @@ fn assert_panic_is_reported_until_reset(v: &mut dyn VecEnv, failing: usize) {
     let n = v.num_envs();
     let actions = vec![0; n];
     v.reset(Some(3)).unwrap();
-    let err = (0..10_000)
-        .find_map(|_| v.step(VecAction::Discrete(&actions)).err())
-        .expect("the faulty sub-environment never panicked");
+    // A loaded machine may keep the worker thread off the CPU for many calls (the caller then
+    // steps every chunk itself): keep stepping, with a short pause that lets it run, until the
+    // faulty environment is stepped on the kind of thread under test.
+    let start = std::time::Instant::now();
+    let err = loop {
+        if let Err(e) = v.step(VecAction::Discrete(&actions)) {
+            break e;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the faulty sub-environment never panicked"
+        );
+        std::thread::sleep(Duration::from_micros(50));
+    };
     match &err {
         EnvError::Panicked { index, message } => {
             assert_eq!(*index, failing);

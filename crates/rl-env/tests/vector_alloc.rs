@@ -9,7 +9,10 @@
 //! built only right before it is measured and dropped (its threads joined) before the next one,
 //! so that no other engine's threads are starting or stopping while one is counted.
 
-use rl_env::{AutoresetMode, EnvSpec, SyncVecEnv, ThreadVecEnv, VecAction, VecEnv};
+use rl_env::{
+    AutoresetMode, EnvSpec, SyncVecEnv, ThreadVecEnv, VecAction, VecEnv, VecNormalize,
+    VecNormalizeConfig,
+};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -63,7 +66,7 @@ fn main() {
         max_episode_steps: Some(10),
         ..EnvSpec::default()
     };
-    let engines: [(&str, Build); 3] = [
+    let engines: [(&str, Build); 5] = [
         ("sync", |spec, mode| {
             Box::new(SyncVecEnv::make_with("CartPole-v1", spec, 64, mode).unwrap())
         }),
@@ -72,6 +75,14 @@ fn main() {
         }),
         ("thread, continuous", |spec, mode| {
             Box::new(ThreadVecEnv::make_with("Pendulum-v1", spec, 64, 2, mode).unwrap())
+        }),
+        ("VecNormalize(sync)", |spec, mode| {
+            let v = SyncVecEnv::make_with("CartPole-v1", spec, 64, mode).unwrap();
+            Box::new(VecNormalize::new(v, VecNormalizeConfig::default()).unwrap())
+        }),
+        ("VecNormalize(thread, continuous)", |spec, mode| {
+            let v = ThreadVecEnv::make_with("Pendulum-v1", spec, 64, 2, mode).unwrap();
+            Box::new(VecNormalize::new(v, VecNormalizeConfig::default()).unwrap())
         }),
     ];
     let mut failures = 0;
@@ -86,7 +97,7 @@ fn main() {
             }
         }
     }
-    let passed = 6 - failures;
+    let passed = 2 * engines.len() - failures;
     println!("\nvector_alloc: {passed} passed, {failures} failed");
     if failures > 0 {
         std::process::exit(1);

@@ -9,10 +9,12 @@ use crate::error::{EnvError, Result};
 use crate::space::Space;
 
 mod block;
+mod normalize;
 mod sync;
 mod thread;
 
 pub(crate) use block::panic_message;
+pub use normalize::{RunningStats, VecNormalize, VecNormalizeConfig, VecNormalizeSnapshot};
 pub use sync::SyncVecEnv;
 pub use thread::ThreadVecEnv;
 
