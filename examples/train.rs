@@ -366,6 +366,19 @@ fn q_network_config(kwargs: &PolicyKwargs) -> Result<QNetworkConfig, BoxError> {
     })
 }
 
+type ZooParts<'a> = (Option<usize>, Option<u64>, bool, &'a [(String, ZooValue)]);
+
+/// What an rl-zoo section says besides the algorithm's config: `n_envs`, `n_timesteps`,
+/// whether it asks for `normalize`, and its `env_kwargs`.
+fn zoo_parts<C>(r: &ZooRun<C>) -> ZooParts<'_> {
+    (
+        Some(r.n_envs),
+        r.n_timesteps,
+        r.normalize.is_some(),
+        &r.env_kwargs,
+    )
+}
+
 /// rl-zoo's `env_kwargs` as `--env-kwargs` values.
 fn zoo_env_kwargs(items: &[(String, ZooValue)]) -> Result<Vec<(String, KwargValue)>, BoxError> {
     items
@@ -469,24 +482,9 @@ fn resolve(cli: &Cli, saved: Option<&RunInfo>) -> Result<Spec, BoxError> {
         }
     };
     let (zoo_n_envs, zoo_timesteps, zoo_normalize, zoo_kwargs) = match &hyper {
-        Hyper::A2c(r) => (
-            Some(r.n_envs),
-            r.n_timesteps,
-            r.normalize.is_some(),
-            &r.env_kwargs[..],
-        ),
-        Hyper::Ppo(r) => (
-            Some(r.n_envs),
-            r.n_timesteps,
-            r.normalize.is_some(),
-            &r.env_kwargs[..],
-        ),
-        Hyper::Dqn(r) => (
-            Some(r.n_envs),
-            r.n_timesteps,
-            r.normalize.is_some(),
-            &r.env_kwargs[..],
-        ),
+        Hyper::A2c(r) => zoo_parts(r),
+        Hyper::Ppo(r) => zoo_parts(r),
+        Hyper::Dqn(r) => zoo_parts(r),
         Hyper::Reinforce => (None, None, false, &[][..]),
     };
     let mut all_kwargs = zoo_env_kwargs(zoo_kwargs)?;

@@ -4,7 +4,7 @@
 
 use crate::error::{AlgoError, Result};
 use crate::replay::ReplaySamples;
-use candle_core::{DType, Device, Tensor, Var};
+use candle_core::{DType, Device, Tensor};
 use rl_policy::Critic;
 
 /// One batch of `B` transitions with continuous actions.
@@ -60,27 +60,57 @@ impl ContinuousBatch<'_> {
     }
 }
 
-/// Tensors of a batch of replay samples on `device` (observations, actions, next observations),
-/// for a [`ContinuousBatch`] over `samples`.
-pub fn batch_tensors(samples: &ReplaySamples, device: &Device) -> Result<(Tensor, Tensor, Tensor)> {
-    let b = samples.len();
-    if b == 0
-        || !samples.observations.len().is_multiple_of(b)
-        || !samples.actions.len().is_multiple_of(b)
-    {
-        return Err(AlgoError::InvalidArgument(format!(
-            "replay samples: {} observation and {} action values for {b} samples",
-            samples.observations.len(),
-            samples.actions.len()
-        )));
+/// The tensors of a batch of replay samples (observations, scaled actions, next
+/// observations), made by [`BatchTensors::new`]; [`BatchTensors::batch`] pairs them with the
+/// samples' rewards, dones and discounts.
+#[derive(Clone, Debug)]
+pub struct BatchTensors {
+    /// Observations `[B, obs_dim]`.
+    pub observations: Tensor,
+    /// Scaled actions `[B, act_dim]`.
+    pub actions: Tensor,
+    /// Next observations `[B, obs_dim]`.
+    pub next_observations: Tensor,
+}
+
+impl BatchTensors {
+    /// The tensors of `samples` on `device`.
+    pub fn new(samples: &ReplaySamples, device: &Device) -> Result<Self> {
+        let b = samples.len();
+        if b == 0
+            || !samples.observations.len().is_multiple_of(b)
+            || !samples.actions.len().is_multiple_of(b)
+        {
+            return Err(AlgoError::InvalidArgument(format!(
+                "replay samples: {} observation and {} action values for {b} samples",
+                samples.observations.len(),
+                samples.actions.len()
+            )));
+        }
+        let obs_dim = samples.observations.len() / b;
+        let act_dim = samples.actions.len() / b;
+        Ok(BatchTensors {
+            observations: Tensor::from_slice(&samples.observations, (b, obs_dim), device)?,
+            actions: Tensor::from_slice(&samples.actions, (b, act_dim), device)?,
+            next_observations: Tensor::from_slice(
+                &samples.next_observations,
+                (b, obs_dim),
+                device,
+            )?,
+        })
     }
-    let obs_dim = samples.observations.len() / b;
-    let act_dim = samples.actions.len() / b;
-    Ok((
-        Tensor::from_slice(&samples.observations, (b, obs_dim), device)?,
-        Tensor::from_slice(&samples.actions, (b, act_dim), device)?,
-        Tensor::from_slice(&samples.next_observations, (b, obs_dim), device)?,
-    ))
+
+    /// The batch of these tensors and `samples`' rewards, dones and discounts.
+    pub fn batch<'a>(&'a self, samples: &'a ReplaySamples) -> ContinuousBatch<'a> {
+        ContinuousBatch {
+            observations: &self.observations,
+            actions: &self.actions,
+            next_observations: &self.next_observations,
+            rewards: &samples.rewards,
+            dones: &samples.dones,
+            discounts: &samples.discounts,
+        }
+    }
 }
 
 /// The element-wise minimum over critic heads (`th.min(th.cat(heads, 1), 1, keepdim=True)`),
@@ -181,30 +211,4 @@ pub(crate) fn finite_scalar(t: &Tensor, what: &str, iteration: u64) -> Result<f6
             what: what.to_string(),
         })
     }
-}
-
-/// Checks that a network's target copy has the same variables (names, shapes) and owns them.
-pub(crate) fn check_target_pair(
-    a: &[(String, Var)],
-    b: &[(String, Var)],
-    what: &str,
-) -> Result<()> {
-    if a.len() != b.len()
-        || a.iter()
-            .zip(b)
-            .any(|((n1, x), (n2, y))| n1 != n2 || x.dims() != y.dims())
-    {
-        return Err(AlgoError::InvalidArgument(format!(
-            "the {what}'s duplicate does not have the same variables"
-        )));
-    }
-    if a.iter()
-        .zip(b)
-        .any(|((_, x), (_, y))| x.as_tensor().id() == y.as_tensor().id())
-    {
-        return Err(AlgoError::InvalidArgument(format!(
-            "the {what}'s duplicate shares parameters with it (duplicate must copy them)"
-        )));
-    }
-    Ok(())
 }

@@ -229,6 +229,38 @@ fn tensor2(v: &Value) -> Tensor {
     .unwrap()
 }
 
+/// A recorded gradient step's batch (`ReplayBufferSamples`: no n-step discounts).
+struct RecordedBatch {
+    observations: Tensor,
+    actions: Tensor,
+    next_observations: Tensor,
+    rewards: Vec<f32>,
+    dones: Vec<f32>,
+}
+
+impl RecordedBatch {
+    fn new(b: &Value) -> Self {
+        RecordedBatch {
+            observations: tensor2(&b["observations"]),
+            actions: tensor2(&b["actions"]),
+            next_observations: tensor2(&b["next_observations"]),
+            rewards: f32s_flat(&b["rewards"]),
+            dones: f32s_flat(&b["dones"]),
+        }
+    }
+
+    fn batch(&self) -> ContinuousBatch<'_> {
+        ContinuousBatch {
+            observations: &self.observations,
+            actions: &self.actions,
+            next_observations: &self.next_observations,
+            rewards: &self.rewards,
+            dones: &self.dones,
+            discounts: &[],
+        }
+    }
+}
+
 /// The per-quantity worst errors of one file, printed and checked at the end.
 #[derive(Default)]
 struct Report(BTreeMap<&'static str, MaxErr>);
@@ -336,21 +368,8 @@ fn check_sac(file: &str, data: &Value) {
         compared += 1;
         let lr = t.update_learning_rate(progress);
         r.add("learning_rate", lr, f64_of(&g["learning_rate"]));
-        let b = &g["batch"];
-        let (obs, actions, next_obs) = (
-            tensor2(&b["observations"]),
-            tensor2(&b["actions"]),
-            tensor2(&b["next_observations"]),
-        );
-        let (rewards, dones) = (f32s_flat(&b["rewards"]), f32s_flat(&b["dones"]));
-        let batch = ContinuousBatch {
-            observations: &obs,
-            actions: &actions,
-            next_observations: &next_obs,
-            rewards: &rewards,
-            dones: &dones,
-            discounts: &[],
-        };
+        let recorded = RecordedBatch::new(&g["batch"]);
+        let batch = recorded.batch();
         let eps_pi = tensor2(&g["pi"]["eps"]);
         let eps_next = tensor2(&g["next_pi"]["eps"]);
         let s = t
@@ -480,21 +499,8 @@ fn check_td3(file: &str, data: &Value) {
         compared += 1;
         let lr = t.update_learning_rate(progress);
         r.add("learning_rate", lr, f64_of(&g["learning_rate"]));
-        let b = &g["batch"];
-        let (obs, actions, next_obs) = (
-            tensor2(&b["observations"]),
-            tensor2(&b["actions"]),
-            tensor2(&b["next_observations"]),
-        );
-        let (rewards, dones) = (f32s_flat(&b["rewards"]), f32s_flat(&b["dones"]));
-        let batch = ContinuousBatch {
-            observations: &obs,
-            actions: &actions,
-            next_observations: &next_obs,
-            rewards: &rewards,
-            dones: &dones,
-            discounts: &[],
-        };
+        let recorded = RecordedBatch::new(&g["batch"]);
+        let batch = recorded.batch();
         let noise = f32s_flat(&g["target_noise_raw"]);
         let (c, actor_loss) = t.gradient_step(&batch, &noise).unwrap();
         assert_eq!(

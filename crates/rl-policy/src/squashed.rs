@@ -55,6 +55,13 @@ impl SquashedDiagGaussian {
         Ok(SquashedDiagGaussian { mean, log_std })
     }
 
+    /// Whether the fused CPU ops ([`SquashedOp`]) apply: f32 parameters on the CPU.
+    fn fused(&self) -> bool {
+        self.mean.device().is_cpu()
+            && self.mean.dtype() == DType::F32
+            && self.log_std.dtype() == DType::F32
+    }
+
     /// The mean of the pre-`tanh` Gaussian, `[batch, d]`.
     pub fn mean(&self) -> &Tensor {
         &self.mean
@@ -141,10 +148,7 @@ impl SquashedDiagGaussian {
                 actual: format!("{:?}", eps.dims()),
             });
         }
-        let fused = self.mean.device().is_cpu()
-            && self.mean.dtype() == DType::F32
-            && self.log_std.dtype() == DType::F32;
-        if fused {
+        if self.fused() {
             let eps: Vec<f32> = eps.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
             let (mean, log_std) = (self.mean.contiguous()?, self.log_std.contiguous()?);
             let actions = mean.apply_op2(&log_std, SquashedOp::actions(eps.clone()))?;
@@ -181,10 +185,7 @@ impl SquashedDiagGaussian {
     /// Actions only, with noise drawn from `rng`, detached (acting: no log-probability).
     pub fn sample_actions(&self, rng: &mut dyn RngCore) -> Result<Tensor> {
         let eps = self.draw_noise(rng)?;
-        let fused = self.mean.device().is_cpu()
-            && self.mean.dtype() == DType::F32
-            && self.log_std.dtype() == DType::F32;
-        if fused {
+        if self.fused() {
             let eps: Vec<f32> = eps.flatten_all()?.to_vec1()?;
             let (mean, log_std) = (self.mean.detach(), self.log_std.detach());
             let (mean, log_std) = (mean.contiguous()?, log_std.contiguous()?);

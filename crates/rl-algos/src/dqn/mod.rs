@@ -63,8 +63,8 @@ use crate::codec::{Reader, Writer};
 use crate::error::{AlgoError, Result};
 use crate::logger::Logger;
 use crate::off_policy::{
-    GradientSteps, OffPolicyAlgorithm, OffPolicySettings, OffPolicyTrainContext, OffPolicyTrainer,
-    TrainFreq,
+    check_target_copy, GradientSteps, OffPolicyAlgorithm, OffPolicySettings, OffPolicyTrainContext,
+    OffPolicyTrainer, TrainFreq,
 };
 use crate::optim::{Adam, Optimizer, Schedule};
 use crate::replay::ReplaySamples;
@@ -422,27 +422,7 @@ impl<Q: QFunction> OffPolicyTrainer for DqnTrainer<Q> {
         let q_target = q_net.duplicate()?;
         let q_vars = q_net.trainable_vars();
         let target_vars = q_target.trainable_vars();
-        if q_vars.len() != target_vars.len()
-            || q_vars
-                .iter()
-                .zip(&target_vars)
-                .any(|((a, x), (b, y))| a != b || x.dims() != y.dims())
-        {
-            return Err(AlgoError::InvalidArgument(
-                "the Q-network's duplicate does not have the same variables".into(),
-            ));
-        }
-        if q_vars
-            .iter()
-            .zip(&target_vars)
-            .any(|((_, x), (_, y))| x.as_tensor().id() == y.as_tensor().id())
-        {
-            return Err(AlgoError::InvalidArgument(
-                "the Q-network's duplicate shares parameters with it (QFunction::duplicate \
-                 must copy them)"
-                    .into(),
-            ));
-        }
+        check_target_copy(&q_vars, &target_vars, "Q-network")?;
         let optimizer = Adam::new(
             q_vars.clone(),
             config.learning_rate.value(1.0),

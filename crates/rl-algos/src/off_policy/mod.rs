@@ -29,7 +29,7 @@ use crate::noise::{ActionNoise, NoiseState};
 use crate::optim::Optimizer;
 use crate::replay::{ReplayBuffer, ReplaySamples};
 use crate::run::{EpisodeWindow, RunState};
-use candle_core::{DType, Device};
+use candle_core::{DType, Device, Var};
 use rand::RngCore;
 use rl_env::{AutoresetMode, Space, VecEnv};
 use rl_policy::Policy;
@@ -176,6 +176,33 @@ impl OffPolicySettings {
             verbose: r.bool("verbose")?,
         })
     }
+}
+
+/// Checks that a network's target copy (its `duplicate`) has the same variables (names,
+/// shapes) and owns them: what every trainer with target networks needs.
+pub(crate) fn check_target_copy(
+    a: &[(String, Var)],
+    b: &[(String, Var)],
+    what: &str,
+) -> Result<()> {
+    if a.len() != b.len()
+        || a.iter()
+            .zip(b)
+            .any(|((n1, x), (n2, y))| n1 != n2 || x.dims() != y.dims())
+    {
+        return Err(AlgoError::InvalidArgument(format!(
+            "the {what}'s duplicate does not have the same variables"
+        )));
+    }
+    if a.iter()
+        .zip(b)
+        .any(|((_, x), (_, y))| x.as_tensor().id() == y.as_tensor().id())
+    {
+        return Err(AlgoError::InvalidArgument(format!(
+            "the {what}'s duplicate shares parameters with it (its `duplicate` must copy them)"
+        )));
+    }
+    Ok(())
 }
 
 /// Encodes an optional action noise for a configuration's checkpoint codec.

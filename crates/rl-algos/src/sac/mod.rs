@@ -41,14 +41,14 @@ pub use update::{sac_update, EntCoefState, SacNoise, SacStats};
 
 use crate::a2c::check_positive;
 use crate::codec::{Reader, Writer};
-use crate::critic::{batch_tensors, check_target_pair, ContinuousBatch};
+use crate::critic::{BatchTensors, ContinuousBatch};
 use crate::dqn::polyak_update;
 use crate::error::{AlgoError, Result};
 use crate::logger::Logger;
 use crate::noise::ActionNoise;
 use crate::off_policy::{
-    read_noise, write_noise, GradientSteps, OffPolicyAlgorithm, OffPolicySettings,
-    OffPolicyTrainContext, OffPolicyTrainer, TrainFreq,
+    check_target_copy, read_noise, write_noise, GradientSteps, OffPolicyAlgorithm,
+    OffPolicySettings, OffPolicyTrainContext, OffPolicyTrainer, TrainFreq,
 };
 use crate::optim::{Adam, Optimizer, Schedule};
 use candle_core::{Device, Tensor, Var};
@@ -372,7 +372,7 @@ impl<A: GaussianActor, C: Critic> OffPolicyTrainer for SacTrainer<A, C> {
         let actor_vars = policy.actor().trainable_vars();
         let critic_vars = critic.trainable_vars();
         let target_vars = critic_target.trainable_vars();
-        check_target_pair(&critic_vars, &target_vars, "critic")?;
+        check_target_copy(&critic_vars, &target_vars, "critic")?;
         let lr = config.learning_rate.value(1.0);
         let actor_optimizer = Adam::new(actor_vars.clone(), lr, config.adam_eps)?;
         let critic_optimizer = Adam::new(critic_vars.clone(), lr, config.adam_eps)?;
@@ -452,9 +452,9 @@ impl<A: GaussianActor, C: Critic> OffPolicyTrainer for SacTrainer<A, C> {
             ctx.buffer
                 .sample(self.config.batch_size, &mut *ctx.rng, &mut *ctx.samples)?;
             let samples = &*ctx.samples;
-            let (obs, actions, next_obs) = batch_tensors(samples, &device)?;
-            let shape = actions.dims().to_vec();
-            let n = actions.elem_count();
+            let tensors = BatchTensors::new(samples, &device)?;
+            let shape = tensors.actions.dims().to_vec();
+            let n = tensors.actions.elem_count();
             let mut draw = || -> Result<Tensor> {
                 let v: Vec<f32> = (0..n)
                     .map(|_| ctx.rng.sample::<f32, _>(StandardNormal))
@@ -463,14 +463,7 @@ impl<A: GaussianActor, C: Critic> OffPolicyTrainer for SacTrainer<A, C> {
             };
             let eps_pi = draw()?;
             let eps_next = draw()?;
-            let batch = ContinuousBatch {
-                observations: &obs,
-                actions: &actions,
-                next_observations: &next_obs,
-                rewards: &samples.rewards,
-                dones: &samples.dones,
-                discounts: &samples.discounts,
-            };
+            let batch = tensors.batch(samples);
             let stats = self.gradient_step(
                 &batch,
                 SacNoise {

@@ -45,14 +45,14 @@ pub use update::{td3_actor_update, td3_critic_update, Td3CriticStats};
 
 use crate::a2c::check_positive;
 use crate::codec::{Reader, Writer};
-use crate::critic::{batch_tensors, check_target_pair, ContinuousBatch};
+use crate::critic::{BatchTensors, ContinuousBatch};
 use crate::dqn::polyak_update;
 use crate::error::{AlgoError, Result};
 use crate::logger::Logger;
 use crate::noise::ActionNoise;
 use crate::off_policy::{
-    read_noise, write_noise, GradientSteps, OffPolicyAlgorithm, OffPolicySettings,
-    OffPolicyTrainContext, OffPolicyTrainer, TrainFreq,
+    check_target_copy, read_noise, write_noise, GradientSteps, OffPolicyAlgorithm,
+    OffPolicySettings, OffPolicyTrainContext, OffPolicyTrainer, TrainFreq,
 };
 use crate::optim::{Adam, Optimizer, Schedule};
 use candle_core::{Device, Tensor, Var};
@@ -353,8 +353,8 @@ impl<A: DeterministicActor, C: Critic> OffPolicyTrainer for Td3Trainer<A, C> {
         let actor_target_vars = actor_target.trainable_vars();
         let critic_vars = critic.trainable_vars();
         let critic_target_vars = critic_target.trainable_vars();
-        check_target_pair(&actor_vars, &actor_target_vars, "actor")?;
-        check_target_pair(&critic_vars, &critic_target_vars, "critic")?;
+        check_target_copy(&actor_vars, &actor_target_vars, "actor")?;
+        check_target_copy(&critic_vars, &critic_target_vars, "critic")?;
         let lr = config.learning_rate.value(1.0);
         let actor_optimizer = Adam::new(actor_vars.clone(), lr, config.adam_eps)?;
         let critic_optimizer = Adam::new(critic_vars.clone(), lr, config.adam_eps)?;
@@ -432,22 +432,15 @@ impl<A: DeterministicActor, C: Critic> OffPolicyTrainer for Td3Trainer<A, C> {
             ctx.buffer
                 .sample(self.config.batch_size, &mut *ctx.rng, &mut *ctx.samples)?;
             let samples = &*ctx.samples;
-            let (obs, actions, next_obs) = batch_tensors(samples, &device)?;
+            let tensors = BatchTensors::new(samples, &device)?;
             noise.clear();
             if sigma > 0.0 {
                 noise.extend(
-                    (0..actions.elem_count())
+                    (0..tensors.actions.elem_count())
                         .map(|_| sigma * ctx.rng.sample::<f32, _>(StandardNormal)),
                 );
             }
-            let batch = ContinuousBatch {
-                observations: &obs,
-                actions: &actions,
-                next_observations: &next_obs,
-                rewards: &samples.rewards,
-                dones: &samples.dones,
-                discounts: &samples.discounts,
-            };
+            let batch = tensors.batch(samples);
             let (critic, actor) = self.gradient_step(&batch, &noise)?;
             critic_sum += critic.critic_loss;
             if let Some(l) = actor {
