@@ -568,6 +568,7 @@ fn sac_matched_model() -> MatchedSac {
     let net = MlpConfig {
         net_arch: vec![64, 64],
         activation: Activation::Tanh,
+        sde: None,
     };
     let actor = SacActor::new(obs, act, net.clone(), 0, &Device::Cpu).expect("actor");
     let critic = ContinuousCritic::new(obs, act, net, 2, 1, &Device::Cpu).expect("critic");

@@ -150,6 +150,54 @@ def sac_sample(params: dict, obs, eps):
     return mean, log_std, a, lp
 
 
+def sde_settings(h: dict) -> dict | None:
+    """gSDE settings of a SAC file (header.policy_kwargs_effective), None without gSDE."""
+    kw = h["policy_kwargs_effective"]
+    if not kw.get("use_sde"):
+        return None
+    return {"use_expln": kw["use_expln"], "clip_mean": kw["clip_mean"], "eps": kw["sde_epsilon"]}
+
+
+def sde_std(log_std, sde: dict):
+    if not sde["use_expln"]:
+        return torch.exp(log_std)
+    below = torch.exp(log_std) * (log_std <= 0)
+    safe = log_std * (log_std > 0) + sde["eps"]
+    above = (torch.log1p(safe) + 1.0) * (log_std > 0)
+    return below + above
+
+
+def sde_dist(params: dict, obs, sde: dict):
+    """(mean, latent_sde, std matrix, scale) of SAC's gSDE actor (header.notes)."""
+    idx = layer_indices(params, "latent_pi")
+    x = obs
+    for i in idx:
+        x = torch.relu(torch.nn.functional.linear(x, params[f"latent_pi.{i}.weight"], params[f"latent_pi.{i}.bias"]))
+    mu = "mu.0" if sde["clip_mean"] > 0 else "mu"
+    mean = torch.nn.functional.linear(x, params[f"{mu}.weight"], params[f"{mu}.bias"])
+    if sde["clip_mean"] > 0:
+        mean = torch.nn.functional.hardtanh(mean, -sde["clip_mean"], sde["clip_mean"])
+    std = sde_std(params["log_std"], sde)
+    scale = torch.sqrt(torch.mm(x ** 2, std ** 2) + sde["eps"])
+    return mean, x, std, scale
+
+
+def sde_log_prob(mean, scale, a):
+    eps = torch.finfo(a.dtype).eps
+    y = a.clamp(min=-1.0 + eps, max=1.0 - eps)
+    u = 0.5 * (y.log1p() - (-y).log1p())
+    lp = (-((u - mean) ** 2) / (2 * scale ** 2) - scale.log() - math.log(math.sqrt(2 * math.pi))).sum(dim=1)
+    return lp - torch.sum(torch.log(1.0 - torch.tanh(u) ** 2 + 1e-6), dim=1)
+
+
+def sde_sample(params: dict, obs, eps_single, sde: dict):
+    """(mean, action, log_prob) with the exploration matrix eps_single * std (training)."""
+    mean, latent, std, scale = sde_dist(params, obs, sde)
+    mat = eps_single * std
+    a = torch.tanh(mean + torch.mm(latent, mat))
+    return mean, a, sde_log_prob(mean, scale, a)
+
+
 def td3_actor(params: dict, obs):
     return torch.tanh(mlp(params, "mu", obs))
 
@@ -249,6 +297,8 @@ def check_collection(doc: dict, meas: dict, fail) -> None:
     ou_state = None
     if noise is not None and noise["class"] == "OrnsteinUhlenbeckActionNoise":
         ou_state = [np.zeros(len(noise["mean"]), np.float64) for _ in range(n_envs)]
+    sde = sde_settings(h) if algo == "SAC" else None
+    resets = doc.get("sde_resets", [])
     pol_err = Err()
     sac_tanh_bits = 0
     sac_tanh_n = 0
@@ -259,7 +309,8 @@ def check_collection(doc: dict, meas: dict, fail) -> None:
         if i > 0 and not bits_equal(s["obs"], doc["steps"][i - 1]["new_obs"]):
             fail(f"step {i}: obs != previous new_obs")
         before = s["num_timesteps"] - n_envs
-        want_src = "warmup_random" if before < hp["learning_starts"] else "policy"
+        warm = before < hp["learning_starts"] and not (sde is not None and hp["use_sde_at_warmup"])
+        want_src = "warmup_random" if warm else "policy"
         if s["action_source"] != want_src:
             fail(f"step {i}: action_source {s['action_source']}")
         unscaled = arr32(s["unscaled_action"])
@@ -271,7 +322,16 @@ def check_collection(doc: dict, meas: dict, fail) -> None:
             params = load_params(params_at_step(doc, s["num_timesteps"]))
             obs = t32(s["obs"])
             with torch.no_grad():
-                if algo == "SAC":
+                if sde is not None:
+                    cur = [r for r in resets if r["before_step"] <= i][-1]
+                    mean, latent, _, _ = sde_dist(params["actor"], obs, sde)
+                    if n_envs == 1:
+                        sde_noise = torch.mm(latent, t32(cur["exploration_mat"]))
+                    else:
+                        sde_noise = torch.bmm(latent.unsqueeze(1), t32(cur["exploration_matrices"])).squeeze(1)
+                    pol_err.add(mean, pol["mean"])
+                    pol_err.add(torch.tanh(mean + sde_noise), pol["actor_output"])
+                elif algo == "SAC":
                     mean, log_std, a, _ = sac_sample(params["actor"], obs, t32(pol["eps"]))
                     pol_err.add(mean, pol["mean"])
                     pol_err.add(log_std, pol["log_std"])
@@ -327,7 +387,19 @@ def check_collection(doc: dict, meas: dict, fail) -> None:
             fail(f"step {i}: stored row differs from the step")
     meas["collection_policy_output"] = pol_err.report()
     meas["collection_action_pipeline_bit_exact_steps"] = pipeline_ok
-    if algo == "SAC":
+    if sde is not None:
+        std_ok = 0
+        for k, r in enumerate(resets):
+            params = load_params(params_at_step(doc, r["num_timesteps"] + n_envs))
+            with torch.no_grad():
+                std = sde_std(params["actor"]["log_std"], sde)
+                ok = bits_equal((t32(r["eps_single"]) * std).numpy(), r["exploration_mat"])
+                ok &= bits_equal((t32(r["eps_per_env"]) * std).numpy(), r["exploration_matrices"])
+            std_ok += int(ok)
+            if not ok:
+                fail(f"sde reset {k}: matrices != eps * std")
+        meas["collection_sde_resets_matrices_bit_exact"] = [std_ok, len(resets)]
+    elif algo == "SAC":
         meas["collection_tanh_from_recorded_mean_log_std_eps_bits"] = [sac_tanh_bits, sac_tanh_n]
     if pol_err.max > TOL:
         fail(f"collection policy output error {pol_err.max}")
@@ -377,6 +449,7 @@ def analyse(doc: dict) -> tuple[dict, list[str]]:
     if learned:
         opt["ent_coef"] = Adam([P["log_ent_coef"]], ob["ent_coef"]["betas"], ob["ent_coef"]["eps"])
     fixed_alpha = None if (not sac or learned) else F32(hp["ent_coef"])
+    sde = sde_settings(h) if sac else None
     target_entropy = hp.get("target_entropy")
 
     E = {k: Err() for k in ("batch", "pi", "next_pi", "target_actions", "next_q", "target_q", "current_q",
@@ -430,10 +503,18 @@ def analyse(doc: dict) -> tuple[dict, list[str]]:
                 for n, x in zip(names, grads):
                     E["grads_step0"].add(x, o["grads"][n]["values"])
 
-        if sac:
+        if sde is not None:
+            eps_sde = t32(g["sde"]["eps_single"])
+            with torch.no_grad():
+                mat = eps_sde * sde_std(P["actor"]["log_std"], sde)
+            E["pi"].add(mat, g["sde"]["exploration_mat"])
+            mean, a_pi, lp = sde_sample(P["actor"], obs, eps_sde, sde)
+            E["pi"].add(mean, g["pi"]["mean"])
+        if sac and sde is None:
             mean, log_std, a_pi, lp = sac_sample(P["actor"], obs, t32(g["pi"]["eps"]))
             E["pi"].add(mean, g["pi"]["mean"])
             E["pi"].add(log_std, g["pi"]["log_std"])
+        if sac:
             E["pi"].add(a_pi, g["pi"]["actions"])
             E["pi"].add(lp, g["pi"]["log_prob"])
             lp = lp.reshape(-1, 1)
@@ -450,9 +531,12 @@ def analyse(doc: dict) -> tuple[dict, list[str]]:
             E["ent_coef"].add(alpha.reshape(1), [g["ent_coef"]])
             losses["ent_coef"].append(float(alpha.reshape(-1)[0].item()))
             with torch.no_grad():
-                nm, nls, na, nlp = sac_sample(P["actor"], nobs, t32(g["next_pi"]["eps"]))
+                if sde is not None:
+                    nm, na, nlp = sde_sample(P["actor"], nobs, eps_sde, sde)
+                else:
+                    nm, nls, na, nlp = sac_sample(P["actor"], nobs, t32(g["next_pi"]["eps"]))
+                    E["next_pi"].add(nls, g["next_pi"]["log_std"])
                 E["next_pi"].add(nm, g["next_pi"]["mean"])
-                E["next_pi"].add(nls, g["next_pi"]["log_std"])
                 E["next_pi"].add(na, g["next_pi"]["actions"])
                 E["next_pi"].add(nlp, g["next_pi"]["log_prob"])
                 nq_heads = critic_heads(P["critic_target"], nobs, na)

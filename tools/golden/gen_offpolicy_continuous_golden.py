@@ -158,6 +158,63 @@ CONFIGS: dict[str, dict] = {
             target_entropy="auto",
         ),
     ),
+    # SAC with gSDE (use_sde=True): learned alpha, one env, a new exploration matrix every 4
+    # collection steps (sde_sample_freq) on top of the one per rollout and the one per gradient
+    # step, log_std_init -2, clip_mean 2.0 (SB3's default: Hardtanh on the mean).
+    "sac_update_pendulum_gsde": dict(
+        algo="SAC",
+        n_envs=1,
+        seed=5,
+        max_episode_steps=40,
+        total_timesteps=96,
+        net_arch=[16, 16],
+        noise=None,
+        sde=dict(log_std_init=-2.0),
+        kwargs=dict(
+            learning_rate=1e-3,
+            buffer_size=1000,
+            learning_starts=60,
+            batch_size=16,
+            tau=0.05,
+            gamma=0.99,
+            train_freq=4,
+            gradient_steps=4,
+            ent_coef="auto",
+            target_update_interval=1,
+            target_entropy="auto",
+            use_sde=True,
+            sde_sample_freq=4,
+        ),
+    ),
+    # SAC with gSDE and use_expln (log_std_init 0.5 > 0: the log1p branch of expln), a tight
+    # clip_mean 0.3 (Hardtanh clips some means), fixed alpha, 2 envs (per-env exploration
+    # matrices while collecting), gSDE at warm-up, 2 gradient steps per call.
+    "sac_update_pendulum_gsde_expln": dict(
+        algo="SAC",
+        n_envs=2,
+        seed=23,
+        max_episode_steps=30,
+        total_timesteps=100,
+        net_arch=[16, 16],
+        noise=None,
+        sde=dict(log_std_init=-1.0, use_expln=True, clip_mean=0.3),
+        kwargs=dict(
+            learning_rate=LinearLR(2e-3),
+            buffer_size=1000,
+            learning_starts=40,
+            batch_size=16,
+            tau=0.05,
+            gamma=0.98,
+            train_freq=3,
+            gradient_steps=2,
+            ent_coef=0.05,
+            target_update_interval=1,
+            target_entropy="auto",
+            use_sde=True,
+            sde_sample_freq=-1,
+            use_sde_at_warmup=True,
+        ),
+    ),
     # TD3: 2 envs, policy_delay 2 with 3 gradient steps per call (the delay crosses train()
     # calls), target policy smoothing 0.2 clipped at 0.5, normal action noise 0.1.
     "td3_update_pendulum": dict(
@@ -249,6 +306,11 @@ RECORDING = (
     "updates ran); model.train (learning rate, logger values; parameters of every network after each gradient "
     "step, read when the next gradient step samples and at the end of train()). log_interval=None only turns off "
     "dump_logs."
+)
+
+RECORDING_SDE = (
+    " gSDE files: an instance wrapper around actor.reset_noise records the standard-normal draws of both "
+    "exploration matrices it samples (torch.distributions.normal._standard_normal), the matrices, and where it ran."
 )
 
 
@@ -344,6 +406,10 @@ class Recorder:
         self.cfg = cfg
         self.algo = cfg["algo"]
         self.is_sac = self.algo == "SAC"
+        self.is_sde = bool(getattr(model, "use_sde", False))
+        self.sde_resets: list[dict] = []
+        self.in_reset = False
+        self.reset_draws: list = []
         self.n_envs = cfg["n_envs"]
         self.steps: list[dict] = []
         self.gradient_steps: list[dict] = []
@@ -416,6 +482,9 @@ class Recorder:
         def standard_normal(*args, **kwargs):
             v = orig_std_normal(*args, **kwargs)
             rec.last_eps = v.detach().clone()
+            if rec.in_reset:
+                rec.reset_draws.append(rec.last_eps)
+                return v
             if rec.in_collect:
                 rec.pending.setdefault("_eps", []).append(rec.last_eps)
             return v
@@ -516,16 +585,47 @@ class Recorder:
                 actions, log_prob = orig_alp(obs)
                 g = rec.cur_grad
                 if g is not None:
-                    g.setdefault("_alp", []).append({
-                        "mean": f64list(rec.last_dist[0]),
-                        "log_std": f64list(rec.last_dist[1]),
-                        "eps": f64list(tnp(rec.last_eps)),
-                        "actions": f64list(tnp(actions)),
-                        "log_prob": f64list(tnp(log_prob)),
-                    })
+                    entry = {"mean": f64list(rec.last_dist[0])}
+                    if rec.is_sde:  # log_std is the [latent, act] parameter (params_after)
+                        assert rec.last_eps is None  # gSDE samples with the step's matrix
+                    else:
+                        entry["log_std"] = f64list(rec.last_dist[1])
+                        entry["eps"] = f64list(tnp(rec.last_eps))
+                    entry["actions"] = f64list(tnp(actions))
+                    entry["log_prob"] = f64list(tnp(log_prob))
+                    g.setdefault("_alp", []).append(entry)
                 return actions, log_prob
 
             patch(m.actor, "action_log_prob", action_log_prob)
+
+            if rec.is_sde:
+                orig_reset_noise = m.actor.reset_noise
+
+                def reset_noise(batch_size=1):
+                    rec.reset_draws = []
+                    rec.in_reset = True
+                    try:
+                        orig_reset_noise(batch_size=batch_size)
+                    finally:
+                        rec.in_reset = False
+                    assert len(rec.reset_draws) == 2, len(rec.reset_draws)
+                    dist = m.actor.action_dist
+                    entry = {
+                        "batch_size": int(batch_size),
+                        "eps_single": f64list(tnp(rec.reset_draws[0])),
+                        "eps_per_env": f64list(tnp(rec.reset_draws[1])),
+                        "exploration_mat": f64list(tnp(dist.exploration_mat)),
+                        "exploration_matrices": f64list(tnp(dist.exploration_matrices)),
+                    }
+                    g = rec.cur_grad
+                    if g is not None:
+                        assert "sde" not in g
+                        g["sde"] = entry
+                    else:
+                        entry = {"before_step": len(rec.steps), "num_timesteps": int(m.num_timesteps), **entry}
+                        rec.sde_resets.append(entry)
+
+                patch(m.actor, "reset_noise", reset_noise)
 
         def critic_hook(module, inputs, output):
             g = rec.cur_grad
@@ -755,7 +855,7 @@ class Recorder:
             g["ent_coef_after"] = float(self._alpha_now())
         order = [
             "index", "train_call", "step_in_call", "num_timesteps", "n_updates", "learning_rate", "buffer_pos",
-            "buffer_full", "upper_bound", "batch_inds", "env_indices", "batch",
+            "buffer_full", "upper_bound", "batch_inds", "env_indices", "batch", "sde",
             "pi", "ent_coef", "ent_coef_loss",
             "next_pi", "target_noise_raw", "target_noise_clipped", "actor_target_next", "target_next_actions",
             "next_q_values_per_critic", "next_q_values_min", "target_q_values", "current_q_values", "mse_per_critic",
@@ -803,7 +903,10 @@ class StepRecorder(BaseCallback):
         policy = None
         if p["source"] == "policy":
             policy = dict(p["policy"])
-            if rec.is_sac:
+            if rec.is_sac and rec.is_sde:
+                assert not p.get("_eps"), "gSDE collection draws no per-step noise"
+                policy.pop("log_std", None)  # the [latent, act] parameter, not per state
+            elif rec.is_sac:
                 eps = p.get("_eps", [])
                 assert len(eps) == 1
                 policy["eps"] = f64list(tnp(eps[0]))
@@ -928,6 +1031,7 @@ def run_config(name: str, cfg: dict) -> dict:
     act_dim = vec_env.action_space.shape[0]
     noise_obj, noise_desc, noise_code = make_noise(cfg["noise"], act_dim)
     policy_kwargs = dict(net_arch=list(cfg["net_arch"]))
+    policy_kwargs.update(cfg.get("sde", {}))
     kwargs = dict(cfg["kwargs"])
     model = ALGOS[algo]("MlpPolicy", vec_env, seed=seed, device="cpu", verbose=0, policy_kwargs=dict(policy_kwargs),
                         action_noise=noise_obj, **kwargs)
@@ -948,7 +1052,7 @@ def run_config(name: str, cfg: dict) -> dict:
         rec.uninstall()
         warm.uninstall()
 
-    header_notes = notes(algo)
+    header_notes = notes(algo) + ("\n" + SAC_SDE_NOTES if rec.is_sde else "")
     tc = model.train_freq
     hp_passed = {k: describe_lr(v) if k == "learning_rate" else (list(v) if isinstance(v, tuple) else v)
                  for k, v in kwargs.items()}
@@ -971,6 +1075,8 @@ def run_config(name: str, cfg: dict) -> dict:
         ),
         "n_steps": model.n_steps,
         "use_sde": bool(model.use_sde),
+        **({"sde_sample_freq": int(model.sde_sample_freq), "use_sde_at_warmup": bool(model.use_sde_at_warmup)}
+           if model.use_sde else {}),
         "action_noise": noise_desc,
     }
     if is_sac:
@@ -1009,7 +1115,16 @@ def run_config(name: str, cfg: dict) -> dict:
         "param_order": {k: [n for n, _ in v.named_parameters()] for k, v in nets.items()},
     }
     if is_sac:
-        policy_eff.update({"log_std_clamp": [-20, 2], "squashed_gaussian_epsilon": 1e-6, "use_sde": False})
+        if model.use_sde:
+            a = model.actor
+            policy_eff.update({
+                "use_sde": True, "log_std_init": float(a.log_std_init), "use_expln": bool(a.use_expln),
+                "clip_mean": float(a.clip_mean), "full_std": bool(a.full_std),
+                "learn_features": bool(a.action_dist.learn_features), "sde_epsilon": float(a.action_dist.epsilon),
+                "squash_output": True,
+            })
+        else:
+            policy_eff.update({"log_std_clamp": [-20, 2], "squashed_gaussian_epsilon": 1e-6, "use_sde": False})
     optimizers = {k: optimizer_header(o) for k, o in rec.optimizers.items()}
     optimizers["lr"] = describe_lr(kwargs["learning_rate"])
     optimizers["lr_initial"] = float(model.lr_schedule(1.0))
@@ -1081,10 +1196,10 @@ def run_config(name: str, cfg: dict) -> dict:
             "collect_rollouts(train_freq) ; if num_timesteps > 0 and num_timesteps > learning_starts: "
             "train(gradient_steps, batch_size)"
         ),
-        "recording": RECORDING,
+        "recording": RECORDING + (RECORDING_SDE if rec.is_sde else ""),
         "observation_space": space_json(model.observation_space),
         "action_space": space_json(model.action_space),
-        "policy_kwargs": {"net_arch": list(cfg["net_arch"])},
+        "policy_kwargs": dict(policy_kwargs),
         "policy_kwargs_effective": policy_eff,
         "optimizers": optimizers,
         "n_params": {k: int(sum(p.numel() for p in v.parameters())) for k, v in nets.items()},
@@ -1104,9 +1219,17 @@ def run_config(name: str, cfg: dict) -> dict:
     }
     if is_sac and model.ent_coef_optimizer is not None:
         final["optimizer_state"]["ent_coef"] = adam_state(model.ent_coef_optimizer, [("log_ent_coef", model.log_ent_coef)])
+    if rec.is_sde:
+        coverage["sde_resets_collecting"] = len(rec.sde_resets)
+        coverage["sde_resets_training"] = sum(1 for g in grads if "sde" in g)
+        coverage["means_clipped_by_clip_mean"] = int(sum(
+            np.sum(np.abs(np.asarray(g["pi"]["mean"])) >= model.actor.clip_mean) for g in grads))
+        if model.actor.use_expln:
+            coverage["log_std_entries_above_0_initially"] = int(np.sum(np.asarray(initial["actor"]["log_std"]["values"]) > 0))
     doc = {
         "header": header,
         "initial_params": initial,
+        **({"sde_resets": rec.sde_resets} if rec.is_sde else {}),
         "steps": steps,
         "train_calls": rec.train_calls,
         "gradient_steps": grads,
@@ -1186,6 +1309,10 @@ SAC_NOTES = """SAC ACTOR (sac/policies.Actor, use_sde=False): latent_pi = create
 SAC ENTROPY COEFFICIENT: ent_coef 'auto' / 'auto_<v>': init_value 1.0 / v; log_ent_coef = log(ones(1) * init_value) (float32 [1], requires_grad) with its own torch.optim.Adam([log_ent_coef], lr=lr_schedule(1)) (default betas/eps 1e-8; its lr follows the schedule like the others); target_entropy 'auto' = float(-prod(action_shape).astype(float32)) = -1.0 here. A float ent_coef is a fixed tensor ent_coef_tensor = tensor(float(ent_coef)) (float32) and no third optimizer.
 SAC TRAIN (sac.py train(), per gradient step, in this order): (1) replay_data = replay_buffer.sample(B); discounts = gamma (python float; no n-step). (2) actions_pi, log_prob = actor.action_log_prob(observations) (draws eps for pi); log_prob = log_prob.reshape(-1, 1). (3) learned alpha: ent_coef = exp(log_ent_coef.detach()) (value BEFORE alpha's update; fixed: ent_coef_tensor); ent_coef_loss = -(log_ent_coef * (log_prob + target_entropy).detach()).mean(); ent_coef_optimizer.zero_grad(); ent_coef_loss.backward(); ent_coef_optimizer.step() (gradient d/dlog_ent_coef = -mean(log_prob + target_entropy)). (4) with no_grad: next_actions, next_log_prob = actor.action_log_prob(next_observations) (draws eps for next_pi, after pi's eps); next_q = cat(critic_target(next_observations, next_actions), dim=1); next_q = min over heads (keepdim); next_q = next_q - ent_coef * next_log_prob.reshape(-1, 1); target_q = rewards + (1 - dones) * discounts * next_q (float32 torch, left to right: ((1 - dones) * gamma) * next_q, then rewards + that). (5) current_q = critic(observations, actions) (per head); critic_loss = 0.5 * sum(F.mse_loss(q_i, target_q) for heads) (python sum starting at int 0: ((0 + mse_0) + mse_1), then 0.5 *); critic.optimizer.zero_grad(); backward; critic.optimizer.step() (the critic's parameters only). (6) q_values_pi = cat(critic(observations, actions_pi), dim=1) with the UPDATED critic; min_qf_pi = min over heads (keepdim); actor_loss = (ent_coef * log_prob - min_qf_pi).mean(); actor.optimizer.zero_grad(); backward (the gradient also flows into the critic's parameters but only the actor's optimizer steps; the critic's grads are cleared by its zero_grad next step); actor.optimizer.step() (log_prob and actions_pi were computed with the actor's parameters before this step: no recomputation). (7) if gradient_step % target_update_interval == 0 (gradient_step = the index within THIS train() call, 0-based): polyak_update(critic.parameters(), critic_target.parameters(), tau). After the loop: _n_updates += gradient_steps; logged train/ent_coef = mean of the per-step alphas, train/actor_loss, train/critic_loss, train/ent_coef_loss (learned only) = np.mean of the step values.
 SAC ORDER OF RANDOM DRAWS per gradient step: numpy randint x2 (indices), torch normal [B, act_dim] for pi, torch normal [B, act_dim] for next_pi."""
+
+SAC_SDE_NOTES = """SAC WITH gSDE (use_sde=True; sac/policies.Actor + common/distributions.StateDependentNoiseDistribution(action_dim, full_std=True, use_expln, learn_features=True, squash_output=True), epsilon 1e-6): mu = Linear(last, act_dim), wrapped as nn.Sequential(mu, Hardtanh(-clip_mean, clip_mean)) when clip_mean > 0 (parameter names mu.0.weight / mu.0.bias; Hardtanh's gradient passes only strictly inside the bounds); log_std = nn.Parameter(ones(last, act_dim) * log_std_init) (name log_std, shape [latent, act_dim]); no log_std clamp. get_action_dist_params: mean = mu(latent_pi(obs)), log_std (the parameter), latent_sde = latent_pi(obs) (NOT detached: learn_features=True, gradients flow into latent_pi through the noise and the variance). get_std(log_std) = exp(log_std), or with use_expln: exp(log_std) * (log_std <= 0) + (log1p(log_std * (log_std > 0) + 1e-6) + 1) * (log_std > 0). reset_noise(n) = sample_weights: std = get_std(log_std); weights_dist = Normal(zeros_like(std), std); exploration_mat = weights_dist.rsample() (= 0 + eps1 * std with eps1 = _standard_normal([latent, act]); differentiable in log_std); exploration_matrices = weights_dist.rsample((n,)) (eps2 [n, latent, act]); recorded per reset: eps_single (eps1), eps_per_env (eps2) and both matrices. proba_distribution: variance = mm(latent_sde ** 2, std ** 2); distribution = Normal(mean, sqrt(variance + 1e-6)). Sample: noise = mm(latent_sde, exploration_mat) when the batch has 1 row or not n rows, else bmm(latent_sde.unsqueeze(1), exploration_matrices).squeeze(1); action = tanh(mean + noise). log_prob(action) (no gaussian_actions are passed): u = atanh(clamp(action, -1 + eps32, 1 - eps32)) with eps32 = float32 machine epsilon and atanh(x) = 0.5 * (log1p(x) - log1p(-x)); Normal(mean, scale).log_prob(u) summed over dims, minus sum(log(1 - tanh(u) ** 2 + 1e-6), dim=1). Deterministic action: tanh(mean).
+WHERE THE MATRICES ARE DRAWN: at construction (proba_distribution_net; not recorded, never used); in collect_rollouts: actor.reset_noise(n_envs) once at its start, then before each step with num_collected_steps % sde_sample_freq == 0 when sde_sample_freq > 0 (so twice before the first step of a rollout) (top-level sde_resets[]: before_step = index of the next steps[] entry, num_timesteps, batch_size = n_envs); in SAC.train before every gradient step, after replay_buffer.sample: actor.reset_noise() (batch_size 1; gradient_steps[].sde), whose exploration_mat is used by BOTH action_log_prob calls of the step (batch B != 1 rows; with B = 1 it would be too), so the pi sample is differentiable in log_std through exploration_mat = eps_single * std. With use_sde_at_warmup the policy acts during warm-up. Collection with one env uses exploration_mat (1 row); with n_envs > 1 the per-env exploration_matrices. The matrices drawn in train() are replaced at the next rollout's start before any collection step uses them. Logged: train/std = mean of get_std(log_std) at dump_logs (not recorded here).
+SAC gSDE TRAIN: as SAC TRAIN above with the torch draws replaced: per gradient step numpy randint x2, then torch normal [latent, act] and [1, latent, act] (reset_noise); no per-sample draws. steps[].policy holds mean and actor_output only (no eps, no per-state log_std); gradient_steps[].pi / next_pi hold mean, actions, log_prob."""
 
 TD3_NOTES = """TD3 ACTOR (td3/policies.Actor): mu = create_mlp(obs_dim, act_dim, net_arch, ReLU, squash_output=True) = Linear, ReLU, Linear, ReLU, Linear, Tanh (names mu.0, mu.2, mu.4); deterministic output in [-1, 1]. actor_target = a copy (load_state_dict). Collection: predict -> actor(obs) -> unscale_action; exploration comes only from the action noise.
 TD3 TRAIN (td3.py train(), per gradient step): (0) _n_updates += 1 (BEFORE the step: the counter runs across train() calls, gradient_steps[].n_updates). (1) replay_data = replay_buffer.sample(B). (2) with no_grad: noise = replay_data.actions.clone().data.normal_(0, target_policy_noise) (torch's global CPU generator, shape [B, act_dim]; not reproducible outside torch: feed gradient_steps[].target_noise_raw); noise = noise.clamp(-target_noise_clip, target_noise_clip); next_actions = (actor_target(next_observations) + noise).clamp(-1, 1); next_q = min over heads of cat(critic_target(next_observations, next_actions), dim=1) (keepdim); target_q = rewards + (1 - dones) * discounts * next_q (float32, ((1 - dones) * gamma) * next_q, then rewards + that). (3) current_q = critic(observations, actions); critic_loss = sum(F.mse_loss(q_i, target_q) for heads) (python sum from int 0, NO 0.5 factor unlike SAC); critic.optimizer.zero_grad(); backward; critic.optimizer.step(). (4) if _n_updates % policy_delay == 0: actor_loss = -critic.q1_forward(observations, actor(observations)).mean() (head 0 only, the UPDATED critic; q1_forward runs the features extractor under no_grad, the gradient flows through the action input); actor.optimizer.zero_grad(); backward; actor.optimizer.step(); then polyak_update(critic.parameters(), critic_target.parameters(), tau) and polyak_update(actor.parameters(), actor_target.parameters(), tau) (critic first). Targets move only on actor-update steps. After the loop: logged train/n_updates = _n_updates; train/actor_loss = mean of this call's actor losses (only logged when the call had one; the logger keeps the previous value otherwise since dump_logs never runs here), train/critic_loss = mean of this call's critic losses.

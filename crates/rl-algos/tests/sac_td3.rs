@@ -40,6 +40,7 @@ fn tiny() -> MlpConfig {
     MlpConfig {
         net_arch: vec![16, 16],
         activation: Activation::ReLU,
+        sde: None,
     }
 }
 
@@ -433,6 +434,7 @@ fn bad_configurations_spaces_and_checkpoints_are_refused() {
     let wide = MlpConfig {
         net_arch: vec![8],
         activation: Activation::ReLU,
+        sde: None,
     };
     let a = SacActor::new(&o, &act, wide.clone(), 0, &Device::Cpu).unwrap();
     let c = ContinuousCritic::new(&o, &act, wide, 2, 0, &Device::Cpu).unwrap();

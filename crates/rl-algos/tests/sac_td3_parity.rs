@@ -3,8 +3,8 @@
 //!
 //! Each file's networks start from the recorded initial parameters; every recorded gradient
 //! step is then replayed through this crate's trainer on SB3's sampled batch, with SB3's noise
-//! fed in (SAC: the standard-normal draws of both reparameterized samples; TD3/DDPG: the target
-//! policy noise before clipping), at the learning rate of the recorded `train()` call's
+//! fed in (SAC: the standard-normal draws of both reparameterized samples, or with gSDE those of
+//! the step's exploration matrix; TD3/DDPG: the target policy noise before clipping), at the learning rate of the recorded `train()` call's
 //! progress. Compared within 1e-5 · max(1, |SB3's value|): α, α's loss, the squashed
 //! log-probabilities, the TD targets, every critic head's `Q(s, a)`, the critic and actor
 //! losses, whether the actor and the targets were updated, and every parameter of every network
@@ -23,14 +23,14 @@ use rl_algos::critic::ContinuousBatch;
 use rl_algos::noise::add_clipped;
 use rl_algos::off_policy::OffPolicyTrainer;
 use rl_algos::optim::{Optimizer, Schedule};
-use rl_algos::sac::{EntCoef, EntCoefState, SacConfig, SacNoise, SacTrainer};
+use rl_algos::sac::{EntCoef, EntCoefState, SacConfig, SacNoise, SacStepNoise, SacTrainer};
 use rl_algos::td3::{Td3Config, Td3Trainer};
 use rl_env::Space;
 use rl_golden::{f32s, f32s_flat, f64_of, name};
 use rl_policy::continuous::{scale_action, unscale_action};
 use rl_policy::{
     Activation, ContinuousCritic, Critic, DeterministicActor, GaussianActor, MlpConfig, SacActor,
-    Td3Actor,
+    SacSdeConfig, Td3Actor,
 };
 use sb3_golden::{space, MaxErr};
 use serde_json::Value;
@@ -163,9 +163,19 @@ fn mlp(h: &Value, key: &str) -> MlpConfig {
         Some("nn.Tanh") => Activation::Tanh,
         other => panic!("unsupported activation {other:?}"),
     };
+    let sde = (key == "actor_net_arch" && kw["use_sde"].as_bool() == Some(true)).then(|| {
+        assert_eq!(kw["full_std"].as_bool(), Some(true), "full_std");
+        assert_eq!(kw["learn_features"].as_bool(), Some(true), "learn_features");
+        SacSdeConfig {
+            log_std_init: f64_of(&kw["log_std_init"]),
+            use_expln: kw["use_expln"].as_bool().expect("use_expln"),
+            clip_mean: f64_of(&kw["clip_mean"]),
+        }
+    });
     MlpConfig {
         net_arch: arch.iter().map(|d| d.as_u64().unwrap() as usize).collect(),
         activation,
+        sde,
     }
 }
 
@@ -319,6 +329,9 @@ fn sac_config(h: &Value) -> SacConfig {
         target_entropy: hp["target_entropy"].as_f64(),
         target_update_interval: hp["target_update_interval"].as_u64().unwrap(),
         adam_eps: f64_of(&h["optimizers"]["actor"]["eps"]),
+        use_sde: hp["use_sde"].as_bool().expect("use_sde"),
+        sde_sample_freq: hp["sde_sample_freq"].as_i64().unwrap_or(-1),
+        use_sde_at_warmup: hp["use_sde_at_warmup"].as_bool().unwrap_or(false),
         seed: Some(0),
         ..SacConfig::default()
     }
@@ -359,6 +372,7 @@ fn check_sac(file: &str, data: &Value) {
     assert!(!steps.is_empty(), "{file}: no gradient steps");
     let mut r = Report::default();
     let mut compared = 0;
+    let mut sde_steps = 0;
     for g in steps {
         let call = &calls[g["train_call"].as_u64().unwrap() as usize];
         let progress = f64_of(&call["progress_remaining"]);
@@ -370,17 +384,37 @@ fn check_sac(file: &str, data: &Value) {
         r.add("learning_rate", lr, f64_of(&g["learning_rate"]));
         let recorded = RecordedBatch::new(&g["batch"]);
         let batch = recorded.batch();
-        let eps_pi = tensor2(&g["pi"]["eps"]);
-        let eps_next = tensor2(&g["next_pi"]["eps"]);
-        let s = t
-            .gradient_step(
+        let s = if config.use_sde {
+            // The step's exploration matrix: SB3's draws times our std.
+            let sde = &g["sde"];
+            let eps = tensor2(&sde["eps_single"]);
+            let std = t.actor().sde_std().unwrap();
+            let matrix: Vec<f32> = eps
+                .mul(&std)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            r.add_all(
+                "exploration_mat",
+                &matrix,
+                &f32s_flat(&sde["exploration_mat"]),
+            );
+            sde_steps += 1;
+            t.gradient_step(&batch, SacStepNoise::Sde(&eps)).unwrap()
+        } else {
+            let eps_pi = tensor2(&g["pi"]["eps"]);
+            let eps_next = tensor2(&g["next_pi"]["eps"]);
+            t.gradient_step(
                 &batch,
                 SacNoise {
                     actions: &eps_pi,
                     next_actions: &eps_next,
                 },
             )
-            .unwrap();
+            .unwrap()
+        };
         if g["target_update"].as_bool().unwrap() {
             t.update_target().unwrap();
         }
@@ -437,6 +471,10 @@ fn check_sac(file: &str, data: &Value) {
             data["final"]["n_updates"].as_u64().unwrap(),
             "{file}: n_updates"
         );
+    }
+    if config.use_sde {
+        assert_eq!(sde_steps, compared, "{file}: gSDE draws for every step");
+        println!("{file}: gSDE ({sde_steps} exploration matrices fed)");
     }
     r.finish(file, compared, steps.len());
 }

@@ -22,6 +22,7 @@ use crate::init;
 use crate::limits::{MAX_HIDDEN_LAYERS, MAX_LAYER_WIDTH, MAX_SPACE_ELEMENTS};
 use crate::ops;
 use crate::policy::Policy;
+use crate::sde::{ExplorationNoise, SquashedStateDependentNoise};
 use candle_core::{DType, Device, Tensor, Var};
 use rand::rngs::StdRng;
 use rand::{RngCore, SeedableRng};
@@ -72,11 +73,39 @@ pub trait Critic {
         Self: Sized;
 }
 
-/// SAC's actor: the parameters of a diagonal Gaussian in the pre-`tanh` space.
+/// SAC's actor: the parameters of a diagonal Gaussian in the pre-`tanh` space, or, with gSDE,
+/// of a [`SquashedStateDependentNoise`].
 pub trait GaussianActor {
     /// `(mean, log_std)`, both `[batch, act_dim]`, `log_std` clamped to
-    /// [`LOG_STD_MIN`]..=[`LOG_STD_MAX`], for observations `[batch, obs_dim]`.
+    /// [`LOG_STD_MIN`]..=[`LOG_STD_MAX`], for observations `[batch, obs_dim]`. Actors with gSDE
+    /// have no per-state `log_std` and return an error.
     fn mean_log_std(&self, obs: &Tensor) -> Result<(Tensor, Tensor)>;
+
+    /// Whether the actor explores with gSDE (SB3's `use_sde`); then
+    /// [`GaussianActor::sde_dist`] and [`GaussianActor::sde_std`] give its distribution.
+    /// Default: no.
+    fn uses_sde(&self) -> bool {
+        false
+    }
+
+    /// gSDE: the distribution for observations `[batch, obs_dim]` (SB3's
+    /// `get_action_dist_params` then `proba_distribution`). The default, for actors without
+    /// gSDE, is an error.
+    fn sde_dist(&self, obs: &Tensor) -> Result<SquashedStateDependentNoise> {
+        let _ = obs;
+        Err(PolicyError::Unsupported(
+            "gSDE distribution of an actor without gSDE (use_sde)".into(),
+        ))
+    }
+
+    /// gSDE: the std of the exploration weights `[latent, act_dim]`, detached (SB3's
+    /// `actor.get_std()`), from which exploration matrices are drawn. The default, for actors
+    /// without gSDE, is an error.
+    fn sde_std(&self) -> Result<Tensor> {
+        Err(PolicyError::Unsupported(
+            "gSDE std of an actor without gSDE (use_sde)".into(),
+        ))
+    }
 
     /// Every trainable variable with a stable name, sorted by name.
     fn trainable_vars(&self) -> Vec<(String, Var)>;
@@ -103,12 +132,56 @@ pub trait DeterministicActor {
 }
 
 /// Hidden layers of one of these MLPs.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MlpConfig {
     /// Hidden layer sizes.
     pub net_arch: Vec<usize>,
     /// Activation after every hidden layer.
     pub activation: Activation,
+    /// gSDE exploration for [`SacActor`] (SB3's `use_sde=True` with its `log_std_init`,
+    /// `use_expln` and `clip_mean`); `None` (the default): the state-dependent `log_std` head.
+    /// Critics and TD3 actors refuse it.
+    #[serde(default)]
+    pub sde: Option<SacSdeConfig>,
+}
+
+/// SB3's gSDE settings of SAC's actor (`policy_kwargs` `log_std_init`, `use_expln`,
+/// `clip_mean`; `full_std=True` always, as SAC's policy does not expose it). `Default` is
+/// SB3's SAC default.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SacSdeConfig {
+    /// Initial value of every `log_std` entry (`-3`).
+    pub log_std_init: f64,
+    /// The weights' std is `expln(log_std)` instead of `exp(log_std)` (`false`).
+    pub use_expln: bool,
+    /// The mean goes through `Hardtanh(-clip_mean, clip_mean)` when `> 0` (`2.0`); then the
+    /// mean layer is named `mu.0` (SB3 wraps it in an `nn.Sequential`).
+    pub clip_mean: f64,
+}
+
+impl Default for SacSdeConfig {
+    fn default() -> Self {
+        SacSdeConfig {
+            log_std_init: -3.0,
+            use_expln: false,
+            clip_mean: 2.0,
+        }
+    }
+}
+
+impl SacSdeConfig {
+    fn check(&self) -> Result<()> {
+        if !(self.log_std_init.is_finite() && self.log_std_init.abs() <= 20.0)
+            || !(self.clip_mean.is_finite() && self.clip_mean >= 0.0)
+        {
+            return Err(PolicyError::InvalidArgument(format!(
+                "gSDE needs a finite log_std_init within [-20, 20] and a finite clip_mean >= 0, \
+                 got {self:?}"
+            )));
+        }
+        Ok(())
+    }
 }
 
 impl MlpConfig {
@@ -117,6 +190,7 @@ impl MlpConfig {
         MlpConfig {
             net_arch: vec![256, 256],
             activation: Activation::ReLU,
+            sde: None,
         }
     }
 
@@ -125,7 +199,23 @@ impl MlpConfig {
         MlpConfig {
             net_arch: vec![400, 300],
             activation: Activation::ReLU,
+            sde: None,
         }
+    }
+
+    /// This configuration with gSDE (for [`SacActor`]).
+    pub fn with_sde(mut self, sde: SacSdeConfig) -> Self {
+        self.sde = Some(sde);
+        self
+    }
+
+    fn check_no_sde(&self, what: &str) -> Result<()> {
+        if self.sde.is_some() {
+            return Err(PolicyError::InvalidArgument(format!(
+                "{what}: gSDE (MlpConfig.sde) applies to SAC's actor only"
+            )));
+        }
+        self.check(what)
     }
 
     fn check(&self, what: &str) -> Result<()> {
@@ -314,7 +404,7 @@ impl ContinuousCritic {
         seed: u64,
         device: &Device,
     ) -> Result<Self> {
-        config.check("ContinuousCritic")?;
+        config.check_no_sde("ContinuousCritic")?;
         let obs_dim = obs_dim(observation_space, "ContinuousCritic")?;
         let act_dim = bounded_act_dim(action_space, "ContinuousCritic")?;
         if !(1..=16).contains(&n_critics) {
@@ -416,15 +506,34 @@ impl Critic for ContinuousCritic {
     }
 }
 
-/// SB3's SAC `Actor` (without gSDE): `latent_pi` (every layer activated), then two `Linear`
-/// heads, `mu` and `log_std`; `log_std` is clamped to [`LOG_STD_MIN`]..=[`LOG_STD_MAX`].
+/// The head of a [`SacActor`] after `latent_pi`.
+#[derive(Debug)]
+enum SacHead {
+    /// `mu` and a `log_std` layer: SB3's default squashed diagonal Gaussian.
+    Squashed {
+        mu: (String, Var, Var),
+        log_std: (String, Var, Var),
+    },
+    /// gSDE: `mu` (named `mu.0` under `clip_mean`) and the `log_std` matrix
+    /// `[latent, act_dim]`.
+    Sde {
+        mu: (String, Var, Var),
+        log_std: Var,
+        sde: SacSdeConfig,
+    },
+}
+
+/// SB3's SAC `Actor`: `latent_pi` (every layer activated), then either two `Linear` heads,
+/// `mu` and `log_std` (`log_std` clamped to [`LOG_STD_MIN`]..=[`LOG_STD_MAX`]), or, with gSDE
+/// ([`MlpConfig::sde`]), `mu` (through `Hardtanh(-clip_mean, clip_mean)` when `clip_mean > 0`,
+/// then named `mu.0`) and a `log_std` parameter `[latent, act_dim]` filled with
+/// `log_std_init`, the features `latent_pi` feeding the [`SquashedStateDependentNoise`].
 pub struct SacActor {
     config: MlpConfig,
     obs_dim: usize,
     act_dim: usize,
     latent: LinearStack,
-    mu: (String, Var, Var),
-    log_std: (String, Var, Var),
+    head: SacHead,
     device: Device,
 }
 
@@ -440,7 +549,8 @@ impl std::fmt::Debug for SacActor {
 
 impl SacActor {
     /// A freshly initialized actor for these spaces (PyTorch's default init from `seed`:
-    /// `latent_pi`, then `mu`, then `log_std`).
+    /// `latent_pi`, then `mu`, then the `log_std` layer; with gSDE `log_std` is
+    /// `log_std_init` everywhere and draws nothing).
     pub fn new(
         observation_space: &Space,
         action_space: &Space,
@@ -456,15 +566,29 @@ impl SacActor {
         let mut rng = StdRng::seed_from_u64(seed);
         let latent = LinearStack::new("latent_pi", &dims, &mut rng, device)?;
         let last = *dims.last().unwrap_or(&obs_dim);
-        let mu = linear_layer("mu".into(), last, act_dim, &mut rng, device)?;
-        let log_std = linear_layer("log_std".into(), last, act_dim, &mut rng, device)?;
+        let head = match config.sde {
+            None => SacHead::Squashed {
+                mu: linear_layer("mu".into(), last, act_dim, &mut rng, device)?,
+                log_std: linear_layer("log_std".into(), last, act_dim, &mut rng, device)?,
+            },
+            Some(sde) => {
+                sde.check()?;
+                let name = if sde.clip_mean > 0.0 { "mu.0" } else { "mu" };
+                let mu = linear_layer(name.into(), last, act_dim, &mut rng, device)?;
+                let log_std = Var::from_tensor(&Tensor::full(
+                    sde.log_std_init as f32,
+                    (last, act_dim),
+                    device,
+                )?)?;
+                SacHead::Sde { mu, log_std, sde }
+            }
+        };
         Ok(SacActor {
             config,
             obs_dim,
             act_dim,
             latent,
-            mu,
-            log_std,
+            head,
             device: device.clone(),
         })
     }
@@ -473,34 +597,76 @@ impl SacActor {
     pub fn config(&self) -> &MlpConfig {
         &self.config
     }
+
+    /// `latent_pi(obs)` for observations `[batch, obs_dim]`.
+    fn latent_pi(&self, obs: &Tensor) -> Result<Tensor> {
+        let obs = check_input(obs, self.obs_dim, "actor observations")?;
+        if self.latent.layers.is_empty() {
+            Ok(obs)
+        } else {
+            self.latent
+                .forward(&obs, self.config.activation, Some(self.config.activation))
+        }
+    }
 }
 
 impl GaussianActor for SacActor {
     fn mean_log_std(&self, obs: &Tensor) -> Result<(Tensor, Tensor)> {
-        let obs = check_input(obs, self.obs_dim, "actor observations")?;
-        let latent = if self.latent.layers.is_empty() {
-            obs
-        } else {
-            self.latent
-                .forward(&obs, self.config.activation, Some(self.config.activation))?
+        let SacHead::Squashed { mu, log_std } = &self.head else {
+            return Err(PolicyError::Unsupported(
+                "a SacActor with gSDE has no per-state log_std: use sde_dist".into(),
+            ));
         };
-        let mean = ops::linear(&latent, self.mu.1.as_tensor(), self.mu.2.as_tensor(), None)?;
-        let log_std = ops::linear(
-            &latent,
-            self.log_std.1.as_tensor(),
-            self.log_std.2.as_tensor(),
-            None,
-        )?
-        .clamp(LOG_STD_MIN as f32, LOG_STD_MAX as f32)?;
+        let latent = self.latent_pi(obs)?;
+        let mean = ops::linear(&latent, mu.1.as_tensor(), mu.2.as_tensor(), None)?;
+        let log_std = ops::linear(&latent, log_std.1.as_tensor(), log_std.2.as_tensor(), None)?
+            .clamp(LOG_STD_MIN as f32, LOG_STD_MAX as f32)?;
         Ok((mean, log_std))
+    }
+
+    fn uses_sde(&self) -> bool {
+        matches!(self.head, SacHead::Sde { .. })
+    }
+
+    fn sde_dist(&self, obs: &Tensor) -> Result<SquashedStateDependentNoise> {
+        let SacHead::Sde { mu, log_std, sde } = &self.head else {
+            return Err(PolicyError::Unsupported(
+                "gSDE distribution of a SacActor built without gSDE (MlpConfig.sde)".into(),
+            ));
+        };
+        let latent = self.latent_pi(obs)?;
+        let mut mean = ops::linear(&latent, mu.1.as_tensor(), mu.2.as_tensor(), None)?;
+        if sde.clip_mean > 0.0 {
+            let c = sde.clip_mean as f32;
+            mean = ops::hardtanh(&mean, -c, c)?;
+        }
+        SquashedStateDependentNoise::new(mean, log_std.as_tensor(), latent, sde.use_expln)
+    }
+
+    fn sde_std(&self) -> Result<Tensor> {
+        let SacHead::Sde { log_std, sde, .. } = &self.head else {
+            return Err(PolicyError::Unsupported(
+                "gSDE std of a SacActor built without gSDE (MlpConfig.sde)".into(),
+            ));
+        };
+        crate::sde::sde_std(&log_std.as_tensor().detach(), sde.use_expln)
     }
 
     fn trainable_vars(&self) -> Vec<(String, Var)> {
         let mut vars = Vec::new();
         self.latent.push_vars(&mut vars);
-        for (name, w, b) in [&self.mu, &self.log_std] {
-            vars.push((format!("{name}.weight"), w.clone()));
-            vars.push((format!("{name}.bias"), b.clone()));
+        match &self.head {
+            SacHead::Squashed { mu, log_std } => {
+                for (name, w, b) in [mu, log_std] {
+                    vars.push((format!("{name}.weight"), w.clone()));
+                    vars.push((format!("{name}.bias"), b.clone()));
+                }
+            }
+            SacHead::Sde { mu, log_std, .. } => {
+                vars.push((format!("{}.weight", mu.0), mu.1.clone()));
+                vars.push((format!("{}.bias", mu.0), mu.2.clone()));
+                vars.push(("log_std".into(), log_std.clone()));
+            }
         }
         sorted(vars)
     }
@@ -538,7 +704,7 @@ impl Td3Actor {
         seed: u64,
         device: &Device,
     ) -> Result<Self> {
-        config.check("Td3Actor")?;
+        config.check_no_sde("Td3Actor")?;
         let obs_dim = obs_dim(observation_space, "Td3Actor")?;
         let act_dim = bounded_act_dim(action_space, "Td3Actor")?;
         let mut dims = vec![obs_dim];
@@ -629,17 +795,27 @@ fn unscaled(actions: &Tensor, low: &[f32], high: &[f32]) -> Result<Tensor> {
 
 /// Acting with a SAC actor (SB3's `SACPolicy.predict`): `tanh(mean)` when deterministic, else
 /// a squashed Gaussian sample, mapped onto the action space's bounds.
+///
+/// With a gSDE actor the policy holds the exploration matrices (SB3 keeps them in the actor's
+/// distribution): [`SacPolicy::reset_noise`] draws them, stochastic actions use them, and
+/// until the first draw every stochastic call draws a fresh single matrix from its `rng`.
 pub struct SacPolicy<A> {
     actor: A,
     low: Vec<f32>,
     high: Vec<f32>,
+    noise: Option<ExplorationNoise>,
 }
 
 impl<A: GaussianActor> SacPolicy<A> {
     /// The policy of `actor` for a bounded `Box` action space.
     pub fn new(actor: A, action_space: &Space) -> Result<Self> {
         let (low, high) = bounds(action_space)?;
-        Ok(SacPolicy { actor, low, high })
+        Ok(SacPolicy {
+            actor,
+            low,
+            high,
+            noise: None,
+        })
     }
 
     /// The actor.
@@ -652,6 +828,36 @@ impl<A: GaussianActor> SacPolicy<A> {
         self.actor
     }
 
+    /// gSDE: draws new exploration matrices for `n_envs` environments from `rng` with the
+    /// actor's current std (SB3's `actor.reset_noise(n_envs)`). An error for actors without
+    /// gSDE.
+    pub fn reset_noise(&mut self, n_envs: usize, rng: &mut dyn RngCore) -> Result<()> {
+        let std = self.actor.sde_std()?;
+        self.noise = Some(ExplorationNoise::sample_with_std(&std, n_envs, rng)?);
+        Ok(())
+    }
+
+    /// gSDE: the current exploration matrices, if any were drawn or set.
+    pub fn exploration_noise(&self) -> Option<&ExplorationNoise> {
+        self.noise.as_ref()
+    }
+
+    /// gSDE: replaces the exploration matrices (restoring a checkpoint, or feeding recorded
+    /// ones); they must be `[latent, act_dim]` like the actor's `log_std`. An error for actors
+    /// without gSDE.
+    pub fn set_exploration_noise(&mut self, noise: ExplorationNoise) -> Result<()> {
+        let std = self.actor.sde_std()?;
+        if std.dims() != [noise.dims().0, noise.dims().1] {
+            return Err(PolicyError::Shape {
+                what: "gSDE exploration matrices",
+                expected: format!("{:?}", std.dims()),
+                actual: format!("{:?}", noise.dims()),
+            });
+        }
+        self.noise = Some(noise.to_device(self.actor.device())?);
+        Ok(())
+    }
+
     /// Scaled actions in `[-1, 1]` (the replay buffer's units).
     pub fn scaled_actions(
         &self,
@@ -659,6 +865,20 @@ impl<A: GaussianActor> SacPolicy<A> {
         deterministic: bool,
         rng: &mut dyn RngCore,
     ) -> Result<Tensor> {
+        if self.actor.uses_sde() {
+            let dist = self.actor.sde_dist(obs)?;
+            if deterministic {
+                return dist.mode();
+            }
+            return match &self.noise {
+                Some(noise) => dist.sample(noise),
+                None => dist.sample(&ExplorationNoise::sample_with_std(
+                    &dist.std_matrix().detach(),
+                    1,
+                    rng,
+                )?),
+            };
+        }
         let (mean, log_std) = self.actor.mean_log_std(obs)?;
         let dist = crate::SquashedDiagGaussian::new(mean, log_std)?;
         if deterministic {
@@ -753,6 +973,7 @@ mod tests {
         let cfg = MlpConfig {
             net_arch: vec![8, 4],
             activation: Activation::ReLU,
+            sde: None,
         };
         let critic = ContinuousCritic::new(&o, &a, cfg.clone(), 2, 0, &dev).unwrap();
         let names: Vec<String> = critic.trainable_vars().into_iter().map(|v| v.0).collect();
@@ -800,6 +1021,7 @@ mod tests {
         let huge = MlpConfig {
             net_arch: vec![1 << 20],
             activation: Activation::ReLU,
+            sde: None,
         };
         assert!(Td3Actor::new(&o, &a, huge, 0, &dev).is_err());
         let critic = ContinuousCritic::new(&o, &a, cfg, 2, 0, &dev).unwrap();

@@ -59,7 +59,7 @@ mod zipread;
 pub use activation::Activation;
 pub use continuous::{
     ContinuousCritic, Critic, DeterministicActor, DeterministicPolicy, GaussianActor, MlpConfig,
-    SacActor, SacPolicy, Td3Actor,
+    SacActor, SacPolicy, SacSdeConfig, Td3Actor,
 };
 pub use distributions::{ActionDist, Categorical, DiagGaussian};
 pub use error::{PolicyError, Result};
@@ -69,7 +69,7 @@ pub use policy::{ActorCritic, Evaluation, Policy, StochasticPolicy};
 pub use qnet::{GreedyQPolicy, QFunction, QNetwork, QNetworkConfig};
 pub use sb3::Sb3Dqn;
 pub use sb3_offpolicy::{Sb3Sac, Sb3Td3};
-pub use sde::{ExplorationNoise, StateDependentNoise};
+pub use sde::{ExplorationNoise, SquashedStateDependentNoise, StateDependentNoise};
 pub use squashed::SquashedDiagGaussian;
 
 /// Entry points for the fuzz targets in `fuzz/` at the repository root: not a stable API.

@@ -13,6 +13,9 @@
 //! same results up to rounding.
 
 mod categorical;
+mod elementwise;
+
+pub use elementwise::{clamp, hardtanh, log1p};
 
 pub(crate) use categorical::{
     log_prob as categorical_log_prob, log_prob_and_entropy as categorical_log_prob_and_entropy,

@@ -5,13 +5,17 @@
 //! `actor.mu*`, `actor.log_std.*`, `critic.qf{i}.*`, `critic_target.qf{i}.*`,
 //! `actor_target.mu.*`) and are checked against `data["policy_kwargs"]` (`net_arch` as a list or
 //! `dict(pi=..., qf=...)`, `n_critics`); the activation is `policy_kwargs["activation_fn"]`,
-//! ReLU by default as in SB3's off-policy policies. gSDE SAC models, shared feature extractors
-//! and other extractors are refused by name. Every tensor must be present with its shape,
+//! ReLU by default as in SB3's off-policy policies. gSDE SAC models (`use_sde=True`) import
+//! with their `log_std` matrix and mean layer (`actor.mu.0.*` under `clip_mean`), their
+//! `log_std_init`, `use_expln` and `clip_mean` from `policy_kwargs` (SB3's defaults -3, False
+//! and 2.0 otherwise); SB3 does not save exploration matrices, so the imported policy draws
+//! its own. Shared feature extractors and other extractors are refused by name. Every tensor must be present with its shape,
 //! finite, and nothing else may be in `policy.pth`.
 
 use crate::activation::Activation;
 use crate::continuous::{
-    ContinuousCritic, Critic, DeterministicActor, GaussianActor, MlpConfig, SacActor, Td3Actor,
+    ContinuousCritic, Critic, DeterministicActor, GaussianActor, MlpConfig, SacActor, SacSdeConfig,
+    Td3Actor,
 };
 use crate::error::{PolicyError, Result};
 use crate::limits::MAX_SPACE_ELEMENTS;
@@ -75,26 +79,38 @@ impl Sb3Sac {
 
     fn from_zip_bytes_at(bytes: &[u8], device: &Device, path: &str) -> Result<Self> {
         let m = Model::open(bytes, path, "stable_baselines3.sac.policies", "SACPolicy")?;
-        if m.data.get("use_sde").and_then(Value::as_bool) == Some(true) || m.kwargs.use_sde {
-            return Err(PolicyError::Unsupported(
-                "a SAC model with use_sde=True (gSDE SAC is not supported yet)".into(),
-            ));
-        }
+        let use_sde =
+            m.data.get("use_sde").and_then(Value::as_bool) == Some(true) || m.kwargs.use_sde;
         let obs_dim = m.observation_space.flat_dim();
         let act_dim = m.action_space.flat_dim();
         let (latent, last) = sequential_sizes(&m.tensors, "actor.latent_pi", obs_dim)?;
-        for head in ["mu", "log_std"] {
-            m.expect_shape(&format!("actor.{head}.weight"), &[act_dim, last])?;
-        }
+        let sde = if use_sde {
+            let sde = SacSdeConfig {
+                log_std_init: m.kwargs.log_std_init.unwrap_or(-3.0),
+                use_expln: m.kwargs.use_expln,
+                clip_mean: m.kwargs.clip_mean.unwrap_or(2.0),
+            };
+            let mu = if sde.clip_mean > 0.0 { "mu.0" } else { "mu" };
+            m.expect_shape(&format!("actor.{mu}.weight"), &[act_dim, last])?;
+            m.expect_shape("actor.log_std", &[last, act_dim])?;
+            Some(sde)
+        } else {
+            for head in ["mu", "log_std"] {
+                m.expect_shape(&format!("actor.{head}.weight"), &[act_dim, last])?;
+            }
+            None
+        };
         m.check_arch("actor", &latent, m.kwargs.pi.as_deref())?;
         let (critic_arch, n_critics) = m.critic_arch("critic", obs_dim + act_dim)?;
         let actor_config = MlpConfig {
             net_arch: latent,
             activation: m.kwargs.activation,
+            sde,
         };
         let critic_config = MlpConfig {
             net_arch: critic_arch,
             activation: m.kwargs.activation,
+            sde: None,
         };
         let (o, a) = (&m.observation_space, &m.action_space);
         let actor = SacActor::new(o, a, actor_config, 0, device)?;
@@ -151,6 +167,7 @@ impl Sb3Td3 {
         let config = |net_arch: Vec<usize>| MlpConfig {
             net_arch,
             activation: m.kwargs.activation,
+            sde: None,
         };
         let (o, a) = (&m.observation_space, &m.action_space);
         let actor = Td3Actor::new(o, a, config(arch.clone()), 0, device)?;
@@ -182,6 +199,9 @@ struct Kwargs {
     activation: Activation,
     n_critics: Option<usize>,
     use_sde: bool,
+    log_std_init: Option<f64>,
+    use_expln: bool,
+    clip_mean: Option<f64>,
 }
 
 impl Kwargs {
@@ -193,6 +213,9 @@ impl Kwargs {
             activation: Activation::ReLU,
             n_critics: None,
             use_sde: false,
+            log_std_init: None,
+            use_expln: false,
+            clip_mean: None,
         };
         let Some(Value::Object(map)) = v else {
             return Ok(kw);
@@ -240,6 +263,18 @@ impl Kwargs {
                     )
                 }
                 "use_sde" => kw.use_sde = value.as_bool() == Some(true),
+                "use_expln" => kw.use_expln = value.as_bool() == Some(true),
+                "log_std_init" | "clip_mean" => {
+                    let v = value
+                        .as_f64()
+                        .filter(|v| v.is_finite())
+                        .ok_or_else(|| unsupported(format!("{key} {value}")))?;
+                    if key == "log_std_init" {
+                        kw.log_std_init = Some(v);
+                    } else {
+                        kw.clip_mean = Some(v);
+                    }
+                }
                 "share_features_extractor" if value.as_bool() == Some(true) => {
                     return Err(unsupported("share_features_extractor=True".into()))
                 }
@@ -250,7 +285,7 @@ impl Kwargs {
                 {
                     return Err(unsupported(format!("features_extractor_class {value}")))
                 }
-                // gSDE-only settings (refused with use_sde), the optimizer, SB3's bookkeeping.
+                // The optimizer, SB3's bookkeeping.
                 _ => {}
             }
         }

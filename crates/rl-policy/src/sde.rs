@@ -74,35 +74,54 @@ impl ExplorationNoise {
     /// `[latent, act]`): every entry is `std * eps`, `eps ~ N(0, 1)` from `rng` in f32, the
     /// single matrix first, then the `n` per-environment ones (SB3's `sample_weights` order).
     pub fn sample(log_std: &Tensor, n: usize, rng: &mut dyn RngCore) -> Result<Self> {
-        let (latent, act) = log_std.dims2()?;
-        if n == 0 {
-            return Err(PolicyError::InvalidArgument(
-                "gSDE needs exploration matrices for at least one environment".into(),
-            ));
-        }
-        let std: Vec<f32> = log_std
-            .to_dtype(DType::F32)?
-            .exp()?
-            .flatten_all()?
-            .to_vec1()?;
+        Self::sample_with_std(&log_std.exp()?, n, rng)
+    }
+
+    /// [`ExplorationNoise::sample`] from the weights' std `[latent, act]` itself (SB3's
+    /// `get_std(log_std)`, which is not `exp(log_std)` with `use_expln`).
+    pub fn sample_with_std(std: &Tensor, n: usize, rng: &mut dyn RngCore) -> Result<Self> {
+        let (latent, act) = std.dims2()?;
+        let (single, per_env) = draw_weight_eps(latent, act, n, rng)?;
+        Self::from_eps(std, &single, &per_env)
+    }
+
+    /// The matrices `std * eps` for standard-normal draws `single` (`latent * act` values)
+    /// and `per_env` (`n * latent * act` values, `n >= 1`), row-major, as
+    /// [`draw_weight_eps`] gives them; `std` `[latent, act]`, finite.
+    pub fn from_eps(std: &Tensor, single: &[f32], per_env: &[f32]) -> Result<Self> {
+        let (latent, act) = std.dims2()?;
+        let device = std.device().clone();
+        let std: Vec<f32> = std.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
         if let Some(bad) = std.iter().find(|s| !s.is_finite()) {
             return Err(PolicyError::InvalidArgument(format!(
                 "cannot draw gSDE exploration matrices from a non-finite std {bad}"
             )));
         }
-        let mut draw = |count: usize| -> Vec<f32> {
-            let mut out = Vec::with_capacity(count * std.len());
-            for _ in 0..count {
-                for &s in &std {
-                    out.push(s * rng.sample::<f32, _>(StandardNormal));
-                }
-            }
-            out
+        let k = std.len();
+        if k == 0 || single.len() != k || per_env.is_empty() || per_env.len() % k != 0 {
+            return Err(PolicyError::Shape {
+                what: "gSDE exploration draws",
+                expected: format!("{k} values, then a positive multiple of {k}"),
+                actual: format!("{} and {}", single.len(), per_env.len()),
+            });
+        }
+        let scale = |eps: &[f32]| -> Vec<f32> {
+            eps.chunks_exact(k)
+                .flat_map(|m| m.iter().zip(&std).map(|(&e, &s)| s * e))
+                .collect()
         };
-        let device = log_std.device();
-        let single = Tensor::from_vec(draw(1), (latent, act), device)?;
-        let per_env = Tensor::from_vec(draw(n), (n, latent, act), device)?;
+        let n = per_env.len() / k;
+        let single = Tensor::from_vec(scale(single), (latent, act), &device)?;
+        let per_env = Tensor::from_vec(scale(per_env), (n, latent, act), &device)?;
         Ok(ExplorationNoise { single, per_env })
+    }
+
+    /// The same matrices on `device`.
+    pub fn to_device(&self, device: &Device) -> Result<Self> {
+        Ok(ExplorationNoise {
+            single: self.single.to_device(device)?,
+            per_env: self.per_env.to_device(device)?,
+        })
     }
 
     /// The matrix for batches that are not one row per environment, `[latent, act]`.
@@ -141,6 +160,212 @@ impl ExplorationNoise {
                 .matmul(&self.per_env)?
                 .squeeze(1)?)
         }
+    }
+}
+
+/// The standard-normal draws of one `reset_noise` for `n` environments (SB3's
+/// `sample_weights`): `latent * act` f32 values for the single matrix, then `n * latent * act`
+/// for the per-environment ones, from `rng` in that order.
+pub fn draw_weight_eps(
+    latent: usize,
+    act: usize,
+    n: usize,
+    rng: &mut dyn RngCore,
+) -> Result<(Vec<f32>, Vec<f32>)> {
+    let k = latent.saturating_mul(act);
+    if n == 0 || k == 0 || k > crate::limits::MAX_SPACE_ELEMENTS * crate::limits::MAX_LAYER_WIDTH {
+        return Err(PolicyError::InvalidArgument(format!(
+            "gSDE exploration matrices need n >= 1 environments and a non-empty, bounded \
+             [latent, act] shape, got n = {n}, [{latent}, {act}]"
+        )));
+    }
+    let mut draw = |count: usize| -> Vec<f32> {
+        (0..count)
+            .map(|_| rng.sample::<f32, _>(StandardNormal))
+            .collect()
+    };
+    let single = draw(k);
+    let per_env = draw(n.saturating_mul(k));
+    Ok((single, per_env))
+}
+
+/// SB3's `StateDependentNoiseDistribution.get_std` with `full_std=True`: the std of each
+/// exploration weight, `[latent, act]`, from `log_std` `[latent, act]`: `exp(log_std)`, or
+/// with `use_expln` `exp(log_std)` where `log_std <= 0` and `log1p(log_std + 1e-6) + 1`
+/// above (the gSDE paper's `expln`, which keeps the variance from growing too fast). Written
+/// with torch's masks, so gradients match torch's.
+pub fn sde_std(log_std: &Tensor, use_expln: bool) -> Result<Tensor> {
+    if !use_expln {
+        return Ok(log_std.exp()?);
+    }
+    let below_mask = log_std.le(0.0)?.to_dtype(log_std.dtype())?;
+    let above_mask = log_std.gt(0.0)?.to_dtype(log_std.dtype())?;
+    let below = log_std.exp()?.mul(&below_mask)?;
+    let safe = log_std.mul(&above_mask)?.affine(1.0, SDE_EPSILON)?;
+    let above = crate::ops::log1p(&safe)?
+        .affine(1.0, 1.0)?
+        .mul(&above_mask)?;
+    Ok(below.add(&above)?)
+}
+
+/// SB3's `epsilon` of `TanhBijector` in the squashing correction.
+pub const SQUASH_EPSILON: f64 = 1e-6;
+
+/// gSDE squashed by `tanh`, as SB3's SAC actor configures `StateDependentNoiseDistribution`
+/// (`full_std=True`, `squash_output=True`, `learn_features=True`, `use_expln` as given).
+///
+/// The pre-`tanh` action is `mean + latent_sde @ M` for an exploration matrix `M` with
+/// entries `N(0, std²)`; given the state it is Gaussian with the scale
+/// `sqrt(latent_sde² @ std² + ε)`. Unlike A2C/PPO's [`StateDependentNoise`], the features are
+/// *not* detached (SAC learns them through the noise, SB3's `learn_features=True`), and the
+/// log-probability of an action is computed as SB3 does: the action is un-squashed with
+/// `atanh` (clamped one float32 ε inside `[-1, 1]`) and the correction is
+/// `sum log(1 - tanh(u)² + 1e-6)` of that recovered `u`.
+#[derive(Clone, Debug)]
+pub struct SquashedStateDependentNoise {
+    mean: Tensor,
+    std_matrix: Tensor,
+    latent_sde: Tensor,
+    scale: Tensor,
+}
+
+impl SquashedStateDependentNoise {
+    /// From the mean `[batch, d]` (after any `clip_mean`), `log_std` `[latent, d]` and the
+    /// features `latent_sde` `[batch, latent]` (kept in the graph).
+    pub fn new(
+        mean: Tensor,
+        log_std: &Tensor,
+        latent_sde: Tensor,
+        use_expln: bool,
+    ) -> Result<Self> {
+        let ok = match (mean.dims(), log_std.dims(), latent_sde.dims()) {
+            ([b, d], [l, d2], [b2, l2]) => b == b2 && d == d2 && l == l2,
+            _ => false,
+        };
+        if !ok {
+            return Err(PolicyError::Shape {
+                what: "squashed gSDE mean/log_std/latent_sde",
+                expected: "mean [batch, d], log_std [latent, d], latent_sde [batch, latent]".into(),
+                actual: format!(
+                    "mean {:?}, log_std {:?}, latent_sde {:?}",
+                    mean.dims(),
+                    log_std.dims(),
+                    latent_sde.dims()
+                ),
+            });
+        }
+        let std_matrix = sde_std(log_std, use_expln)?;
+        let variance = latent_sde.sqr()?.matmul(&std_matrix.sqr()?)?;
+        let scale = variance.affine(1.0, SDE_EPSILON)?.sqrt()?;
+        Ok(SquashedStateDependentNoise {
+            mean,
+            std_matrix,
+            latent_sde,
+            scale,
+        })
+    }
+
+    /// The mean of the pre-`tanh` Gaussian, `[batch, d]`.
+    pub fn mean(&self) -> &Tensor {
+        &self.mean
+    }
+
+    /// The std of each exploration weight, `[latent, d]` (SB3's `get_std`).
+    pub fn std_matrix(&self) -> &Tensor {
+        &self.std_matrix
+    }
+
+    /// The features, `[batch, latent]`.
+    pub fn latent_sde(&self) -> &Tensor {
+        &self.latent_sde
+    }
+
+    /// The state-dependent scale of the pre-`tanh` Gaussian, `[batch, d]`.
+    pub fn std(&self) -> &Tensor {
+        &self.scale
+    }
+
+    /// The deterministic action `tanh(mean)`, detached.
+    pub fn mode(&self) -> Result<Tensor> {
+        Ok(crate::ops::tanh(&self.mean.detach())?)
+    }
+
+    /// SB3's `log_prob(actions)` for squashed `actions` `[batch, d]` → `[batch]`:
+    /// `u = atanh(clamp(a, -1 + ε, 1 - ε))` (float32's ε, `atanh` as `0.5 (log1p(x) -
+    /// log1p(-x))`), the Gaussian's log-density of `u` summed over dimensions, minus
+    /// `sum log(1 - tanh(u)² + 1e-6)`. Differentiable in the actions and the parameters.
+    pub fn log_prob(&self, actions: &Tensor) -> Result<Tensor> {
+        if actions.dims() != self.mean.dims() {
+            return Err(PolicyError::Shape {
+                what: "squashed gSDE actions",
+                expected: format!("{:?}", self.mean.dims()),
+                actual: format!("{:?}", actions.dims()),
+            });
+        }
+        let bound = 1.0 - f32::EPSILON;
+        let y = crate::ops::clamp(actions, -bound, bound)?;
+        let u = crate::ops::log1p(&y)?
+            .sub(&crate::ops::log1p(&y.neg()?)?)?
+            .affine(0.5, 0.0)?;
+        // torch's Normal.log_prob: -((u - loc)^2) / (2 var) - log(scale) - ln(sqrt(2 pi)).
+        let var2 = (self.scale.sqr()? * 2.0)?;
+        let gaussian = u
+            .sub(&self.mean)?
+            .sqr()?
+            .neg()?
+            .div(&var2)?
+            .sub(&self.scale.log()?)?
+            .affine(1.0, -LN_SQRT_2PI)?
+            .sum(D::Minus1)?;
+        let correction = crate::ops::tanh(&u)?
+            .sqr()?
+            .affine(-1.0, 1.0)?
+            .affine(1.0, SQUASH_EPSILON)?
+            .log()?
+            .sum(D::Minus1)?;
+        Ok(gaussian.sub(&correction)?)
+    }
+
+    /// The reparameterized sample of SAC's training step (SB3's `reset_noise()` then
+    /// `action_log_prob`): the exploration matrix `eps * std` for standard-normal `eps`
+    /// `[latent, d]` (differentiable in `log_std`), actions `tanh(mean + latent_sde @ M)` and
+    /// their [`SquashedStateDependentNoise::log_prob`]: `(actions [batch, d], log_prob
+    /// [batch])`.
+    pub fn rsample_with_eps(&self, eps: &Tensor) -> Result<(Tensor, Tensor)> {
+        if eps.dims() != self.std_matrix.dims() {
+            return Err(PolicyError::Shape {
+                what: "squashed gSDE exploration draws",
+                expected: format!("{:?}", self.std_matrix.dims()),
+                actual: format!("{:?}", eps.dims()),
+            });
+        }
+        let matrix = eps
+            .to_dtype(self.std_matrix.dtype())?
+            .to_device(self.std_matrix.device())?
+            .mul(&self.std_matrix)?;
+        let u = self.mean.add(&self.latent_sde.matmul(&matrix)?)?;
+        let actions = crate::ops::tanh(&u)?;
+        let log_prob = self.log_prob(&actions)?;
+        Ok((actions, log_prob))
+    }
+
+    /// A detached sample with fixed exploration matrices (collection; SB3's `get_noise`):
+    /// `tanh(mean + latent_sde @ M)`, each row with its environment's matrix when the batch
+    /// has one row per environment (and more than one), else with the single matrix.
+    pub fn sample(&self, noise: &ExplorationNoise) -> Result<Tensor> {
+        let (l, d) = noise.dims();
+        if (l, d) != (self.std_matrix.dims()[0], self.std_matrix.dims()[1]) {
+            return Err(PolicyError::Shape {
+                what: "gSDE exploration matrices",
+                expected: format!("{:?}", self.std_matrix.dims()),
+                actual: format!("[{l}, {d}]"),
+            });
+        }
+        let noise = noise
+            .noise(&self.latent_sde.detach())?
+            .to_dtype(self.mean.dtype())?
+            .to_device(self.mean.device())?;
+        Ok(crate::ops::tanh(&self.mean.detach().add(&noise)?)?)
     }
 }
 

@@ -21,8 +21,9 @@ use rl_env::VecEnv;
 use std::path::Path;
 
 pub(crate) const MAGIC: &[u8; 8] = b"RLOFFCK\0";
-/// 2: the action noise's per-environment state follows the pending step.
-const VERSION: u32 = 2;
+/// 2: the action noise's per-environment state follows the pending step. 3: SAC's state
+/// carries its gSDE settings and exploration matrices.
+const VERSION: u32 = 3;
 
 /// Writes `a`'s checkpoint to `path` atomically.
 pub(super) fn save<V: VecEnv, T: OffPolicyTrainer>(

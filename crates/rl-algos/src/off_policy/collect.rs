@@ -27,6 +27,11 @@ impl<V: VecEnv, T: OffPolicyTrainer> OffPolicyAlgorithm<V, T> {
         logger: &mut Logger,
     ) -> Result<bool> {
         while !self.round_done() {
+            self.trainer.before_collect_step(
+                self.collected_steps,
+                self.env.num_envs(),
+                &mut self.run.rng,
+            )?;
             self.act_and_step()?;
             let mut keep_going = true;
             for cb in callbacks.iter_mut() {
@@ -52,7 +57,8 @@ impl<V: VecEnv, T: OffPolicyTrainer> OffPolicyAlgorithm<V, T> {
     fn act_and_step(&mut self) -> Result<()> {
         let s = &mut self.scratch;
         s.obs.copy_from_slice(self.env.observations());
-        let warm_up = self.run.num_timesteps < self.settings.learning_starts;
+        let warm_up = self.run.num_timesteps < self.settings.learning_starts
+            && !self.trainer.policy_at_warmup();
         if let Space::Box(space) = self.env.action_space() {
             // SB3's `_sample_action` for a Box space: the unscaled action (a uniform sample, or
             // the policy's prediction unscaled), scaled into [-1, 1] for the buffer, plus the

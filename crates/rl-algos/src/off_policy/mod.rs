@@ -326,6 +326,25 @@ pub trait OffPolicyTrainer: Sized {
         rng: &mut dyn RngCore,
     ) -> Result<candle_core::Tensor>;
 
+    /// Before every vector step of a collection round, `collected_steps` steps into it (0 at
+    /// the round's start, SB3's `collect_rollouts`): SAC with gSDE draws its exploration
+    /// matrices here from the run's generator. Default: nothing.
+    fn before_collect_step(
+        &mut self,
+        collected_steps: u64,
+        n_envs: usize,
+        rng: &mut dyn RngCore,
+    ) -> Result<()> {
+        let _ = (collected_steps, n_envs, rng);
+        Ok(())
+    }
+
+    /// Whether the policy acts during the warm-up before `learning_starts` instead of uniform
+    /// random actions (SB3: `use_sde and use_sde_at_warmup`). Default: no.
+    fn policy_at_warmup(&self) -> bool {
+        false
+    }
+
     /// After every vector step (SB3's `_on_step`), with the updated `progress_remaining`.
     fn on_step(
         &mut self,

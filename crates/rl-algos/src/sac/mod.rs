@@ -13,6 +13,13 @@
 //! Any actor implementing [`GaussianActor`] and critic implementing [`Critic`] trains;
 //! [`rl_policy::SacActor`] and [`rl_policy::ContinuousCritic`] are SB3's `MlpPolicy`.
 //!
+//! gSDE (`use_sde`, an actor built with [`rl_policy::MlpConfig::sde`]): the policy keeps
+//! exploration matrices, drawn from the run's seeded generator where SB3 draws them: at the
+//! start of every collection round and every `sde_sample_freq` steps of it (SB3's
+//! `collect_rollouts`, for all environments), and before every gradient step (SB3's
+//! `SAC.train` calls `actor.reset_noise()`, whose first matrix the step's samples use, see
+//! [`SacStepNoise::Sde`]). Checkpoints carry the current matrices.
+//!
 //! ```no_run
 //! use candle_core::Device;
 //! use rl_algos::sac::{Sac, SacConfig};
@@ -37,7 +44,7 @@
 
 mod update;
 
-pub use update::{sac_update, EntCoefState, SacNoise, SacStats};
+pub use update::{sac_update, EntCoefState, SacNoise, SacStats, SacStepNoise};
 
 use crate::a2c::check_positive;
 use crate::codec::{Reader, Writer};
@@ -55,7 +62,8 @@ use candle_core::{Device, Tensor, Var};
 use rand::{Rng, RngCore};
 use rand_distr::StandardNormal;
 use rl_env::{Space, VecEnv};
-use rl_policy::{Critic, GaussianActor, Policy, SacPolicy};
+use rl_policy::sde::draw_weight_eps;
+use rl_policy::{Critic, ExplorationNoise, GaussianActor, Policy, SacPolicy};
 use std::path::Path;
 
 /// SAC's entropy coefficient setting (SB3's `ent_coef`).
@@ -96,8 +104,15 @@ pub struct SacConfig {
     pub target_update_interval: u64,
     /// The entropy target of a learned α (`None`: SB3's `"auto"`, `-dim(A)`).
     pub target_entropy: Option<f64>,
-    /// gSDE exploration (`false`; not supported for SAC yet: `true` is an error).
+    /// gSDE exploration (`false`); the actor must be built with gSDE too
+    /// ([`rl_policy::MlpConfig::sde`]).
     pub use_sde: bool,
+    /// gSDE: draw new exploration matrices every this many vector steps of a collection round
+    /// as well as at its start (`-1`: only at the start; any value <= 0 means that).
+    pub sde_sample_freq: i64,
+    /// gSDE: act with the policy instead of uniform random actions before `learning_starts`
+    /// (`false`).
+    pub use_sde_at_warmup: bool,
     /// Adam's epsilon for every optimizer (`1e-8`, torch's default, which SB3's SAC keeps).
     pub adam_eps: f64,
     /// Seed of the environments and of the generator; `None` draws one from the OS.
@@ -128,6 +143,8 @@ impl Default for SacConfig {
             target_update_interval: 1,
             target_entropy: None,
             use_sde: false,
+            sde_sample_freq: -1,
+            use_sde_at_warmup: false,
             adam_eps: 1e-8,
             seed: None,
             log_interval: 4,
@@ -160,11 +177,6 @@ impl SacConfig {
             if !t.is_finite() {
                 return bad(format!("target_entropy must be finite, got {t}"));
             }
-        }
-        if self.use_sde {
-            return bad(
-                "use_sde is not supported for SAC yet (gSDE exists for A2C and PPO only)".into(),
-            );
         }
         check_positive(&[("adam_eps", self.adam_eps)])
     }
@@ -204,6 +216,8 @@ impl SacConfig {
         w.u64(self.target_update_interval);
         w.opt_f64(self.target_entropy);
         w.bool(self.use_sde);
+        w.u64(self.sde_sample_freq as u64);
+        w.bool(self.use_sde_at_warmup);
         w.f64(self.adam_eps);
     }
 
@@ -233,6 +247,8 @@ impl SacConfig {
             target_update_interval: r.u64("target_update_interval")?,
             target_entropy: r.opt_f64("target_entropy")?,
             use_sde: r.bool("use_sde")?,
+            sde_sample_freq: r.u64("sde_sample_freq")? as i64,
+            use_sde_at_warmup: r.bool("use_sde_at_warmup")?,
             adam_eps: r.f64("adam_eps")?,
         })
     }
@@ -291,6 +307,17 @@ impl<A: GaussianActor, C: Critic> SacTrainer<A, C> {
         &self.ent_coef
     }
 
+    /// The policy (the actor and, with gSDE, its exploration matrices).
+    pub fn sac_policy(&self) -> &SacPolicy<A> {
+        &self.policy
+    }
+
+    /// gSDE: replaces the exploration matrices (feeding recorded ones; see
+    /// [`SacPolicy::set_exploration_noise`]).
+    pub fn set_exploration_noise(&mut self, noise: ExplorationNoise) -> Result<()> {
+        Ok(self.policy.set_exploration_noise(noise)?)
+    }
+
     /// The critics' optimizer (the actor's is [`OffPolicyTrainer::optimizer`]).
     pub fn critic_optimizer(&self) -> &dyn Optimizer {
         &self.critic_optimizer
@@ -320,10 +347,10 @@ impl<A: GaussianActor, C: Critic> SacTrainer<A, C> {
 
     /// One gradient step on a batch with the given noise (see [`sac_update`]); counts the
     /// update. The target critics are not moved (the caller decides, as `train()` does).
-    pub fn gradient_step(
+    pub fn gradient_step<'n>(
         &mut self,
         batch: &ContinuousBatch<'_>,
-        noise: SacNoise<'_>,
+        noise: impl Into<SacStepNoise<'n>>,
     ) -> Result<SacStats> {
         let stats = sac_update(
             self.policy.actor(),
@@ -367,6 +394,13 @@ impl<A: GaussianActor, C: Critic> OffPolicyTrainer for SacTrainer<A, C> {
                 )))
             }
         };
+        if actor.uses_sde() != config.use_sde {
+            return Err(AlgoError::InvalidArgument(if config.use_sde {
+                "use_sde needs an actor built with gSDE (rl_policy::MlpConfig::sde)".into()
+            } else {
+                "the actor was built with gSDE (MlpConfig::sde) but use_sde is false".into()
+            }));
+        }
         let policy = SacPolicy::new(actor, action_space)?;
         let critic_target = critic.duplicate()?;
         let actor_vars = policy.actor().trainable_vars();
@@ -433,6 +467,31 @@ impl<A: GaussianActor, C: Critic> OffPolicyTrainer for SacTrainer<A, C> {
         Ok(self.policy.scaled_actions(obs, false, rng)?)
     }
 
+    fn before_collect_step(
+        &mut self,
+        collected_steps: u64,
+        n_envs: usize,
+        rng: &mut dyn RngCore,
+    ) -> Result<()> {
+        if !self.config.use_sde {
+            return Ok(());
+        }
+        // SB3: once when the round starts, then (in the loop, so also at step 0) every
+        // `sde_sample_freq` steps.
+        if collected_steps == 0 {
+            self.policy.reset_noise(n_envs, rng)?;
+        }
+        let freq = self.config.sde_sample_freq;
+        if freq > 0 && collected_steps.is_multiple_of(freq as u64) {
+            self.policy.reset_noise(n_envs, rng)?;
+        }
+        Ok(())
+    }
+
+    fn policy_at_warmup(&self) -> bool {
+        self.config.use_sde && self.config.use_sde_at_warmup
+    }
+
     fn on_step(&mut self, _progress: f64, _n_envs: usize, _logger: &mut Logger) -> Result<()> {
         Ok(())
     }
@@ -453,24 +512,37 @@ impl<A: GaussianActor, C: Critic> OffPolicyTrainer for SacTrainer<A, C> {
                 .sample(self.config.batch_size, &mut *ctx.rng, &mut *ctx.samples)?;
             let samples = &*ctx.samples;
             let tensors = BatchTensors::new(samples, &device)?;
-            let shape = tensors.actions.dims().to_vec();
-            let n = tensors.actions.elem_count();
-            let mut draw = || -> Result<Tensor> {
-                let v: Vec<f32> = (0..n)
-                    .map(|_| ctx.rng.sample::<f32, _>(StandardNormal))
-                    .collect();
-                Ok(Tensor::from_vec(v, shape.as_slice(), &device)?)
-            };
-            let eps_pi = draw()?;
-            let eps_next = draw()?;
             let batch = tensors.batch(samples);
-            let stats = self.gradient_step(
-                &batch,
-                SacNoise {
-                    actions: &eps_pi,
-                    next_actions: &eps_next,
-                },
-            )?;
+            let stats = if self.config.use_sde {
+                // SB3's `actor.reset_noise()` (one environment) before the step: the first
+                // matrix drives both samples; the pair stays the policy's matrices.
+                let std = self.policy.actor().sde_std()?;
+                let (latent, act) = std.dims2()?;
+                let (single, per_env) = draw_weight_eps(latent, act, 1, &mut *ctx.rng)?;
+                let eps = Tensor::from_slice(&single, (latent, act), &device)?;
+                let noise = ExplorationNoise::from_eps(&std, &single, &per_env)?;
+                let stats = self.gradient_step(&batch, SacStepNoise::Sde(&eps))?;
+                self.policy.set_exploration_noise(noise)?;
+                stats
+            } else {
+                let shape = tensors.actions.dims().to_vec();
+                let n = tensors.actions.elem_count();
+                let mut draw = || -> Result<Tensor> {
+                    let v: Vec<f32> = (0..n)
+                        .map(|_| ctx.rng.sample::<f32, _>(StandardNormal))
+                        .collect();
+                    Ok(Tensor::from_vec(v, shape.as_slice(), &device)?)
+                };
+                let eps_pi = draw()?;
+                let eps_next = draw()?;
+                self.gradient_step(
+                    &batch,
+                    SacNoise {
+                        actions: &eps_pi,
+                        next_actions: &eps_next,
+                    },
+                )?
+            };
             if step.is_multiple_of(self.config.target_update_interval) {
                 self.update_target()?;
             }
@@ -498,6 +570,17 @@ impl<A: GaussianActor, C: Critic> OffPolicyTrainer for SacTrainer<A, C> {
         if let Some(l) = stats.ent_coef_loss {
             logger.record("train/ent_coef_loss", l);
         }
+        if self.config.use_sde {
+            // SB3 records `train/std` (the mean weight std) when it dumps the logs; the
+            // parameters only change here.
+            let std = self
+                .policy
+                .actor()
+                .sde_std()?
+                .mean_all()?
+                .to_scalar::<f32>()?;
+            logger.record("train/std", f64::from(std));
+        }
         Ok(())
     }
 
@@ -519,6 +602,15 @@ impl<A: GaussianActor, C: Critic> OffPolicyTrainer for SacTrainer<A, C> {
             w.optimizer(optimizer)?;
         }
         w.u64(self.n_updates);
+        match self.policy.exploration_noise() {
+            Some(noise) => {
+                w.bool(true);
+                w.usize(noise.n_envs());
+                w.f32s(&noise.single().flatten_all()?.to_vec1::<f32>()?);
+                w.f32s(&noise.per_env().flatten_all()?.to_vec1::<f32>()?);
+            }
+            None => w.bool(false),
+        }
         Ok(w.into_bytes())
     }
 
@@ -551,6 +643,32 @@ impl<A: GaussianActor, C: Critic> OffPolicyTrainer for SacTrainer<A, C> {
             r.optimizer_into(optimizer, "entropy coefficient optimizer")?;
         }
         t.n_updates = r.u64("n_updates")?;
+        if r.bool("gSDE exploration matrices present")? {
+            let n = r.usize("gSDE environments")?;
+            let single = r.f32s("gSDE exploration matrix")?;
+            let per_env = r.f32s("gSDE per-environment exploration matrices")?;
+            let std = t
+                .policy
+                .actor()
+                .sde_std()
+                .map_err(|e| r.err(format!("exploration matrices for this actor: {e}")))?;
+            let (latent, act) = std.dims2()?;
+            let k = latent * act;
+            if single.len() != k || n == 0 || per_env.len() != n.saturating_mul(k) {
+                return Err(r.err(format!(
+                    "gSDE exploration matrices of {} and {} values for [{latent}, {act}] and \
+                     {n} environments",
+                    single.len(),
+                    per_env.len()
+                )));
+            }
+            let device = t.critic.device().clone();
+            let noise = ExplorationNoise::new(
+                Tensor::from_vec(single, (latent, act), &device)?,
+                Tensor::from_vec(per_env, (n, latent, act), &device)?,
+            )?;
+            t.policy.set_exploration_noise(noise)?;
+        }
         r.finish()?;
         Ok(t)
     }

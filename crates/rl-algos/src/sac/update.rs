@@ -1,6 +1,11 @@
 //! One SAC gradient step as a public function ([`sac_update`]) over any [`GaussianActor`] and
 //! [`Critic`], with the noise of both reparameterized samples passed in, so the SB3 parity test
 //! can feed SB3's recorded draws and a user's own loop can drive it.
+//!
+//! With gSDE the noise is one exploration matrix per step, not per-sample draws: SB3's
+//! `SAC.train` calls `actor.reset_noise()` before each gradient step ("`log_std` may have
+//! changed"), and both samples of the step (for `s` and `s'`) use that matrix, `eps * std`
+//! with `std` from the actor's current `log_std`, so the actor loss differentiates through it.
 
 use crate::critic::ContinuousBatch;
 use crate::critic::{critic_loss, finite_scalar, host_column, min_over_heads, td_targets};
@@ -89,6 +94,23 @@ pub struct SacNoise<'a> {
     pub next_actions: &'a Tensor,
 }
 
+/// The noise of one SAC gradient step: per-sample draws for the squashed diagonal Gaussian,
+/// or gSDE's exploration-matrix draws.
+#[derive(Clone, Copy, Debug)]
+pub enum SacStepNoise<'a> {
+    /// Standard-normal draws per sample (actors without gSDE).
+    Squashed(SacNoise<'a>),
+    /// gSDE: the standard-normal draws `[latent, act_dim]` of the step's exploration matrix
+    /// (the first matrix SB3's `reset_noise()` samples), shared by both samples.
+    Sde(&'a Tensor),
+}
+
+impl<'a> From<SacNoise<'a>> for SacStepNoise<'a> {
+    fn from(n: SacNoise<'a>) -> Self {
+        SacStepNoise::Squashed(n)
+    }
+}
+
 /// Everything one SAC gradient step computed.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SacStats {
@@ -113,9 +135,10 @@ pub struct SacStats {
 /// π(a'|s'))` with `a'` sampled for `s'`; the critics' loss and step; the actor's loss against
 /// the *updated* critics and its step. The target critics' Polyak update is separate
 /// ([`crate::dqn::polyak_update`]). A non-finite loss leaves the step's remaining updates
-/// undone and returns [`AlgoError::Diverged`] naming `iteration`.
+/// undone and returns [`AlgoError::Diverged`] naming `iteration`. `noise` is a [`SacNoise`]
+/// for actors without gSDE, [`SacStepNoise::Sde`] for gSDE actors (a mismatch is an error).
 #[allow(clippy::too_many_arguments)]
-pub fn sac_update<A, C>(
+pub fn sac_update<'n, A, C>(
     actor: &A,
     critic: &C,
     critic_target: &C,
@@ -123,7 +146,7 @@ pub fn sac_update<A, C>(
     critic_optimizer: &mut dyn Optimizer,
     ent_coef: &mut EntCoefState,
     batch: &ContinuousBatch<'_>,
-    noise: SacNoise<'_>,
+    noise: impl Into<SacStepNoise<'n>>,
     gamma: f64,
     iteration: u64,
 ) -> Result<SacStats>
@@ -132,9 +155,45 @@ where
     C: Critic + ?Sized,
 {
     let b = batch.checked_len()?;
-    let (mean, log_std) = actor.mean_log_std(batch.observations)?;
-    let (actions_pi, log_prob) =
-        SquashedDiagGaussian::new(mean, log_std)?.rsample_with_noise(noise.actions)?;
+    let noise = noise.into();
+    if actor.uses_sde() != matches!(noise, SacStepNoise::Sde(_)) {
+        return Err(AlgoError::InvalidArgument(format!(
+            "SAC step: the actor {} gSDE but the noise is for {}",
+            if actor.uses_sde() {
+                "uses"
+            } else {
+                "does not use"
+            },
+            if matches!(noise, SacStepNoise::Sde(_)) {
+                "gSDE"
+            } else {
+                "a squashed diagonal Gaussian"
+            }
+        )));
+    }
+    // `(actions, log_prob)` of the actor for `obs`, with the step's noise for `s` or `s'`.
+    let sample = |obs: &Tensor, next: bool| -> Result<(Tensor, Tensor)> {
+        Ok(match noise {
+            SacStepNoise::Squashed(n) => {
+                let (mean, log_std) = actor.mean_log_std(obs)?;
+                if next {
+                    SquashedDiagGaussian::new(mean.detach(), log_std.detach())?
+                        .rsample_with_noise(n.next_actions)?
+                } else {
+                    SquashedDiagGaussian::new(mean, log_std)?.rsample_with_noise(n.actions)?
+                }
+            }
+            SacStepNoise::Sde(eps) => {
+                let (a, lp) = actor.sde_dist(obs)?.rsample_with_eps(eps)?;
+                if next {
+                    (a.detach(), lp.detach())
+                } else {
+                    (a, lp)
+                }
+            }
+        })
+    };
+    let (actions_pi, log_prob) = sample(batch.observations, false)?;
     let log_prob = log_prob.reshape((b, 1))?;
     let log_prob_host = host_column(&log_prob, b, "log-probabilities")?;
 
@@ -163,10 +222,7 @@ where
     };
 
     // Targets, without gradients.
-    let (next_mean, next_log_std) = actor.mean_log_std(batch.next_observations)?;
-    let (next_actions, next_log_prob) =
-        SquashedDiagGaussian::new(next_mean.detach(), next_log_std.detach())?
-            .rsample_with_noise(noise.next_actions)?;
+    let (next_actions, next_log_prob) = sample(batch.next_observations, true)?;
     let next_heads =
         critic_target.q_values_frozen(batch.next_observations, &next_actions.detach())?;
     let next_min = host_column(&min_over_heads(&next_heads)?, b, "target Q-values")?;
