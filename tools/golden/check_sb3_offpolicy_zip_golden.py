@@ -117,7 +117,33 @@ def check_sb3(doc: dict, zip_path: Path, rep: Report) -> None:
     det, _ = model.predict(obs, deterministic=True)
     rep.close("deterministic_action", det, out["deterministic_action"], SB3_TOL, "sb3")
     with torch.no_grad():
-        if h["algo"] == "SAC":
+        if h["algo"] == "SAC" and h["use_sde"]:
+            actor = model.actor
+            mean, log_std, kw = actor.get_action_dist_params(obs_t)
+            rep.close("actor_mean", mean, out["actor_mean"], SB3_TOL, "sb3")
+            rep.close("actor_latent_sde", kw["latent_sde"], out["actor_latent_sde"], SB3_TOL, "sb3")
+            rep.close("actor_std_matrix", actor.get_std(), out["actor_std_matrix"], SB3_TOL, "sb3")
+            rep.close("actor_deterministic_scaled_action", actor(obs_t, deterministic=True),
+                      out["actor_deterministic_scaled_action"], SB3_TOL, "sb3")
+            drawn = []
+            orig = normal_module._standard_normal
+            normal_module._standard_normal = lambda *a, **k: drawn.append(orig(*a, **k)) or drawn[-1]
+            try:
+                torch.manual_seed(h["train"]["seed"])
+                actor.reset_noise(obs_t.shape[0])
+                actions, log_prob = actor.action_log_prob(obs_t)
+            finally:
+                normal_module._standard_normal = orig
+            rep.equal("number of standard-normal draws", len(drawn), 2)
+            rep.close("sample_eps_single", drawn[0], out["sample_eps_single"], SB3_TOL, "sb3")
+            rep.close("sample_eps_per_env", drawn[1], out["sample_eps_per_env"], SB3_TOL, "sb3")
+            rep.close("sample_actions", actions, out["sample_actions"], SB3_TOL, "sb3")
+            rep.close("sample_log_prob", log_prob, out["sample_log_prob"], SB3_TOL, "sb3")
+            rep.close("sample_action_row0_single_matrix", actor(obs_t[:1], deterministic=False),
+                      out["sample_action_row0_single_matrix"], SB3_TOL, "sb3")
+            dist = actor.action_dist.proba_distribution(mean, log_std, **kw)
+            rep.close("log_prob_of_q_actions", dist.log_prob(q_act_t), out["log_prob_of_q_actions"], SB3_TOL, "sb3")
+        elif h["algo"] == "SAC":
             actor = model.actor
             mean, log_std, _ = actor.get_action_dist_params(obs_t)
             latent = actor.latent_pi(actor.extract_features(obs_t, actor.features_extractor))
@@ -190,7 +216,45 @@ def check_own(doc: dict, z: zipfile.ZipFile, rep: Report) -> None:
     c_act = acts[h["networks"]["critic"]["activation_fn"]]
     sub = lambda p: {k[len(p) + 1:]: v for k, v in sd.items() if k.startswith(p + ".")}  # noqa: E731
     with torch.no_grad():
-        if h["algo"] == "SAC":
+        if h["algo"] == "SAC" and h["use_sde"]:
+            a = sub("actor")
+            sde = h["sde"]
+            latent = hidden(a, "latent_pi", obs, a_act)
+            mu = "mu.0" if sde["clip_mean"] > 0 else "mu"
+            mean = F.linear(latent, a[f"{mu}.weight"], a[f"{mu}.bias"])
+            if sde["clip_mean"] > 0:
+                mean = mean.clamp(-sde["clip_mean"], sde["clip_mean"])
+            ls = a["log_std"]
+            if sde["use_expln"]:
+                std = torch.exp(ls) * (ls <= 0) + (torch.log1p(ls * (ls > 0) + 1e-6) + 1.0) * (ls > 0)
+            else:
+                std = torch.exp(ls)
+            scale = torch.sqrt(torch.mm(latent**2, std**2) + 1e-6)
+            scaled = torch.tanh(mean)
+            rep.close("actor_mean", mean, out["actor_mean"], OWN_TOL, "own")
+            rep.close("actor_latent_sde", latent, out["actor_latent_sde"], OWN_TOL, "own")
+            rep.close("actor_std_matrix", std, out["actor_std_matrix"], OWN_TOL, "own")
+            rep.close("actor_deterministic_scaled_action", scaled, out["actor_deterministic_scaled_action"], OWN_TOL, "own")
+            e1 = torch.as_tensor(np.asarray(out["sample_eps_single"], dtype=np.float32))
+            e2 = torch.as_tensor(np.asarray(out["sample_eps_per_env"], dtype=np.float32))
+            rep.close("exploration_mat", e1 * std, out["exploration_mat"], OWN_TOL, "own")
+            rep.close("exploration_matrices", e2 * std, out["exploration_matrices"], OWN_TOL, "own")
+            noise = torch.bmm(latent.unsqueeze(1), e2 * std).squeeze(1)
+            action = torch.tanh(mean + noise)
+            e32 = float(np.finfo(np.float32).eps)
+
+            def sde_lp(act):
+                c = act.clamp(-1 + e32, 1 - e32)
+                u = 0.5 * (torch.log1p(c) - torch.log1p(-c))
+                g = (-((u - mean) ** 2) / (2 * scale**2) - scale.log() - math.log(math.sqrt(2 * math.pi))).sum(dim=1)
+                return g - torch.log(1.0 - torch.tanh(u) ** 2 + 1e-6).sum(dim=1)
+
+            rep.close("sample_actions", action, out["sample_actions"], OWN_TOL, "own")
+            rep.close("sample_log_prob", sde_lp(action), out["sample_log_prob"], OWN_TOL, "own")
+            row0 = torch.tanh(mean[:1] + torch.mm(latent[:1], e1 * std))
+            rep.close("sample_action_row0_single_matrix", row0, out["sample_action_row0_single_matrix"], OWN_TOL, "own")
+            rep.close("log_prob_of_q_actions", sde_lp(q_act), out["log_prob_of_q_actions"], OWN_TOL, "own")
+        elif h["algo"] == "SAC":
             a = sub("actor")
             latent = hidden(a, "latent_pi", obs, a_act)
             mean = F.linear(latent, a["mu.weight"], a["mu.bias"])

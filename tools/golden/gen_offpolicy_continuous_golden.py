@@ -186,9 +186,12 @@ CONFIGS: dict[str, dict] = {
             sde_sample_freq=4,
         ),
     ),
-    # SAC with gSDE and use_expln (log_std_init 0.5 > 0: the log1p branch of expln), a tight
-    # clip_mean 0.3 (Hardtanh clips some means), fixed alpha, 2 envs (per-env exploration
-    # matrices while collecting), gSDE at warm-up, 2 gradient steps per call.
+    # SAC with gSDE and use_expln (log_std_init -1: expln's exp branch and its masks; with
+    # log_std > 0 the weights' std is >= 1 and Pendulum's actions saturate, where SB3's
+    # atanh(tanh(u)) round trip turns last-bit tanh differences between libm and torch into
+    # 1e-4 log-probability differences: not a parity test any more), a tight clip_mean 0.3
+    # (Hardtanh clips some means), fixed alpha, 2 envs (per-env exploration matrices while
+    # collecting), gSDE at warm-up, 2 gradient steps per call.
     "sac_update_pendulum_gsde_expln": dict(
         algo="SAC",
         n_envs=2,

@@ -114,6 +114,27 @@ CONFIGS: dict[str, dict] = {
             [-100.0, 100.0, -800.0],
         ],
     ),
+    # SAC with gSDE (rl-zoo's MountainCarContinuous setting has use_sde=True): the actor's mean
+    # layer is mu.0 (clip_mean's Hardtanh), log_std a [latent, act] parameter; fixed alpha.
+    "sac_mountaincar_gsde": dict(
+        algo="SAC",
+        env_id="MountainCarContinuous-v0",
+        seed=15,
+        total_timesteps=600,
+        policy_kwargs=dict(net_arch=[32, 32], log_std_init=-2.0),
+        noise=None,
+        kwargs=dict(learning_rate=1e-3, buffer_size=2000, learning_starts=100, batch_size=64, ent_coef=0.1,
+                    use_sde=True, sde_sample_freq=8),
+        obs_seeds=(501, 502),
+        extreme_obs=[
+            [-1.2, -0.07],
+            [0.6, 0.07],
+            [-1.2, 0.07],
+            [0.45, 0.0],
+            [5.0, 1.0],
+            [-100.0, -10.0],
+        ],
+    ),
     # TD3, twin critics, [32, 32] (SB3's default is [400, 300]: too big for a test file),
     # Gaussian action noise.
     "td3_pendulum": dict(
@@ -401,7 +422,43 @@ def compute_outputs(model, obs: np.ndarray, rng: np.random.Generator, seed: int)
     out["deterministic_action"] = f64list(det_env)
     cov["deterministic_actions_at_bounds"] = int(np.sum((det_env <= model.action_space.low) | (det_env >= model.action_space.high)))
     with torch.no_grad():
-        if is_sac:
+        if is_sac and model.use_sde:
+            actor = model.actor
+            mean, log_std, kw = actor.get_action_dist_params(obs_t)
+            out["actor_mean"] = f64list(tnp(mean))
+            out["actor_latent_sde"] = f64list(tnp(kw["latent_sde"]))
+            out["actor_std_matrix"] = f64list(tnp(actor.get_std()))
+            out["actor_deterministic_scaled_action"] = f64list(tnp(actor(obs_t, deterministic=True)))
+            cov["means_clipped_by_clip_mean"] = int((mean.abs() >= actor.clip_mean).sum())
+            # Exploration matrices for N rows (SB3's reset_noise(N)), then a sample: with N rows
+            # each row uses its own matrix (bmm); its log-probability through the atanh inverse.
+            box, restore = capture_eps()
+            draws = []
+            orig = normal_module._standard_normal
+
+            def rec_draw(*args, **kwargs):
+                v = orig(*args, **kwargs)
+                draws.append(v.detach().clone())
+                return v
+
+            normal_module._standard_normal = rec_draw
+            try:
+                torch.manual_seed(seed)
+                actor.reset_noise(obs_t.shape[0])
+            finally:
+                restore()
+            assert len(draws) == 2
+            dist = actor.action_dist
+            out["sample_eps_single"] = f64list(tnp(draws[0]))
+            out["sample_eps_per_env"] = f64list(tnp(draws[1]))
+            out["exploration_mat"] = f64list(tnp(dist.exploration_mat))
+            out["exploration_matrices"] = f64list(tnp(dist.exploration_matrices))
+            actions, log_prob = actor.action_log_prob(obs_t)
+            out["sample_actions"] = f64list(tnp(actions))
+            out["sample_log_prob"] = f64list(tnp(log_prob))
+            one = actor(obs_t[:1], deterministic=False)
+            out["sample_action_row0_single_matrix"] = f64list(tnp(one))
+        elif is_sac:
             actor = model.actor
             latent = actor.latent_pi(actor.extract_features(obs_t, actor.features_extractor))
             raw_log_std = actor.log_std(latent)
@@ -436,8 +493,8 @@ def compute_outputs(model, obs: np.ndarray, rng: np.random.Generator, seed: int)
         if is_sac:
             # Squashed log-prob of given scaled actions (no gaussian_actions: the atanh inverse).
             actor = model.actor
-            mean, log_std, _ = actor.get_action_dist_params(obs_t)
-            dist = actor.action_dist.proba_distribution(mean, log_std)
+            mean, log_std, kw = actor.get_action_dist_params(obs_t)
+            dist = actor.action_dist.proba_distribution(mean, log_std, **kw)
             out["log_prob_of_q_actions"] = f64list(tnp(dist.log_prob(q_act_t)))
     return out, cov
 
@@ -556,13 +613,17 @@ def run_config(name: str, cfg: dict, out_dir: Path) -> dict:
         "share_features_extractor": pol.share_features_extractor,
         "networks": networks,
         "entropy_coefficient": ent,
-        "log_std_clamp": [-20.0, 2.0] if is_sac else None,
+        "log_std_clamp": [-20.0, 2.0] if is_sac and not model.use_sde else None,
+        **({"sde": {"log_std_init": float(pol.actor.log_std_init), "use_expln": bool(pol.actor.use_expln),
+                    "clip_mean": float(pol.actor.clip_mean), "full_std": bool(pol.actor.full_std),
+                    "learn_features": bool(pol.actor.action_dist.learn_features)}}
+           if is_sac and model.use_sde else {}),
         "squash_epsilon": model.actor.action_dist.epsilon if is_sac else None,
         "zip_members": members,
         "data_fields": data_fields(data),
         "state_dicts": state,
         "layout": layout(algo_name),
-        "notes": notes(algo_name),
+        "notes": notes(algo_name, bool(model.use_sde)),
         "observation_sampling": f"{N_ROLLOUT_OBS} observations sampled (rng = np.random.default_rng({seed}), "
         f"choice without replacement, kept in time order) from a {ROLLOUT_STEPS}-step rollout of the loaded "
         f"model's deterministic policy (gym.make({cfg['env_id']!r}), reset(seed={cfg['obs_seeds'][0]})), "
@@ -618,8 +679,11 @@ SAC_NOTES = """SAC ACTOR (sac/policies.Actor, use_sde=False): latent_pi = create
 TD3_NOTES = """TD3 / DDPG ACTOR (td3/policies.Actor): mu = create_mlp(obs_dim, act_dim, pi net_arch, act, squash_output=True) = Linear, act, ..., Linear, Tanh (keys actor.mu.0, actor.mu.2, ..., the last Linear at index 2 * len(net_arch)); output in [-1, 1]; actor_target has the same structure. DDPG = TD3Policy with n_critics=1 (so only qf0) and policy_delay 1, target_policy_noise 0.1, target_noise_clip 0.0 (training only)."""
 
 
-def notes(algo: str) -> str:
-    return COMMON_NOTES + "\n" + (SAC_NOTES if algo == "SAC" else TD3_NOTES)
+SAC_SDE_NOTES = """SAC WITH gSDE (use_sde=True; header.sde): mu = nn.Sequential(Linear(last, act_dim), Hardtanh(-clip_mean, clip_mean)) when clip_mean > 0 (keys actor.mu.0.weight / .bias), else Linear (actor.mu.weight); actor.log_std is a parameter [latent, act_dim] (no log_std Linear head, no clamp). StateDependentNoiseDistribution(full_std=True, use_expln, learn_features=True, squash_output=True, epsilon=1e-6): latent_sde = latent_pi(obs); std matrix = get_std(log_std) (exp, or expln); scale = sqrt(mm(latent_sde ** 2, std ** 2) + 1e-6). Deterministic action = tanh(mean). outputs.actor_latent_sde [N][latent], actor_std_matrix [latent][act_dim]. Sample: after torch.manual_seed(header.train.seed), actor.reset_noise(N) draws exploration_mat = eps_single * std ([latent, act], outputs.sample_eps_single / exploration_mat) and exploration_matrices = eps_per_env * std ([N, latent, act]); actor.action_log_prob(observations) then uses row i's own matrix (N rows = N matrices: bmm), actions = tanh(mean + latent_sde @ M_i) (outputs.sample_actions) and log_prob(actions) = Normal(mean, scale).log_prob(atanh(clamp(actions, -1 + eps32, 1 - eps32))) summed, minus sum log(1 - tanh(that) ** 2 + 1e-6) (outputs.sample_log_prob); actor(observations[:1]) (one row) uses exploration_mat (outputs.sample_action_row0_single_matrix). log_prob_of_q_actions: the same log_prob of q_actions. The exploration matrices are not in the zip."""
+
+
+def notes(algo: str, sde: bool = False) -> str:
+    return COMMON_NOTES + "\n" + (SAC_NOTES if algo == "SAC" else TD3_NOTES) + ("\n" + SAC_SDE_NOTES if sde else "")
 
 
 def main() -> None:

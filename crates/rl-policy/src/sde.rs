@@ -221,6 +221,12 @@ pub const SQUASH_EPSILON: f64 = 1e-6;
 /// log-probability of an action is computed as SB3 does: the action is un-squashed with
 /// `atanh` (clamped one float32 ε inside `[-1, 1]`) and the correction is
 /// `sum log(1 - tanh(u)² + 1e-6)` of that recovered `u`.
+///
+/// That round trip is ill-conditioned where `tanh` saturates (one unit in the last place of
+/// `tanh(u)` near ±1 moves the recovered `u`, and `log(1 - tanh(u)² + 1e-6)` flips between
+/// `log(1.19e-7 + 1e-6)` and `log(1e-6)` at `tanh(u) = 1 - 2⁻²⁴`), so `tanh` here is Candle's
+/// accurate one (libm's `tanhf`, as close to torch's as the last bit allows), not the faster
+/// [`crate::ops::tanh`] the other policies use.
 #[derive(Clone, Debug)]
 pub struct SquashedStateDependentNoise {
     mean: Tensor,
@@ -287,7 +293,7 @@ impl SquashedStateDependentNoise {
 
     /// The deterministic action `tanh(mean)`, detached.
     pub fn mode(&self) -> Result<Tensor> {
-        Ok(crate::ops::tanh(&self.mean.detach())?)
+        Ok(self.mean.detach().tanh()?)
     }
 
     /// SB3's `log_prob(actions)` for squashed `actions` `[batch, d]` → `[batch]`:
@@ -317,7 +323,8 @@ impl SquashedStateDependentNoise {
             .sub(&self.scale.log()?)?
             .affine(1.0, -LN_SQRT_2PI)?
             .sum(D::Minus1)?;
-        let correction = crate::ops::tanh(&u)?
+        let correction = u
+            .tanh()?
             .sqr()?
             .affine(-1.0, 1.0)?
             .affine(1.0, SQUASH_EPSILON)?
@@ -344,7 +351,7 @@ impl SquashedStateDependentNoise {
             .to_device(self.std_matrix.device())?
             .mul(&self.std_matrix)?;
         let u = self.mean.add(&self.latent_sde.matmul(&matrix)?)?;
-        let actions = crate::ops::tanh(&u)?;
+        let actions = u.tanh()?;
         let log_prob = self.log_prob(&actions)?;
         Ok((actions, log_prob))
     }
@@ -365,7 +372,7 @@ impl SquashedStateDependentNoise {
             .noise(&self.latent_sde.detach())?
             .to_dtype(self.mean.dtype())?
             .to_device(self.mean.device())?;
-        Ok(crate::ops::tanh(&self.mean.detach().add(&noise)?)?)
+        Ok(self.mean.detach().add(&noise)?.tanh()?)
     }
 }
 

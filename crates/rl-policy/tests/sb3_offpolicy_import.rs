@@ -6,8 +6,8 @@
 use candle_core::{Device, Tensor};
 use rand::SeedableRng;
 use rl_policy::{
-    Critic, DeterministicActor, DeterministicPolicy, GaussianActor, Policy, PolicyError, SacPolicy,
-    Sb3Sac, Sb3Td3, SquashedDiagGaussian,
+    Critic, DeterministicActor, DeterministicPolicy, ExplorationNoise, GaussianActor, Policy,
+    PolicyError, SacPolicy, Sb3Sac, Sb3Td3, SquashedDiagGaussian,
 };
 use serde_json::Value;
 use std::path::PathBuf;
@@ -105,6 +105,61 @@ fn sb3_sac_td3_ddpg_models_import_and_match() {
         let mut worst = 0f64;
         let n = obs.dim(0).unwrap();
         match h["algo"].as_str().unwrap() {
+            "SAC" if h["use_sde"].as_bool() == Some(true) => {
+                let m = Sb3Sac::from_zip(&zip, &Device::Cpu).unwrap();
+                let sde = m.actor.config().sde.expect("imported with gSDE");
+                assert_eq!(sde.use_expln, h["sde"]["use_expln"].as_bool().unwrap());
+                assert_eq!(Some(sde.clip_mean), h["sde"]["clip_mean"].as_f64());
+                assert_eq!(Some(sde.log_std_init), h["sde"]["log_std_init"].as_f64());
+                assert!(
+                    m.actor.mean_log_std(&obs).is_err(),
+                    "{file}: no per-state log_std"
+                );
+                let dist = m.actor.sde_dist(&obs).unwrap();
+                let mut cmp = |key: &str, ours: &Tensor| {
+                    worst = worst.max(check(&file, key, &host(ours), &floats(&out[key])));
+                };
+                cmp("actor_mean", dist.mean());
+                cmp("actor_latent_sde", dist.latent_sde());
+                cmp("actor_std_matrix", &m.actor.sde_std().unwrap());
+                cmp("actor_deterministic_scaled_action", &dist.mode().unwrap());
+                // SB3's matrices for N rows: row i samples with its own; one row with the
+                // single matrix. Our matrices from SB3's draws and our std.
+                let std = m.actor.sde_std().unwrap();
+                let (single, per_env) = (
+                    floats(&out["sample_eps_single"]),
+                    floats(&out["sample_eps_per_env"]),
+                );
+                let noise = ExplorationNoise::from_eps(&std, &single, &per_env).unwrap();
+                cmp("exploration_mat", noise.single());
+                cmp("exploration_matrices", noise.per_env());
+                let actions = dist.sample(&noise).unwrap();
+                cmp("sample_actions", &actions);
+                cmp("sample_log_prob", &dist.log_prob(&actions).unwrap());
+                cmp(
+                    "log_prob_of_q_actions",
+                    &dist.log_prob(&rows(&out["q_actions"])).unwrap(),
+                );
+                critics(&file, &m.critic, &m.critic_target, &obs, out, &mut worst);
+                let mut policy = SacPolicy::new(m.actor, &m.action_space).unwrap();
+                let det = policy.act(&obs, true, &mut rng).unwrap();
+                worst = worst.max(check(
+                    &file,
+                    "deterministic_action",
+                    &host(&det),
+                    &floats(&out["deterministic_action"]),
+                ));
+                policy.set_exploration_noise(noise).unwrap();
+                let row0 = policy
+                    .scaled_actions(&obs.narrow(0, 0, 1).unwrap(), false, &mut rng)
+                    .unwrap();
+                worst = worst.max(check(
+                    &file,
+                    "sample_action_row0_single_matrix",
+                    &host(&row0),
+                    &floats(&out["sample_action_row0_single_matrix"]),
+                ));
+            }
             "SAC" => {
                 let m = Sb3Sac::from_zip(&zip, &Device::Cpu).unwrap();
                 assert!(
