@@ -957,6 +957,7 @@ impl<A: DeterministicActor> Policy for DeterministicPolicy<A> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::rngs::StdRng;
     use rl_env::BoxSpace;
 
     fn spaces() -> (Space, Space) {
@@ -1007,6 +1008,124 @@ mod tests {
         assert_eq!(mean.dims(), [2, 2]);
         let ls: Vec<f32> = log_std.flatten_all().unwrap().to_vec1().unwrap();
         assert!(ls.iter().all(|v| (-20.0..=2.0).contains(v)));
+    }
+
+    #[test]
+    fn sac_actor_with_gsde_follows_sb3() {
+        let (o, a) = spaces();
+        let dev = Device::Cpu;
+        let sde = SacSdeConfig {
+            log_std_init: -2.0,
+            ..SacSdeConfig::default()
+        };
+        let cfg = MlpConfig {
+            net_arch: vec![8, 4],
+            activation: Activation::ReLU,
+            sde: Some(sde),
+        };
+        let actor = SacActor::new(&o, &a, cfg.clone(), 0, &dev).unwrap();
+        assert!(actor.uses_sde());
+        let vars = actor.trainable_vars();
+        let names: Vec<&str> = vars.iter().map(|v| v.0.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "latent_pi.0.bias",
+                "latent_pi.0.weight",
+                "latent_pi.2.bias",
+                "latent_pi.2.weight",
+                "log_std",
+                "mu.0.bias",
+                "mu.0.weight"
+            ]
+        );
+        let log_std = &vars[4].1;
+        assert_eq!(log_std.dims(), [4, 2]);
+        let ls: Vec<f32> = log_std
+            .as_tensor()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        assert!(ls.iter().all(|&v| v == -2.0));
+        let obs = Tensor::new(&[[0.1f32, 0.2, 0.3], [-50.0, 90.0, 10.0]], &dev).unwrap();
+        assert!(actor.mean_log_std(&obs).is_err());
+        let dist = actor.sde_dist(&obs).unwrap();
+        let mean: Vec<f32> = dist.mean().flatten_all().unwrap().to_vec1().unwrap();
+        assert!(mean.iter().all(|m| m.abs() <= 2.0), "clip_mean: {mean:?}");
+        assert_eq!(dist.latent_sde().dims(), [2, 4]);
+        // Without clip_mean the mean layer is `mu`.
+        let plain = MlpConfig {
+            sde: Some(SacSdeConfig {
+                clip_mean: 0.0,
+                ..sde
+            }),
+            ..cfg.clone()
+        };
+        let actor0 = SacActor::new(&o, &a, plain, 0, &dev).unwrap();
+        assert!(actor0.trainable_vars().iter().any(|v| v.0 == "mu.weight"));
+        // Critics and TD3 actors refuse gSDE; absurd settings are errors.
+        assert!(ContinuousCritic::new(&o, &a, cfg.clone(), 2, 0, &dev).is_err());
+        assert!(Td3Actor::new(&o, &a, cfg.clone(), 0, &dev).is_err());
+        for bad in [f64::NAN, 1e9] {
+            let c = MlpConfig {
+                sde: Some(SacSdeConfig {
+                    log_std_init: bad,
+                    ..sde
+                }),
+                ..cfg.clone()
+            };
+            assert!(SacActor::new(&o, &a, c, 0, &dev).is_err());
+        }
+        // The policy: seeded matrices, the same sample for the same matrices, bounds respected.
+        let mut p = SacPolicy::new(actor, &a).unwrap();
+        let mut rng = StdRng::seed_from_u64(1);
+        p.reset_noise(2, &mut rng).unwrap();
+        let first = p.exploration_noise().unwrap().clone();
+        let x = p.scaled_actions(&obs, false, &mut rng).unwrap();
+        let y = p.scaled_actions(&obs, false, &mut rng).unwrap();
+        assert_eq!(
+            x.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            y.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+        );
+        let acts: Vec<f32> = p
+            .act(&obs, false, &mut rng)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        assert!(acts.iter().all(|v| (-2.0..=2.0).contains(v)));
+        p.reset_noise(2, &mut StdRng::seed_from_u64(1)).unwrap();
+        let again = p.exploration_noise().unwrap();
+        assert_eq!(
+            first
+                .per_env()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap(),
+            again
+                .per_env()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap()
+        );
+        let wrong = ExplorationNoise::new(
+            Tensor::zeros((3, 2), DType::F32, &dev).unwrap(),
+            Tensor::zeros((1, 3, 2), DType::F32, &dev).unwrap(),
+        )
+        .unwrap();
+        assert!(p.set_exploration_noise(wrong).is_err());
+        // An actor without gSDE has no exploration matrices.
+        let mut q = SacPolicy::new(
+            SacActor::new(&o, &a, MlpConfig::sac(), 0, &dev).unwrap(),
+            &a,
+        )
+        .unwrap();
+        assert!(q.reset_noise(1, &mut rng).is_err());
+        assert!(q.actor().sde_dist(&obs).is_err());
     }
 
     #[test]

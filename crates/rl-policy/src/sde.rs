@@ -514,3 +514,114 @@ impl StateDependentNoise {
         self.mean.device()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Var;
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
+
+    fn host(t: &Tensor) -> Vec<f32> {
+        t.flatten_all().unwrap().to_vec1().unwrap()
+    }
+
+    #[test]
+    fn expln_std_has_both_branches_and_their_gradients() {
+        let ls = Var::new(&[[-1.0f32, 0.0], [0.5, 2.0]], &Device::Cpu).unwrap();
+        let std = sde_std(ls.as_tensor(), true).unwrap();
+        let want = [
+            (-1.0f64).exp(),
+            1.0,
+            (0.5f64 + 1e-6).ln_1p() + 1.0,
+            (2.0f64 + 1e-6).ln_1p() + 1.0,
+        ];
+        for (g, w) in host(&std).iter().zip(want) {
+            assert!((f64::from(*g) - w).abs() < 1e-6, "{g} vs {w}");
+        }
+        let grads = std.sum_all().unwrap().backward().unwrap();
+        let g = host(grads.get(ls.as_tensor()).unwrap());
+        let want = [(-1.0f64).exp(), 1.0, 1.0 / (1.5 + 1e-6), 1.0 / (3.0 + 1e-6)];
+        for (g, w) in g.iter().zip(want) {
+            assert!((f64::from(*g) - w).abs() < 1e-6, "{g} vs {w}");
+        }
+        assert_eq!(
+            host(&sde_std(ls.as_tensor(), false).unwrap())[3],
+            2f32.exp()
+        );
+    }
+
+    #[test]
+    fn squashed_log_prob_is_sb3s_formula_and_keeps_features_in_the_graph() {
+        let dev = Device::Cpu;
+        let mean = Var::new(&[[0.2f32], [-0.4]], &dev).unwrap();
+        let latent = Var::new(&[[0.5f32, 1.0], [0.0, 2.0]], &dev).unwrap();
+        let log_std = Var::new(&[[-1.0f32], [-0.5]], &dev).unwrap();
+        let d = SquashedStateDependentNoise::new(
+            mean.as_tensor().clone(),
+            log_std.as_tensor(),
+            latent.as_tensor().clone(),
+            false,
+        )
+        .unwrap();
+        let eps = Tensor::new(&[[0.3f32], [-1.2]], &dev).unwrap();
+        let (a, lp) = d.rsample_with_eps(&eps).unwrap();
+        let (m, l, s, e) = (
+            [0.2f64, -0.4],
+            [[0.5f64, 1.0], [0.0, 2.0]],
+            [-1.0f64, -0.5],
+            [0.3f64, -1.2],
+        );
+        for i in 0..2 {
+            let noise: f64 = (0..2).map(|k| l[i][k] * e[k] * s[k].exp()).sum();
+            let act = (m[i] + noise).tanh();
+            assert!((f64::from(host(&a)[i]) - act).abs() < 1e-6);
+            let var: f64 = (0..2)
+                .map(|k| l[i][k] * l[i][k] * (2.0 * s[k]).exp())
+                .sum::<f64>()
+                + 1e-6;
+            let u = act.atanh();
+            let want = -(u - m[i]).powi(2) / (2.0 * var)
+                - 0.5 * var.ln()
+                - LN_SQRT_2PI
+                - (1.0 - u.tanh().powi(2) + 1e-6).ln();
+            assert!(
+                (f64::from(host(&lp)[i]) - want).abs() < 1e-4,
+                "{} vs {want}",
+                host(&lp)[i]
+            );
+        }
+        let grads = lp.sum_all().unwrap().backward().unwrap();
+        for v in [&mean, &latent, &log_std] {
+            assert!(grads.get(v.as_tensor()).is_some());
+        }
+        // Saturated actions stay finite (clamped one ulp inside [-1, 1]).
+        let sat = d
+            .log_prob(&Tensor::new(&[[1.0f32], [-1.0]], &dev).unwrap())
+            .unwrap();
+        assert!(host(&sat).iter().all(|v| v.is_finite()));
+        assert!(d
+            .log_prob(&Tensor::zeros((3, 1), DType::F32, &dev).unwrap())
+            .is_err());
+        assert!(d
+            .rsample_with_eps(&Tensor::zeros((1, 1), DType::F32, &dev).unwrap())
+            .is_err());
+    }
+
+    #[test]
+    fn weight_draws_follow_sample_weights_order() {
+        let std = Tensor::new(&[[0.5f32, 2.0], [1.0, 3.0]], &Device::Cpu).unwrap();
+        let a = ExplorationNoise::sample_with_std(&std, 3, &mut StdRng::seed_from_u64(4)).unwrap();
+        let (single, per_env) = draw_weight_eps(2, 2, 3, &mut StdRng::seed_from_u64(4)).unwrap();
+        let b = ExplorationNoise::from_eps(&std, &single, &per_env).unwrap();
+        assert_eq!(host(a.single()), host(b.single()));
+        assert_eq!(host(a.per_env()), host(b.per_env()));
+        assert_eq!(a.n_envs(), 3);
+        assert_eq!(host(b.single())[1], 2.0 * single[1]);
+        assert!(ExplorationNoise::from_eps(&std, &single[..3], &per_env).is_err());
+        assert!(ExplorationNoise::from_eps(&std, &single, &per_env[..5]).is_err());
+        assert!(draw_weight_eps(2, 2, 0, &mut StdRng::seed_from_u64(4)).is_err());
+        let nan = Tensor::new(&[[f32::NAN]], &Device::Cpu).unwrap();
+        assert!(ExplorationNoise::sample_with_std(&nan, 1, &mut StdRng::seed_from_u64(4)).is_err());
+    }
+}
