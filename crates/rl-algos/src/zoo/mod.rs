@@ -1032,6 +1032,39 @@ Bad-v0:
         assert!(read >= 19, "only {read} entries read");
     }
 
+    /// SAC's gSDE keys and policy kwargs, and the shipped MountainCarContinuous entry.
+    #[test]
+    fn sac_gsde_settings_read() {
+        let yaml = "X-v0:\n  use_sde: True\n  sde_sample_freq: 4\n  use_sde_at_warmup: True\n  \
+                    policy_kwargs: \"dict(log_std_init=-1.5, net_arch=dict(pi=[32], qf=[16, 16]), \
+                    use_expln=True, clip_mean=1.5)\"\n";
+        let run = ZooEntry::from_yaml(yaml, "X-v0").unwrap().sac(1).unwrap();
+        assert!(run.config.use_sde && run.config.use_sde_at_warmup);
+        assert_eq!(run.config.sde_sample_freq, 4);
+        let (actor, critic) = run.policy_kwargs.sac_networks(true);
+        assert_eq!(
+            actor.sde,
+            Some(SacSdeConfig {
+                log_std_init: -1.5,
+                use_expln: true,
+                clip_mean: 1.5
+            })
+        );
+        assert_eq!((actor.net_arch, critic.net_arch), (vec![32], vec![16, 16]));
+        assert_eq!(critic.sde, None);
+        assert_eq!(run.policy_kwargs.sac_networks(false).0.sde, None);
+        let bad = "X-v0:\n  policy_kwargs: \"dict(use_expln=3)\"\n";
+        assert!(ZooEntry::from_yaml(bad, "X-v0").unwrap().sac(1).is_err());
+
+        let e = ZooEntry::from_yaml(shipped("sac").unwrap(), "MountainCarContinuous-v0").unwrap();
+        let run = e.sac(1).unwrap();
+        assert!(run.config.use_sde);
+        let (actor, _) = run.policy_kwargs.sac_networks(run.config.use_sde);
+        assert_eq!(actor.net_arch, vec![64, 64]);
+        assert_eq!(actor.sde.unwrap().log_std_init, -3.67);
+        assert_eq!(actor.sde.unwrap().clip_mean, 2.0);
+    }
+
     #[test]
     fn overrides_use_the_files_syntax() {
         assert_eq!(parse_override("n_envs:4").unwrap().1, ZooValue::Int(4));
