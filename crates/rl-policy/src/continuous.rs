@@ -172,9 +172,9 @@ impl Default for SacSdeConfig {
 
 impl SacSdeConfig {
     fn check(&self) -> Result<()> {
-        if !(self.log_std_init.is_finite() && self.log_std_init.abs() <= 20.0)
-            || !(self.clip_mean.is_finite() && self.clip_mean >= 0.0)
-        {
+        let log_std_ok = self.log_std_init.is_finite() && self.log_std_init.abs() <= 20.0;
+        let clip_ok = self.clip_mean.is_finite() && self.clip_mean >= 0.0;
+        if !(log_std_ok && clip_ok) {
             return Err(PolicyError::InvalidArgument(format!(
                 "gSDE needs a finite log_std_init within [-20, 20] and a finite clip_mean >= 0, \
                  got {self:?}"

@@ -98,7 +98,7 @@ impl ExplorationNoise {
             )));
         }
         let k = std.len();
-        if k == 0 || single.len() != k || per_env.is_empty() || per_env.len() % k != 0 {
+        if k == 0 || single.len() != k || per_env.is_empty() || !per_env.len().is_multiple_of(k) {
             return Err(PolicyError::Shape {
                 what: "gSDE exploration draws",
                 expected: format!("{k} values, then a positive multiple of {k}"),
