@@ -19,8 +19,9 @@
 //!
 //! The output directory (`--out`, default `runs/<algo>_<env>_<seed>/`) receives
 //! `learning_curve.csv` (`timesteps,mean,std`), `learning_curve.svg`, `progress.csv` (the
-//! logger's values) and `model/` (the final policy: `MlpPolicy::save`, or `QNetwork::save` for
-//! DQN, playable with the `enjoy` example). `--save <dir>` keeps a resumable checkpoint there
+//! logger's values) and `model/` (the final policy: an `MlpPolicy`, or a `QNetwork` for
+//! DQN, with its training context — env id, kwargs, VecNormalize statistics — playable with
+//! the `enjoy` example). `--save <dir>` keeps a resumable checkpoint there
 //! (refreshed after every evaluation and at the end; DQN's includes the replay buffer);
 //! `--resume <dir>` continues that run: training resumes bit for
 //! bit (the weights end up identical to an uninterrupted run's), while the evaluation
@@ -33,8 +34,10 @@
 //! the shipped `hyperparams/a2c.yml` / `ppo.yml` / `dqn.yml` (rl-zoo's classic-control entries;
 //! SB3's defaults for envs without an entry), and `--hyperparams key:value ...` overrides keys
 //! like rl-zoo's `-params`. `--n-envs` and `--total-timesteps` override both. The zoo's
-//! `normalize` (VecNormalize) is not available yet: such entries train without it, with a
-//! warning.
+//! `normalize` wraps the training environments in a `VecNormalize` (with the section's `gamma`
+//! when it sets one, as rl-zoo does); evaluations act through its statistics, frozen, on
+//! unnormalized rewards, and the saved model carries them (with the env id and kwargs) for
+//! `enjoy`.
 //!
 //! `--env-kwargs key:value ...` passes keyword arguments to the environments as
 //! `gymnasium.make(id, **kwargs)` does (`--env-kwargs g:9.81 max_episode_steps:100`; an
@@ -55,7 +58,9 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use rl_algos::callbacks::EvalSummary;
 use rl_algos::tensorboard::latest_run_id;
-use rl_algos::zoo::{parse_override, NetArchKwarg, PolicyKwargs, ZooEntry, ZooRun, ZooValue};
+use rl_algos::zoo::{
+    parse_override, NetArchKwarg, NormalizeKwargs, PolicyKwargs, ZooEntry, ZooRun, ZooValue,
+};
 use rl_algos::{
     evaluate_policy, A2c, A2cConfig, AlgoError, Algorithm, Budget, Callback, Dqn, DqnConfig,
     EvalCallback, EvalChild, Locals, Logger, Ppo, PpoConfig, ProgressBarCallback, Reinforce,
@@ -63,10 +68,12 @@ use rl_algos::{
 };
 use rl_env::{
     make_with, registry, AutoresetMode, Env, EnvSpec, KwargValue, SyncVecEnv, ThreadVecEnv, VecEnv,
+    VecNormalize, VecNormalizeConfig,
 };
+use rl_policy::context::{save_model_file, with_context};
 use rl_policy::{
-    Activation, GreedyQPolicy, MlpPolicy, MlpPolicyConfig, NetArch, Policy, QNetwork,
-    QNetworkConfig,
+    Activation, GreedyQPolicy, MlpPolicy, MlpPolicyConfig, NetArch, NormalizedPolicy, Policy,
+    QNetwork, QNetworkConfig, TrainingContext,
 };
 use serde::{Deserialize, Serialize};
 use std::error::Error;
@@ -280,8 +287,8 @@ struct Spec {
     /// Where they came from, for the run's first line and `run.json`.
     hyperparams_file: Option<PathBuf>,
     hyperparams: Vec<String>,
-    /// The hyperparameters ask for VecNormalize.
-    normalize: bool,
+    /// The VecNormalize the hyperparameters ask for (rl-zoo's `normalize`).
+    normalize: Option<VecNormalizeConfig>,
 }
 
 /// An algorithm's configuration and what rl-zoo's section says besides it.
@@ -323,29 +330,7 @@ fn zoo_entry(
 /// SB3's `MlpPolicy` configuration from rl-zoo's `policy_kwargs` (SB3's defaults for what
 /// they leave out).
 fn mlp_config(kwargs: &PolicyKwargs, use_sde: bool) -> Result<MlpPolicyConfig, BoxError> {
-    let d = MlpPolicyConfig::default();
-    if kwargs.n_critics.is_some() {
-        return Err("policy_kwargs n_critics is for SAC/TD3, not an MlpPolicy".into());
-    }
-    Ok(MlpPolicyConfig {
-        net_arch: match &kwargs.net_arch {
-            None => d.net_arch,
-            Some(NetArchKwarg::Same(l)) => NetArch {
-                shared: vec![],
-                pi: l.clone(),
-                vf: l.clone(),
-            },
-            Some(NetArchKwarg::Split { pi, critic }) => NetArch {
-                shared: vec![],
-                pi: pi.clone(),
-                vf: critic.clone(),
-            },
-        },
-        activation: kwargs.activation_fn.unwrap_or(d.activation),
-        ortho_init: kwargs.ortho_init.unwrap_or(d.ortho_init),
-        log_std_init: kwargs.log_std_init.unwrap_or(d.log_std_init),
-        use_sde,
-    })
+    Ok(kwargs.mlp_policy_config(use_sde)?)
 }
 
 /// DQN's Q-network from rl-zoo's `policy_kwargs` (SB3's `QNetwork` defaults: [64, 64], ReLU).
@@ -366,15 +351,20 @@ fn q_network_config(kwargs: &PolicyKwargs) -> Result<QNetworkConfig, BoxError> {
     })
 }
 
-type ZooParts<'a> = (Option<usize>, Option<u64>, bool, &'a [(String, ZooValue)]);
+type ZooParts<'a> = (
+    Option<usize>,
+    Option<u64>,
+    Option<&'a NormalizeKwargs>,
+    &'a [(String, ZooValue)],
+);
 
 /// What an rl-zoo section says besides the algorithm's config: `n_envs`, `n_timesteps`,
-/// whether it asks for `normalize`, and its `env_kwargs`.
+/// its `normalize` and its `env_kwargs`.
 fn zoo_parts<C>(r: &ZooRun<C>) -> ZooParts<'_> {
     (
         Some(r.n_envs),
         r.n_timesteps,
-        r.normalize.is_some(),
+        r.normalize.as_ref(),
         &r.env_kwargs,
     )
 }
@@ -485,8 +475,9 @@ fn resolve(cli: &Cli, saved: Option<&RunInfo>) -> Result<Spec, BoxError> {
         Hyper::A2c(r) => zoo_parts(r),
         Hyper::Ppo(r) => zoo_parts(r),
         Hyper::Dqn(r) => zoo_parts(r),
-        Hyper::Reinforce => (None, None, false, &[][..]),
+        Hyper::Reinforce => (None, None, None, &[][..]),
     };
+    let normalize = zoo_normalize.map(NormalizeKwargs::config).transpose()?;
     let mut all_kwargs = zoo_env_kwargs(zoo_kwargs)?;
     all_kwargs.extend(cli.env_kwargs.iter().cloned());
     let mut kwargs = cli::env_kwargs(&all_kwargs);
@@ -573,7 +564,7 @@ fn resolve(cli: &Cli, saved: Option<&RunInfo>) -> Result<Spec, BoxError> {
         hyper,
         hyperparams_file,
         hyperparams,
-        normalize: zoo_normalize,
+        normalize,
     })
 }
 
@@ -678,7 +669,16 @@ fn new_q_network(spec: &Spec, env: &dyn Env, device: &Device) -> Result<QNetwork
     .map_err(|e| format!("dqn cannot train on {}: {e}", spec.env).into())
 }
 
+/// The training environments, wrapped in the hyperparameters' VecNormalize if they ask for one.
 fn make_vec_env(spec: &Spec, kind: VecKind) -> Result<Box<dyn VecEnv>, BoxError> {
+    let venv = make_plain_vec_env(spec, kind)?;
+    Ok(match spec.normalize {
+        Some(cfg) => Box::new(VecNormalize::new(venv, cfg)?),
+        None => venv,
+    })
+}
+
+fn make_plain_vec_env(spec: &Spec, kind: VecKind) -> Result<Box<dyn VecEnv>, BoxError> {
     Ok(match kind {
         VecKind::Sync => Box::new(SyncVecEnv::make_with(
             &spec.env,
@@ -721,11 +721,14 @@ impl FinalPolicy {
         }
     }
 
-    fn save(&self, dir: &Path) -> rl_policy::Result<()> {
-        match self {
-            FinalPolicy::Mlp(p) => p.save(dir),
-            FinalPolicy::Greedy(p) => p.q_function().save(dir),
-        }
+    /// Saves the model with its training context (env id and kwargs, VecNormalize
+    /// statistics) in one atomic file, for `enjoy`.
+    fn save(&self, dir: &Path, context: &TrainingContext) -> rl_policy::Result<()> {
+        let bytes = match self {
+            FinalPolicy::Mlp(p) => p.save_to_bytes()?,
+            FinalPolicy::Greedy(p) => p.q_function().save_to_bytes()?,
+        };
+        save_model_file(dir, &with_context(&bytes, context)?)
     }
 }
 
@@ -979,10 +982,13 @@ fn run(cli: &Cli) -> Result<(), BoxError> {
         } else {
             format!(" with {}", spec.hyperparams.join(" "))
         };
-        let note = if spec.normalize {
-            " (their normalize: VecNormalize is not available yet, training without it)"
-        } else {
-            ""
+        let note = match &spec.normalize {
+            Some(c) => format!(
+                " (VecNormalize: norm_obs={}, norm_reward={}, gamma={}, clip_obs={}, \
+                 clip_reward={})",
+                c.norm_obs, c.norm_reward, c.gamma, c.clip_obs, c.clip_reward
+            ),
+            None => String::new(),
         };
         outln!(
             "Hyperparameters: {} from {source}{overrides}{note}",
@@ -1049,13 +1055,21 @@ fn run(cli: &Cli) -> Result<(), BoxError> {
             dir.display()
         );
     }
+    // The training statistics, frozen: the final evaluation and the saved model use them.
+    let normalization = trained.model.algorithm().normalization();
     let policy = trained.model.into_policy();
 
     let mut final_env = spec.make_env()?;
     final_env.reset(Some(spec.seed + FINAL_EVAL_SEED_OFFSET))?;
     let mut rng = StdRng::seed_from_u64(spec.seed + FINAL_EVAL_SEED_OFFSET);
+    let normalized = normalization
+        .clone()
+        .map(|stats| NormalizedPolicy::new(policy.policy(), stats));
     let final_eval = evaluate_policy(
-        policy.policy(),
+        match &normalized {
+            Some(p) => p as &dyn Policy,
+            None => policy.policy(),
+        },
         &mut final_env,
         cli.eval_episodes,
         true,
@@ -1096,7 +1110,12 @@ fn run(cli: &Cli) -> Result<(), BoxError> {
         trained.wall_s
     );
 
-    write_outputs(&spec, &policy, &evals)?;
+    let context = TrainingContext {
+        env_id: Some(spec.env.clone()),
+        env_kwargs: spec.env_kwargs_texts(),
+        normalization,
+    };
+    write_outputs(&spec, &policy, &context, &evals)?;
     if let Some(path) = &cli.json_out {
         let summary = serde_json::json!({
             "algo": spec.algo,
@@ -1121,7 +1140,12 @@ fn run(cli: &Cli) -> Result<(), BoxError> {
 }
 
 /// `learning_curve.csv`, `learning_curve.svg` and `model/` in the output directory.
-fn write_outputs(spec: &Spec, policy: &FinalPolicy, evals: &[EvalPoint]) -> Result<(), BoxError> {
+fn write_outputs(
+    spec: &Spec,
+    policy: &FinalPolicy,
+    context: &TrainingContext,
+    evals: &[EvalPoint],
+) -> Result<(), BoxError> {
     let write = |name: &str, text: String| -> Result<(), BoxError> {
         let path = spec.out.join(name);
         std::fs::write(&path, text)
@@ -1151,7 +1175,7 @@ fn write_outputs(spec: &Spec, policy: &FinalPolicy, evals: &[EvalPoint]) -> Resu
         plot::learning_curve_svg(&title, &points, spec.threshold),
     )?;
     let model_dir = spec.out.join("model");
-    policy.save(&model_dir)?;
+    policy.save(&model_dir, context)?;
     outln!(
         "Wrote {0}/learning_curve.csv, {0}/learning_curve.svg, {0}/progress.csv and the policy in {1}",
         spec.out.display(),

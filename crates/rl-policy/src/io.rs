@@ -229,7 +229,7 @@ impl<C: DeserializeOwned> Saved<C> {
     }
 }
 
-fn io_err(path: &Path, source: std::io::Error) -> PolicyError {
+pub(crate) fn io_err(path: &Path, source: std::io::Error) -> PolicyError {
     PolicyError::Io {
         path: path.display().to_string(),
         source,
@@ -281,10 +281,10 @@ impl Fnv {
 }
 
 /// One tensor as stored: name, dtype, shape, little-endian bytes.
-struct StoredTensor<'a> {
-    dtype: Dtype,
-    shape: Vec<usize>,
-    data: &'a [u8],
+pub(crate) struct StoredTensor<'a> {
+    pub(crate) dtype: Dtype,
+    pub(crate) shape: Vec<usize>,
+    pub(crate) data: &'a [u8],
 }
 
 /// Domain tag of the checksum. The scheme stays the same when the format changes, so a file
@@ -292,7 +292,7 @@ struct StoredTensor<'a> {
 const CHECKSUM_SCHEME: &str = "rl-policy checksum 1";
 
 /// The checksum of the metadata (without `checksum`) and the tensors, as stored.
-fn checksum(
+pub(crate) fn checksum(
     metadata: &BTreeMap<String, String>,
     tensors: &BTreeMap<String, StoredTensor>,
 ) -> String {
@@ -364,7 +364,7 @@ fn host_tensors(
 /// The `safetensors` crate checks the header length, the JSON, and that the tensors' byte
 /// ranges tile the data exactly with sizes matching dtype and shape (checked arithmetic).
 #[allow(clippy::type_complexity)]
-fn parse_safetensors(
+pub(crate) fn parse_safetensors(
     bytes: &[u8],
 ) -> Result<(BTreeMap<String, String>, BTreeMap<String, StoredTensor<'_>>), ReadError> {
     // The header's declared length, checked before the header is parsed.
@@ -425,6 +425,16 @@ fn encode_model_file(
     let mut metadata = BTreeMap::new();
     metadata.insert("format".to_string(), format.to_string());
     metadata.insert("policy".to_string(), description);
+    encode_with_metadata(metadata, tensors)
+}
+
+/// The bytes of a [`MODEL_FILE`] holding `metadata` (its `checksum` entry is recomputed) and
+/// `tensors` (float32).
+pub(crate) fn encode_with_metadata(
+    mut metadata: BTreeMap<String, String>,
+    tensors: &BTreeMap<String, StoredTensor>,
+) -> Result<Vec<u8>> {
+    metadata.remove("checksum");
     metadata.insert("checksum".to_string(), checksum(&metadata, tensors));
     let json_err = |e: serde_json::Error| {
         PolicyError::InvalidArgument(format!("cannot serialize the safetensors header: {e}"))
@@ -768,8 +778,14 @@ fn clean_up(dir: &Path, own_pid: u32) {
     }
 }
 
+/// Writes the bytes of a [`MODEL_FILE`] into `dir` through the atomic save path.
+pub(crate) fn save_model_file_bytes(bytes: &[u8], dir: &Path) -> Result<()> {
+    save_model_bytes(bytes, dir, std::process::id(), None)
+}
+
 /// Writes `bytes` as [`MODEL_FILE`] into `dir` atomically, as process `pid`, stopping at
 /// `interrupt` (tests only): the one save path of every model kind.
+
 fn save_model_bytes(bytes: &[u8], dir: &Path, pid: u32, interrupt: Option<Stage>) -> Result<()> {
     let existed = dir.is_dir();
     std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;

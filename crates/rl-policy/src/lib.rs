@@ -37,6 +37,7 @@
 #![warn(missing_docs)]
 
 pub mod activation;
+pub mod context;
 pub mod continuous;
 pub mod distributions;
 pub mod error;
@@ -44,6 +45,7 @@ pub mod init;
 pub mod io;
 pub mod limits;
 pub mod mlp;
+pub mod normalized;
 pub mod ops;
 mod pickle;
 pub mod policy;
@@ -57,6 +59,7 @@ mod validate;
 mod zipread;
 
 pub use activation::Activation;
+pub use context::TrainingContext;
 pub use continuous::{
     ContinuousCritic, Critic, DeterministicActor, DeterministicPolicy, GaussianActor, MlpConfig,
     SacActor, SacPolicy, Td3Actor,
@@ -65,6 +68,7 @@ pub use distributions::{ActionDist, Categorical, DiagGaussian};
 pub use error::{PolicyError, Result};
 pub use io::SavedModel;
 pub use mlp::{MlpPolicy, MlpPolicyConfig, NetArch};
+pub use normalized::NormalizedPolicy;
 pub use policy::{ActorCritic, Evaluation, Policy, StochasticPolicy};
 pub use qnet::{GreedyQPolicy, QFunction, QNetwork, QNetworkConfig};
 pub use sb3::Sb3Dqn;

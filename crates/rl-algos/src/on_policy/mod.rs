@@ -551,6 +551,10 @@ pub fn record_std<P: ActorCritic + ?Sized>(
 }
 
 impl<P: ActorCritic, V: VecEnv, T: OnPolicyTrainer> Algorithm for OnPolicyAlgorithm<P, V, T> {
+    fn normalization(&self) -> Option<rl_env::VecNormalizeSnapshot> {
+        self.env.normalization()
+    }
+
     fn policy(&self) -> &dyn Policy {
         &self.policy
     }

@@ -105,7 +105,8 @@ impl<P: ActorCritic, V: VecEnv, T: OnPolicyTrainer> OnPolicyAlgorithm<P, V, T> {
     /// statistics window (SB3's `_update_info_buffer`, skipped with `record == false` as SB3
     /// skips it when a callback stops training).
     fn finish_episodes(&mut self, record: bool) {
-        let rewards = self.env.rewards();
+        // Unscaled: under a VecNormalize the statistics stay in the environment's units.
+        let rewards = self.env.unscaled_rewards();
         for (i, &done) in self.scratch.dones.iter().enumerate() {
             self.ep_returns[i] += rewards[i];
             self.ep_lengths[i] = self.ep_lengths[i].saturating_add(1);
