@@ -667,3 +667,74 @@ fn train_dqn_resumes_bit_for_bit_and_enjoy_plays_q_networks() {
     assert!(stderr.contains("run.json says algo"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// rl-zoo's A2C Pendulum-v1 section asks for VecNormalize (and gSDE): `train` wraps the
+/// environments, says so, and saves the statistics, the env id and its kwargs with the model;
+/// `enjoy` without `--env` plays that env with those kwargs through the frozen statistics and
+/// reproduces `train`'s final evaluation exactly (which seeds its env with seed + 2000 and then
+/// plays the episodes after that reset: enjoy's second episode).
+#[test]
+fn train_under_vec_normalize_saves_what_enjoy_needs() {
+    let dir = scratch_dir("vecnormalize");
+    let out = dir.join("out");
+    let summary = dir.join("summary.json");
+    let args: Vec<String> = [
+        "--algo",
+        "a2c",
+        "--env",
+        "Pendulum-v1",
+        "--env-kwargs",
+        "max_episode_steps:50",
+        "--total-timesteps",
+        "400",
+        "--eval-freq",
+        "200",
+        "--eval-episodes",
+        "1",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+        "--json-out",
+        summary.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let run_out = run_train(&args, Stdio::piped());
+    let stdout = text(&run_out.stdout);
+    assert_eq!(run_out.status.code(), Some(0), "{}", text(&run_out.stderr));
+    assert!(
+        stdout.contains("VecNormalize: norm_obs=true, norm_reward=true, gamma=0.9"),
+        "{stdout}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    let final_mean = json["final_mean"].as_f64().unwrap();
+
+    let model = out.join("model");
+    let enjoy = run(
+        "enjoy",
+        &[
+            "--model",
+            model.to_str().unwrap(),
+            "--episodes",
+            "2",
+            "--seed",
+            "2000",
+        ],
+        Stdio::piped(),
+    );
+    let stdout = text(&enjoy.stdout);
+    assert_eq!(enjoy.status.code(), Some(0), "{}", text(&enjoy.stderr));
+    assert!(
+        stdout.contains("playing Pendulum-v1 with max_episode_steps=50"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("VecNormalize statistics"), "{stdout}");
+    assert!(stdout.contains("length    50"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("episode   1: return {final_mean:>8.2}")),
+        "train's final evaluation {final_mean:.2}, enjoy: {stdout}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
