@@ -33,6 +33,11 @@
 //! from 1.0, target entropy -1; 256 random warm-up transitions) and one SAC gradient step of it.
 //! `RL_SB3_PYTHON` runs SB3's SAC on the same workload (`tools/bench/sb3_sac_pendulum.py`).
 //!
+//! rl-zoo A2C Pendulum-v1 (group `zoo_a2c_pendulum`): end-to-end env-steps/s of `A2c::learn`
+//! with the shipped zoo settings — 8 envs under `VecNormalize`, gSDE, n_steps 8, RMSprop —
+//! and, with `RL_SB3_PYTHON`, SB3's A2C on the same settings
+//! (`tools/bench/sb3_a2c_pendulum_zoo.py`) in the same run.
+//!
 //! Other algorithms add their own `criterion_group!` below and list it in `criterion_main!`.
 
 use candle_core::{Device, Tensor};
@@ -48,8 +53,9 @@ use rl_algos::ppo::{ppo_update, Ppo, PpoBatch, PpoConfig};
 use rl_algos::reinforce::{Budget, Reinforce, ReinforceConfig};
 use rl_algos::replay::{ReplayBuffer, ReplaySamples, ReplayTransition};
 use rl_algos::sac::{EntCoef, Sac, SacConfig};
+use rl_algos::zoo::ZooEntry;
 use rl_algos::StopTrainingOnRewardThreshold;
-use rl_env::{AutoresetMode, SyncVecEnv, VecEnv};
+use rl_env::{AutoresetMode, SyncVecEnv, VecEnv, VecNormalize};
 use rl_policy::{
     Activation, ContinuousCritic, MlpConfig, MlpPolicy, MlpPolicyConfig, QNetwork, QNetworkConfig,
     SacActor, StochasticPolicy,
@@ -615,9 +621,80 @@ fn sac_learn(c: &mut Criterion) {
     });
 }
 
+// ---------------------------------------------------------------------------------------------
+// rl-zoo's A2C Pendulum-v1 (group `zoo_a2c_pendulum`): VecNormalize + gSDE
+// ---------------------------------------------------------------------------------------------
+
+/// A2C with the shipped `hyperparams/a2c.yml` Pendulum-v1 section (8 envs under VecNormalize
+/// with the section's gamma, gSDE, n_steps 8, RMSprop, linear learning rate), read through
+/// `rl_algos::zoo` as `train` reads it.
+fn zoo_a2c_pendulum_model() -> A2c<MlpPolicy, VecNormalize<SyncVecEnv>> {
+    let text = rl_algos::zoo::shipped("a2c").expect("shipped a2c.yml");
+    let run = ZooEntry::from_yaml(text, "Pendulum-v1")
+        .and_then(|e| e.a2c())
+        .expect("the zoo's Pendulum-v1 section");
+    let norm = run
+        .normalize
+        .as_ref()
+        .expect("the section normalizes")
+        .config()
+        .expect("VecNormalize settings");
+    let env = VecNormalize::new(
+        SyncVecEnv::make("Pendulum-v1", run.n_envs, AutoresetMode::SameStep).expect("vec env"),
+        norm,
+    )
+    .expect("VecNormalize");
+    let pcfg = run
+        .policy_kwargs
+        .mlp_policy_config(run.config.use_sde)
+        .expect("policy_kwargs");
+    let policy = MlpPolicy::new(
+        env.observation_space(),
+        env.action_space(),
+        pcfg,
+        0,
+        &Device::Cpu,
+    )
+    .expect("policy");
+    let config = A2cConfig {
+        seed: Some(0),
+        ..run.config
+    };
+    A2c::new(policy, env, config).expect("A2C")
+}
+
+fn zoo_a2c_pendulum(c: &mut Criterion) {
+    single_thread();
+    const STEPS: u64 = 4000;
+    let mut model = zoo_a2c_pendulum_model();
+    let mut group = c.benchmark_group("zoo_a2c_pendulum");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(STEPS));
+    group.bench_function("learn_vecnormalize_gsde_8envs_env_steps", |b| {
+        b.iter(|| {
+            let target = model.num_timesteps() + STEPS;
+            model.learn(target, &mut []).expect("learn")
+        })
+    });
+    group.finish();
+    sb3_baseline(
+        "zoo_a2c_pendulum",
+        "sb3_a2c_pendulum_zoo.py",
+        &["--steps", "20000"],
+        || {
+            let mut model = zoo_a2c_pendulum_model();
+            model.learn(640, &mut []).expect("warm-up");
+            let start = std::time::Instant::now();
+            model.learn(640 + 40_000, &mut []).expect("learn");
+            40_000.0 / start.elapsed().as_secs_f64()
+        },
+    );
+}
+
 criterion_group!(a2c, a2c_learn, a2c_update_40);
 criterion_group!(reinforce, reinforce_learn, reinforce_act);
 criterion_group!(ppo, ppo_learn, ppo_update_64);
 criterion_group!(dqn, dqn_learn, dqn_update);
 criterion_group!(sac, sac_learn);
-criterion_main!(a2c, reinforce, ppo, dqn, sac);
+criterion_group!(zoo, zoo_a2c_pendulum);
+criterion_main!(a2c, reinforce, ppo, dqn, sac, zoo);
