@@ -235,18 +235,15 @@ fn evaluations_act_through_the_training_statistics_frozen() {
     assert!(m.normalization().unwrap().obs_rms.count > 20.0);
 }
 
+/// Builds the learner of a section from its policy and environments.
+type Build = Box<dyn Fn(MlpPolicy, VecNormalize<SyncVecEnv>) -> Box<dyn Learner>>;
+
 /// rl-zoo's section for `env`, trained under its VecNormalize until a 10-episode evaluation
 /// (frozen statistics) reaches `target` or the zoo's budget is spent; returns the last mean.
 fn zoo_learns(algo: &str, env_id: &str, seed: u64, target: f64) -> f64 {
     set_threads();
     let e = entry(algo, env_id);
-    let (n_envs, budget, norm, pcfg, build): (
-        usize,
-        u64,
-        _,
-        _,
-        Box<dyn Fn(MlpPolicy, VecNormalize<SyncVecEnv>) -> Box<dyn Learner>>,
-    ) = match algo {
+    let (n_envs, budget, norm, pcfg, build): (usize, u64, _, _, Build) = match algo {
         "a2c" => {
             let r = e.a2c().unwrap();
             let config = A2cConfig {

@@ -785,7 +785,6 @@ pub(crate) fn save_model_file_bytes(bytes: &[u8], dir: &Path) -> Result<()> {
 
 /// Writes `bytes` as [`MODEL_FILE`] into `dir` atomically, as process `pid`, stopping at
 /// `interrupt` (tests only): the one save path of every model kind.
-
 fn save_model_bytes(bytes: &[u8], dir: &Path, pid: u32, interrupt: Option<Stage>) -> Result<()> {
     let existed = dir.is_dir();
     std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
