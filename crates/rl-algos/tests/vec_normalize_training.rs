@@ -9,8 +9,8 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use rl_algos::zoo::{self, parse_override, ZooEntry, ZooRun};
 use rl_algos::{
-    evaluate_policy, A2c, A2cConfig, Algorithm, Callback, EvalCallback, Locals, Logger, Ppo,
-    PpoConfig, StopTrainingOnRewardThreshold,
+    evaluate_policy, A2c, A2cConfig, A2cTrainer, Algorithm, Callback, EvalCallback, Locals, Logger,
+    OnPolicyAlgorithm, OnPolicyTrainer, Ppo, PpoConfig, PpoTrainer, StopTrainingOnRewardThreshold,
 };
 use rl_env::{make, AutoresetMode, Env, SyncVecEnv, VecEnv, VecNormalize, VecNormalizeConfig};
 use rl_policy::{MlpPolicy, MlpPolicyConfig, NormalizedPolicy, StochasticPolicy};
@@ -235,29 +235,20 @@ fn evaluations_act_through_the_training_statistics_frozen() {
     assert!(m.normalization().unwrap().obs_rms.count > 20.0);
 }
 
-/// Builds the learner of a section from its policy and environments.
-type Build = Box<dyn Fn(MlpPolicy, VecNormalize<SyncVecEnv>) -> Box<dyn Learner>>;
-
-/// rl-zoo's section for `env`, trained under its VecNormalize until a 10-episode evaluation
+/// rl-zoo's section for `env`, trained (under its VecNormalize, if it has one) until a 10-episode evaluation
 /// (frozen statistics) reaches `target` or the zoo's budget is spent; returns the last mean.
 fn zoo_learns(algo: &str, env_id: &str, seed: u64, target: f64) -> f64 {
     set_threads();
     let e = entry(algo, env_id);
-    let (n_envs, budget, norm, pcfg, build): (usize, u64, _, _, Build) = match algo {
+    match algo {
         "a2c" => {
             let r = e.a2c().unwrap();
             let config = A2cConfig {
                 seed: Some(seed),
                 ..r.config.clone()
             };
-            let pcfg = r.policy_kwargs.mlp_policy_config(config.use_sde).unwrap();
-            (
-                r.n_envs,
-                r.n_timesteps.unwrap(),
-                r.normalize.unwrap().config().unwrap(),
-                pcfg,
-                Box::new(move |p, v| Box::new(A2c::new(p, v, config.clone()).unwrap())),
-            )
+            let sde = config.use_sde;
+            learn_section::<A2cTrainer>(&r, config, sde, (algo, env_id, seed), target)
         }
         _ => {
             let r = e.ppo().unwrap();
@@ -265,76 +256,67 @@ fn zoo_learns(algo: &str, env_id: &str, seed: u64, target: f64) -> f64 {
                 seed: Some(seed),
                 ..r.config.clone()
             };
-            let pcfg = r.policy_kwargs.mlp_policy_config(config.use_sde).unwrap();
-            (
-                r.n_envs,
-                r.n_timesteps.unwrap(),
-                r.normalize.unwrap().config().unwrap(),
-                pcfg,
-                Box::new(move |p, v| Box::new(Ppo::new(p, v, config.clone()).unwrap())),
-            )
+            let sde = config.use_sde;
+            learn_section::<PpoTrainer>(&r, config, sde, (algo, env_id, seed), target)
         }
+    }
+}
+
+/// Trains `config` (the section `r`'s, seeded) as [`zoo_learns`] describes.
+fn learn_section<T: OnPolicyTrainer>(
+    r: &ZooRun<T::Config>,
+    config: T::Config,
+    use_sde: bool,
+    (algo, env_id, seed): (&str, &str, u64),
+    target: f64,
+) -> f64 {
+    let pcfg = r.policy_kwargs.mlp_policy_config(use_sde).unwrap();
+    let plain = SyncVecEnv::make(env_id, r.n_envs, AutoresetMode::SameStep).unwrap();
+    let env: Box<dyn VecEnv> = match &r.normalize {
+        Some(n) => Box::new(VecNormalize::new(plain, n.config().unwrap()).unwrap()),
+        None => Box::new(plain),
     };
-    let env = normalized(env_id, n_envs, norm);
-    let mut learner = build(policy(&env, pcfg, seed), env);
+    let budget = r.n_timesteps.unwrap();
+    let mut learner =
+        OnPolicyAlgorithm::<MlpPolicy, _, T>::with_config(policy(&env, pcfg, seed), env, config)
+            .unwrap();
     // One `learn` over the whole budget (the zoo's linear schedules span it), stopped by an
     // evaluation (frozen statistics) that reaches the target, as EvalCallback +
     // StopTrainingOnRewardThreshold do.
     let every = (budget / 20).max(1_000);
-    let mut eval = EvalCallback::new(make(env_id).unwrap(), (every / n_envs as u64).max(1))
+    let mut eval = EvalCallback::new(make(env_id).unwrap(), (every / r.n_envs as u64).max(1))
         .unwrap()
         .with_n_eval_episodes(10)
         .unwrap()
         .with_seed(Some(seed + 1_000))
         .with_verbose(false)
         .with_callback_on_new_best(StopTrainingOnRewardThreshold::new(target));
-    learner.learn_to(budget, &mut eval);
-    for r in eval.history() {
+    learner.learn(budget, &mut [&mut eval]).unwrap();
+    for h in eval.history() {
         eprintln!(
             "{algo} {env_id} seed {seed}: {} steps, eval {:.1}",
-            r.timesteps, r.result.mean
+            h.timesteps, h.result.mean
         );
     }
-    let last = eval.history().last().map(|r| r.result.mean);
-    // The final policy, as the CLI scores it, when no evaluation stopped training.
-    match last {
+    match eval.history().last().map(|h| h.result.mean) {
         Some(m) if m >= target => m,
+        // The final policy, as the CLI scores it, when no evaluation stopped training.
         _ => {
-            let trained = learner.algorithm();
-            let frozen = NormalizedPolicy::new(trained.policy(), trained.normalization().unwrap());
             let mut eval_env: Box<dyn Env> = make(env_id).unwrap();
             eval_env.reset(Some(seed + 2_000)).unwrap();
             let mut rng = StdRng::seed_from_u64(seed);
-            evaluate_policy(&frozen, &mut eval_env, 10, true, &mut rng)
-                .unwrap()
-                .mean
+            let result = match learner.normalization() {
+                Some(stats) => {
+                    let frozen = NormalizedPolicy::new(learner.policy_ref(), stats);
+                    evaluate_policy(&frozen, &mut eval_env, 10, true, &mut rng)
+                }
+                None => evaluate_policy(learner.policy_ref(), &mut eval_env, 10, true, &mut rng),
+            };
+            result.unwrap().mean
         }
     }
 }
 
-/// `learn` up to an absolute number of steps, for either algorithm.
-trait Learner {
-    fn learn_to(&mut self, total: u64, eval: &mut EvalCallback);
-    fn algorithm(&self) -> &dyn Algorithm;
-}
-
-impl<V: VecEnv> Learner for A2c<MlpPolicy, V> {
-    fn learn_to(&mut self, total: u64, eval: &mut EvalCallback) {
-        self.learn(total, &mut [eval]).unwrap();
-    }
-    fn algorithm(&self) -> &dyn Algorithm {
-        self
-    }
-}
-
-impl<V: VecEnv> Learner for Ppo<MlpPolicy, V> {
-    fn learn_to(&mut self, total: u64, eval: &mut EvalCallback) {
-        self.learn(total, &mut [eval]).unwrap();
-    }
-    fn algorithm(&self) -> &dyn Algorithm {
-        self
-    }
-}
 /// Seeds 0 and 1 (seed 2 only if one misses): at least 2 of 3 must reach `target`.
 fn two_of_three(algo: &str, env_id: &str, target: f64) {
     let mut scores = vec![
