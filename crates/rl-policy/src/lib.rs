@@ -44,6 +44,7 @@ pub mod init;
 pub mod io;
 pub mod limits;
 pub mod mlp;
+pub mod offpolicy_model;
 pub mod ops;
 mod pickle;
 pub mod policy;
@@ -65,6 +66,9 @@ pub use distributions::{ActionDist, Categorical, DiagGaussian};
 pub use error::{PolicyError, Result};
 pub use io::SavedModel;
 pub use mlp::{MlpPolicy, MlpPolicyConfig, NetArch};
+pub use offpolicy_model::{
+    SacModel, SacModelConfig, SacNetworks, Td3Model, Td3ModelConfig, Td3Networks,
+};
 pub use policy::{ActorCritic, Evaluation, Policy, StochasticPolicy};
 pub use qnet::{GreedyQPolicy, QFunction, QNetwork, QNetworkConfig};
 pub use sb3::Sb3Dqn;
