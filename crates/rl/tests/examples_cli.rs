@@ -740,6 +740,28 @@ fn train_sac_td3_ddpg_resume_bit_for_bit_and_enjoy_plays_them() {
             file("straight") == file("second"),
             "{algo}: the resumed run ended with another model"
         );
+        // An edited algo in run.json is refused, naming it.
+        let run_json = Path::new(&save).join("run.json");
+        let original = std::fs::read_to_string(&run_json).expect("run.json");
+        let other = if algo == "td3" { "ddpg" } else { "td3" };
+        std::fs::write(
+            &run_json,
+            original.replace(
+                &format!("\"algo\": \"{algo}\""),
+                &format!("\"algo\": \"{other}\""),
+            ),
+        )
+        .expect("edit run.json");
+        let mut again = resumed.to_vec();
+        again[3] = "900".into();
+        let out = run_train(&again, Stdio::null());
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{algo}: {stderr}");
+        assert!(
+            stderr.contains(&format!("run.json says algo {other}"))
+                || stderr.contains(&format!("run.json's algo {other}")),
+            "{algo}: {stderr}"
+        );
 
         let saved = rl::policy::SavedModel::load(model("straight"), &candle_core::Device::Cpu)
             .expect("the saved model loads");
