@@ -947,9 +947,9 @@ fn restore(spec: &Spec, cli: &Cli, dir: &Path, probe: Box<dyn Env>) -> Result<Mo
             )
             .into(),
             _ => format!(
-                "cannot resume from {shown}: {CHECKPOINT_FILE} does not match {RUN_FILE}'s algo \
-                 {}, env {} with n_envs {} ({e})",
-                spec.algo, spec.env, spec.n_envs
+                "cannot resume from {shown}: {CHECKPOINT_FILE} does not match {RUN_FILE}'s env \
+                 {} with n_envs {}, or {RUN_FILE}'s algo {} ({e})",
+                spec.env, spec.n_envs, spec.algo
             )
             .into(),
         }
