@@ -16,9 +16,9 @@
 //! [`Td3Model::into_policy`]).
 //!
 //! Loading checks before building: the sizes the description declares are turned into the
-//! parameter list with checked arithmetic and [`crate::limits`] (see
-//! [`expected_sac_parameters`]), compared name by name and shape by shape with the tensors
-//! actually present, and every value must be finite; only then are the networks built.
+//! parameter list with checked arithmetic and [`crate::limits`], compared name by name and
+//! shape by shape with the tensors actually present, and every value must be finite; only then
+//! are the networks built.
 
 use crate::continuous::{
     ContinuousCritic, Critic, DeterministicActor, DeterministicPolicy, GaussianActor, MlpConfig,
