@@ -1,6 +1,8 @@
-//! Watch a trained policy play: loads a model saved by `MlpPolicy::save` or `QNetwork::save`
-//! (a directory, e.g. `train`'s `model/`) or a Stable-Baselines3 model zip (A2C/PPO or DQN
-//! `MlpPolicy`; a Q-network plays greedily), runs evaluation episodes printing each
+//! Watch a trained policy play: loads a model saved by `MlpPolicy::save`, `QNetwork::save` or
+//! SAC/TD3/DDPG's `save_policy` (a directory, e.g. `train`'s `model/`) or a Stable-Baselines3
+//! model zip (A2C/PPO, DQN, SAC, TD3 or DDPG `MlpPolicy`; a Q-network plays greedily, SAC
+//! `tanh` of its mean, TD3/DDPG their actor, each mapped onto the Box's bounds), runs
+//! evaluation episodes printing each
 //! return, and with `--gif` records the first episode as an animated GIF at the environment's
 //! render rate, with Gymnasium's `rgb_array` pictures (CartPole-v1 at 50 fps; Acrobot-v1,
 //! MountainCar-v0 and MountainCarContinuous-v0 render too, Pendulum-v1 does not).
@@ -43,8 +45,8 @@ type BoxError = Box<dyn std::error::Error>;
 #[derive(Parser, Debug)]
 #[command(name = "enjoy")]
 struct Args {
-    /// The model: a directory written by `MlpPolicy::save` or `QNetwork::save`, or an SB3
-    /// model `.zip` (A2C, PPO, DQN).
+    /// The model: a directory written by `MlpPolicy::save`, `QNetwork::save` or `save_policy`
+    /// (SAC, TD3, DDPG), or an SB3 model `.zip` (A2C, PPO, DQN, SAC, TD3, DDPG).
     #[arg(long)]
     model: PathBuf,
     /// Environment id [default: the env the model was trained on, which `train` saves with
@@ -62,7 +64,7 @@ struct Args {
     #[arg(long)]
     gif: Option<PathBuf>,
     /// Sample actions from the policy instead of taking the most likely one (Q-networks
-    /// always act greedily).
+    /// always act greedily, TD3/DDPG actors deterministically).
     #[arg(long)]
     stochastic: bool,
     /// Keyword arguments of the environment, as `key:value` (values read as Python literals),
@@ -122,6 +124,8 @@ fn run(args: &Args) -> Result<(), BoxError> {
     let policy: Box<dyn Policy> = match model {
         SavedModel::MlpPolicy(p) => Box::new(p),
         SavedModel::QNetwork(q) => Box::new(GreedyQPolicy::new(q)),
+        SavedModel::Sac(m) => Box::new(m.into_policy()?),
+        SavedModel::Td3(m) => Box::new(m.into_policy()?),
         other => return Err(format!("enjoy cannot play a {}", other.kind()).into()),
     };
     // A model trained under VecNormalize acts on observations normalized with its saved

@@ -1,6 +1,6 @@
 //! Saved-model loading on arbitrary bytes. The first byte chooses the layout:
-//! even: one `policy.safetensors` file (`SavedModel::from_bytes`: an MlpPolicy or a QNetwork,
-//! whichever its format tag says);
+//! even: one `policy.safetensors` file (`SavedModel::from_bytes`: an MlpPolicy, a QNetwork, a
+//! SAC model or a TD3/DDPG model, whichever its format tag says);
 //! odd: the legacy pair, a little-endian u16 length `k`, then `k` bytes of `policy.json`,
 //! then `model.safetensors`.
 #![no_main]
@@ -19,6 +19,8 @@ fuzz_target!(|data: &[u8]| {
         match SavedModel::from_bytes(rest, &Device::Cpu) {
             Ok(SavedModel::MlpPolicy(p)) => common::exercise(&p),
             Ok(SavedModel::QNetwork(q)) => common::exercise_q(&q),
+            Ok(SavedModel::Sac(m)) => common::exercise_sac(m),
+            Ok(SavedModel::Td3(m)) => common::exercise_td3(m),
             Ok(_) | Err(_) => {}
         }
         return;

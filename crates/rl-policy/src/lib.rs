@@ -46,6 +46,7 @@ pub mod io;
 pub mod limits;
 pub mod mlp;
 pub mod normalized;
+pub mod offpolicy_model;
 pub mod ops;
 mod pickle;
 pub mod policy;
@@ -69,6 +70,9 @@ pub use error::{PolicyError, Result};
 pub use io::SavedModel;
 pub use mlp::{MlpPolicy, MlpPolicyConfig, NetArch};
 pub use normalized::NormalizedPolicy;
+pub use offpolicy_model::{
+    SacModel, SacModelConfig, SacNetworks, Td3Model, Td3ModelConfig, Td3Networks,
+};
 pub use policy::{ActorCritic, Evaluation, Policy, StochasticPolicy};
 pub use qnet::{GreedyQPolicy, QFunction, QNetwork, QNetworkConfig};
 pub use sb3::Sb3Dqn;
