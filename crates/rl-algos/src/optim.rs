@@ -29,6 +29,20 @@ pub trait Optimizer {
         }
         self.step(&scaled)
     }
+    /// Whether [`Optimizer::step_host`] works: f32 variables and state in CPU memory.
+    fn supports_host_step(&self) -> bool {
+        false
+    }
+    /// One update from host gradients, one buffer per variable in [`Optimizer::vars`] order
+    /// (what [`rl_policy::MlpEngine`] writes), multiplied by `scale` as in
+    /// [`Optimizer::step_scaled`]: the same kernel and rounding as a step from a `GradStore`
+    /// holding these values, without allocating. The default is an error.
+    fn step_host(&mut self, grads: &[Vec<f32>], scale: f64) -> Result<()> {
+        let _ = (grads, scale);
+        Err(AlgoError::InvalidArgument(
+            "this optimizer cannot step from host gradients".into(),
+        ))
+    }
     /// The learning rate the next `step` uses.
     fn learning_rate(&self) -> f64;
     /// Sets the learning rate (schedules call this before every step).
@@ -289,6 +303,58 @@ pub(crate) fn update_in_place(
     Ok(())
 }
 
+/// Runs `update(p, g)` on the values of the f32 CPU variable `var` (in place, no allocation)
+/// and the host gradient `g` (of the same length).
+fn update_in_place_host(
+    var: &Var,
+    g: &[f32],
+    update: impl FnMut(&mut [f32], &[f32]),
+) -> Result<()> {
+    let op = InPlaceHost(std::cell::RefCell::new(update), g);
+    var.as_tensor().inplace_op1(&op)?;
+    Ok(())
+}
+
+/// [`InPlace`] with the gradient in host memory.
+struct InPlaceHost<'g, F>(std::cell::RefCell<F>, &'g [f32]);
+
+impl<F: FnMut(&mut [f32], &[f32])> candle_core::InplaceOp1 for InPlaceHost<'_, F> {
+    fn name(&self) -> &'static str {
+        "rl-optimizer-host-step"
+    }
+
+    fn cpu_fwd(&self, dst: &mut CpuStorage, dst_l: &Layout) -> candle_core::Result<()> {
+        let err = |m: &str| candle_core::Error::Msg(format!("optimizer step: {m}"));
+        let (ds, de) = dst_l
+            .contiguous_offsets()
+            .ok_or_else(|| err("a variable is not contiguous"))?;
+        match dst {
+            CpuStorage::F32(p) if de - ds == self.1.len() => {
+                (self.0.borrow_mut())(&mut p[ds..de], self.1);
+                Ok(())
+            }
+            _ => Err(err("a variable and its gradient are not f32 of one size")),
+        }
+    }
+}
+
+/// Checks that `grads` has one buffer per variable of `vars`, each of its size.
+fn check_host_grads(vars: &[(String, Var)], grads: &[Vec<f32>]) -> Result<()> {
+    if grads.len() != vars.len()
+        || vars
+            .iter()
+            .zip(grads)
+            .any(|((_, v), g)| v.elem_count() != g.len())
+    {
+        return Err(AlgoError::InvalidArgument(format!(
+            "host gradients: {} buffers for {} variables, or of the wrong sizes",
+            grads.len(),
+            vars.len()
+        )));
+    }
+    Ok(())
+}
+
 /// An in-place update of a contiguous f32 CPU tensor from another (the host optimizer paths).
 struct InPlace<F>(std::cell::RefCell<F>);
 
@@ -397,6 +463,33 @@ impl Optimizer for RmsProp {
         Ok(())
     }
 
+    fn supports_host_step(&self) -> bool {
+        matches!(self.state, SlotState::Host(_))
+    }
+
+    fn step_host(&mut self, grads: &[Vec<f32>], scale: f64) -> Result<()> {
+        check_host_grads(&self.vars, grads)?;
+        let SlotState::Host(sqs) = &mut self.state else {
+            return Err(AlgoError::InvalidArgument(
+                "RMSprop: the variables are not f32 in CPU memory".into(),
+            ));
+        };
+        self.step = self.step.saturating_add(1);
+        let c = RmsPropCoefs {
+            alpha: self.alpha as f32,
+            one_minus_alpha: (1.0 - self.alpha) as f32,
+            neg_lr: (-self.lr) as f32,
+            eps: self.eps as f32,
+            scale: scale as f32,
+        };
+        for (((_, var), sq), g) in self.vars.iter().zip(sqs.iter_mut()).zip(grads) {
+            update_in_place_host(var, g, |p, g| {
+                rl_policy::ops::wide_simd(RmsPropKernel { p, g, v: sq, c })
+            })?;
+        }
+        Ok(())
+    }
+
     fn learning_rate(&self) -> f64 {
         self.lr
     }
@@ -477,6 +570,23 @@ impl Adam {
     pub fn steps(&self) -> u64 {
         self.step
     }
+
+    /// The f32 coefficients of the step numbered `self.step`.
+    fn coefs(&self, scale: f64) -> AdamCoefs {
+        let t = self.step as f64;
+        let bc1 = 1.0 - self.beta1.powf(t);
+        let bc2_sqrt = (1.0 - self.beta2.powf(t)).sqrt();
+        let step_size = self.lr / bc1;
+        AdamCoefs {
+            weight: (1.0 - self.beta1) as f32,
+            beta2: self.beta2 as f32,
+            one_minus_beta2: (1.0 - self.beta2) as f32,
+            bc2_sqrt: bc2_sqrt as f32,
+            neg_step_size: (-step_size) as f32,
+            eps: self.eps as f32,
+            scale: scale as f32,
+        }
+    }
 }
 
 /// The coefficients of one Adam step, rounded to f32 as torch's kernels use them.
@@ -528,6 +638,35 @@ impl rl_policy::ops::Kernel for AdamKernel<'_> {
 impl Optimizer for Adam {
     fn step(&mut self, grads: &GradStore) -> Result<()> {
         self.step_scaled(grads, 1.0)
+    }
+
+    fn supports_host_step(&self) -> bool {
+        matches!(
+            (&self.exp_avg, &self.exp_avg_sq),
+            (SlotState::Host(_), SlotState::Host(_))
+        )
+    }
+
+    fn step_host(&mut self, grads: &[Vec<f32>], scale: f64) -> Result<()> {
+        check_host_grads(&self.vars, grads)?;
+        if !self.supports_host_step() {
+            return Err(AlgoError::InvalidArgument(
+                "Adam: the variables are not f32 in CPU memory".into(),
+            ));
+        }
+        self.step = self.step.saturating_add(1);
+        let c = self.coefs(scale);
+        if let (SlotState::Host(ms), SlotState::Host(vs)) =
+            (&mut self.exp_avg, &mut self.exp_avg_sq)
+        {
+            let state = ms.iter_mut().zip(vs.iter_mut());
+            for (((_, var), (m, v)), g) in self.vars.iter().zip(state).zip(grads) {
+                update_in_place_host(var, g, |p, g| {
+                    rl_policy::ops::wide_simd(AdamKernel { p, g, m, v, c })
+                })?;
+            }
+        }
+        Ok(())
     }
 
     fn step_scaled(&mut self, grads: &GradStore, scale: f64) -> Result<()> {
@@ -704,6 +843,17 @@ pub fn grad_norm(vars: &[(String, Var)], grads: &GradStore) -> Result<f64> {
     let sums: Vec<f64> = Tensor::stack(&sums, 0)?.to_vec1()?;
     let total_sq: f64 = sums.iter().map(|s| s.sqrt().powi(2)).sum();
     Ok(total_sq.sqrt())
+}
+
+/// [`grad_norm`] of host gradients (one buffer per variable, as [`Optimizer::step_host`] takes
+/// them): the same sums in the same order, so the same bits as `grad_norm` on a `GradStore`
+/// holding these values.
+pub fn grad_norm_host(grads: &[Vec<f32>]) -> f64 {
+    grads
+        .iter()
+        .map(|g| sum_of_squares(g).sqrt().powi(2))
+        .sum::<f64>()
+        .sqrt()
 }
 
 /// A learning-rate (or other coefficient) schedule evaluated from SB3's

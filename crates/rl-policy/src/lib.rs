@@ -40,6 +40,7 @@ pub mod activation;
 pub mod continuous;
 pub mod distributions;
 pub mod error;
+pub mod fast;
 pub mod init;
 pub mod io;
 pub mod limits;
@@ -63,6 +64,7 @@ pub use continuous::{
 };
 pub use distributions::{ActionDist, Categorical, DiagGaussian};
 pub use error::{PolicyError, Result};
+pub use fast::{DenseParams, EngineOutputs, MlpEngine, MlpHead, MlpLayout};
 pub use io::SavedModel;
 pub use mlp::{MlpPolicy, MlpPolicyConfig, NetArch};
 pub use policy::{ActorCritic, Evaluation, Policy, StochasticPolicy};

@@ -13,9 +13,11 @@
 //! same results up to rounding.
 
 mod categorical;
+pub(crate) mod matmul;
 
 pub(crate) use categorical::{
     log_prob as categorical_log_prob, log_prob_and_entropy as categorical_log_prob_and_entropy,
+    shift_and_lse,
 };
 
 use crate::activation::Activation;
@@ -84,7 +86,7 @@ pub fn tanh_f32(x: f32) -> f32 {
 }
 
 /// `y[r, j] = activation(y[r, j] + b[j])` over the rows of `y` (`b.len()` values each).
-fn bias_act_in_place(y: &mut [f32], b: &[f32], activation: Option<Activation>) {
+pub(crate) fn bias_act_in_place(y: &mut [f32], b: &[f32], activation: Option<Activation>) {
     wide_simd(BiasActKernel { y, b, activation })
 }
 

@@ -245,6 +245,53 @@ impl ActionBuffer {
         Ok(self.as_vec_action())
     }
 
+    /// [`ActionBuffer::fill_from_policy`] from host values `[n_envs, act_dim]` (action indices
+    /// as whole `f32`s for `Discrete`, unclipped values for `Box`), as a fast policy path
+    /// writes them: the same checks, no tensor, no allocation.
+    pub fn fill_from_policy_values(&mut self, values: &[f32]) -> Result<VecAction<'_>> {
+        if values.len() != self.policy.len() {
+            return Err(BridgeError::ElementCount {
+                what: "policy actions",
+                shape: vec![self.n_envs, self.act_dim],
+                expected: self.policy.len(),
+                actual: values.len(),
+            });
+        }
+        match &mut self.data {
+            Data::Discrete { n, start, buf } => {
+                let (n, start) = (*n, *start);
+                for (env, (&v, a)) in values.iter().zip(buf.iter_mut()).enumerate() {
+                    // Whole numbers below 2^24 are exact in f32; n itself may be larger.
+                    if !(v >= 0.0 && f64::from(v) < n as f64 && v.fract() == 0.0) {
+                        return Err(BridgeError::ActionIndexOutOfRange {
+                            env,
+                            index: v as i64,
+                            n,
+                        });
+                    }
+                    *a = start.wrapping_add(v as i64);
+                }
+                self.policy.copy_from_slice(values);
+            }
+            Data::Continuous { space, buf } => {
+                if let Some(i) = values.iter().position(|x| !x.is_finite()) {
+                    let d = self.act_dim.max(1);
+                    return Err(BridgeError::NonFiniteAction {
+                        env: i / d,
+                        component: i % d,
+                        value: f64::from(values[i]),
+                    });
+                }
+                self.policy.copy_from_slice(values);
+                buf.copy_from_slice(values);
+                for row in buf.chunks_exact_mut(self.act_dim.max(1)) {
+                    space.clip(row);
+                }
+            }
+        }
+        Ok(self.as_vec_action())
+    }
+
     /// The policy's actions of the last [`ActionBuffer::fill_from_policy`], flat
     /// `[n_envs, act_dim]`: action indices as `f32` (exact below 2^24) for `Discrete`, the
     /// unclipped values for `Box` — what a rollout buffer stores.
