@@ -207,6 +207,8 @@ pub(crate) fn all_finite(t: &Tensor) -> Result<bool> {
 /// handful of candle ops per variable otherwise); both paths round identically.
 pub struct RmsProp {
     vars: Vec<(String, Var)>,
+    /// Write handles of the host path ([`host_handles`]), empty off the host path.
+    handles: Vec<Tensor>,
     state: SlotState,
     lr: f64,
     alpha: f64,
@@ -274,8 +276,15 @@ impl RmsProp {
         check_unit("RMSprop alpha", alpha)?;
         check_positive("RMSprop eps", eps)?;
         let vars = sorted_vars(vars)?;
+        let state = SlotState::zeros(&vars)?;
+        let handles = match state {
+            // Variables that are views of a larger storage keep the GradStore path.
+            SlotState::Host(_) => host_handles(&vars).unwrap_or_default(),
+            SlotState::Device(_) => Vec::new(),
+        };
         Ok(RmsProp {
-            state: SlotState::zeros(&vars)?,
+            handles,
+            state,
             vars,
             lr,
             alpha,
@@ -303,19 +312,41 @@ pub(crate) fn update_in_place(
     Ok(())
 }
 
-/// Runs `update(p, g)` on the values of the f32 CPU variable `var` (in place, no allocation)
-/// and the host gradient `g` (of the same length).
+/// Handles through which [`Optimizer::step_host`] writes the variables: for each variable, a
+/// one-element view of its first value, which shares the variable's storage.
+///
+/// Candle's in-place ops check the destination layout for overlapping elements by collecting
+/// its axes into a fresh `Vec` on every call; a view whose dimensions are all 1 has no axis to
+/// collect, so the call allocates nothing. The op then updates the whole storage it is handed,
+/// which is exactly the variable: a `Var` owns a contiguous storage of its own (checked here).
+fn host_handles(vars: &[(String, Var)]) -> Result<Vec<Tensor>> {
+    vars.iter()
+        .map(|(name, v)| {
+            if !v.is_contiguous() || v.layout().start_offset() != 0 {
+                return Err(AlgoError::InvalidArgument(format!(
+                    "variable {name} is not a contiguous storage of its own"
+                )));
+            }
+            let flat = v.as_tensor().flatten_all()?;
+            Ok(flat.narrow(0, 0, v.elem_count().min(1))?)
+        })
+        .collect()
+}
+
+/// Runs `update(p, g)` on all values of the f32 CPU variable behind `handle` (see
+/// [`host_handles`]; in place, no allocation) and the host gradient `g` (of the same length).
 fn update_in_place_host(
-    var: &Var,
+    handle: &Tensor,
     g: &[f32],
     update: impl FnMut(&mut [f32], &[f32]),
 ) -> Result<()> {
     let op = InPlaceHost(std::cell::RefCell::new(update), g);
-    var.as_tensor().inplace_op1(&op)?;
+    handle.inplace_op1(&op)?;
     Ok(())
 }
 
-/// [`InPlace`] with the gradient in host memory.
+/// [`InPlace`] with the gradient in host memory, through a handle: updates the `g.len()`
+/// values from the handle's offset.
 struct InPlaceHost<'g, F>(std::cell::RefCell<F>, &'g [f32]);
 
 impl<F: FnMut(&mut [f32], &[f32])> candle_core::InplaceOp1 for InPlaceHost<'_, F> {
@@ -325,12 +356,11 @@ impl<F: FnMut(&mut [f32], &[f32])> candle_core::InplaceOp1 for InPlaceHost<'_, F
 
     fn cpu_fwd(&self, dst: &mut CpuStorage, dst_l: &Layout) -> candle_core::Result<()> {
         let err = |m: &str| candle_core::Error::Msg(format!("optimizer step: {m}"));
-        let (ds, de) = dst_l
-            .contiguous_offsets()
-            .ok_or_else(|| err("a variable is not contiguous"))?;
+        let start = dst_l.start_offset();
+        let end = start + self.1.len();
         match dst {
-            CpuStorage::F32(p) if de - ds == self.1.len() => {
-                (self.0.borrow_mut())(&mut p[ds..de], self.1);
+            CpuStorage::F32(p) if end <= p.len() => {
+                (self.0.borrow_mut())(&mut p[start..end], self.1);
                 Ok(())
             }
             _ => Err(err("a variable and its gradient are not f32 of one size")),
@@ -464,12 +494,13 @@ impl Optimizer for RmsProp {
     }
 
     fn supports_host_step(&self) -> bool {
-        matches!(self.state, SlotState::Host(_))
+        matches!(self.state, SlotState::Host(_)) && self.handles.len() == self.vars.len()
     }
 
     fn step_host(&mut self, grads: &[Vec<f32>], scale: f64) -> Result<()> {
         check_host_grads(&self.vars, grads)?;
-        let SlotState::Host(sqs) = &mut self.state else {
+        let (SlotState::Host(sqs), true) = (&mut self.state, self.handles.len() == self.vars.len())
+        else {
             return Err(AlgoError::InvalidArgument(
                 "RMSprop: the variables are not f32 in CPU memory".into(),
             ));
@@ -482,8 +513,8 @@ impl Optimizer for RmsProp {
             eps: self.eps as f32,
             scale: scale as f32,
         };
-        for (((_, var), sq), g) in self.vars.iter().zip(sqs.iter_mut()).zip(grads) {
-            update_in_place_host(var, g, |p, g| {
+        for ((handle, sq), g) in self.handles.iter().zip(sqs.iter_mut()).zip(grads) {
+            update_in_place_host(handle, g, |p, g| {
                 rl_policy::ops::wide_simd(RmsPropKernel { p, g, v: sq, c })
             })?;
         }
@@ -526,6 +557,8 @@ impl Optimizer for RmsProp {
 /// formula without the fused multiply-add.
 pub struct Adam {
     vars: Vec<(String, Var)>,
+    /// Write handles of the host path ([`host_handles`]), empty off the host path.
+    handles: Vec<Tensor>,
     exp_avg: SlotState,
     exp_avg_sq: SlotState,
     lr: f64,
@@ -554,8 +587,15 @@ impl Adam {
         check_unit("Adam beta2", betas.1)?;
         check_positive("Adam eps", eps)?;
         let vars = sorted_vars(vars)?;
+        let exp_avg = SlotState::zeros(&vars)?;
+        let handles = match exp_avg {
+            // Variables that are views of a larger storage keep the GradStore path.
+            SlotState::Host(_) => host_handles(&vars).unwrap_or_default(),
+            SlotState::Device(_) => Vec::new(),
+        };
         Ok(Adam {
-            exp_avg: SlotState::zeros(&vars)?,
+            handles,
+            exp_avg,
             exp_avg_sq: SlotState::zeros(&vars)?,
             vars,
             lr,
@@ -644,7 +684,7 @@ impl Optimizer for Adam {
         matches!(
             (&self.exp_avg, &self.exp_avg_sq),
             (SlotState::Host(_), SlotState::Host(_))
-        )
+        ) && self.handles.len() == self.vars.len()
     }
 
     fn step_host(&mut self, grads: &[Vec<f32>], scale: f64) -> Result<()> {
@@ -660,8 +700,8 @@ impl Optimizer for Adam {
             (&mut self.exp_avg, &mut self.exp_avg_sq)
         {
             let state = ms.iter_mut().zip(vs.iter_mut());
-            for (((_, var), (m, v)), g) in self.vars.iter().zip(state).zip(grads) {
-                update_in_place_host(var, g, |p, g| {
+            for ((handle, (m, v)), g) in self.handles.iter().zip(state).zip(grads) {
+                update_in_place_host(handle, g, |p, g| {
                     rl_policy::ops::wide_simd(AdamKernel { p, g, m, v, c })
                 })?;
             }
@@ -1092,6 +1132,49 @@ mod tests {
             };
             assert_eq!(bits(&a_vars[0]), bits(&b_vars[0]));
             assert_eq!(a.state().unwrap(), b.state().unwrap());
+        }
+    }
+
+    /// Stepping from host gradients gives the same bits as stepping from a `GradStore` holding
+    /// them (both optimizers, several steps, with a clipping scale), and the gradient norms
+    /// agree bit for bit.
+    #[test]
+    fn step_host_equals_step_scaled() {
+        let a: Vec<f32> = (0..40).map(|i| (i as f32 * 0.37).sin()).collect();
+        let b: Vec<f32> = (0..7).map(|i| (i as f32 * 0.71).cos()).collect();
+        let ga: Vec<f32> = (0..40).map(|i| (i as f32 * 1.3).cos() * 3.0).collect();
+        let gb: Vec<f32> = (0..7).map(|i| (i as f32 * 0.9).sin()).collect();
+        type Make = fn(Vec<(String, Var)>) -> Box<dyn Optimizer>;
+        let makers: [Make; 2] = [
+            |v| Box::new(RmsProp::new(v, 7e-4, 0.99, 1e-5).unwrap()),
+            |v| Box::new(Adam::new(v, 3e-4, 1e-5).unwrap()),
+        ];
+        for make in makers {
+            let x = vec![var("a", &a), var("b", &b)];
+            let y = vec![var("a", &a), var("b", &b)];
+            let (mut ox, mut oy) = (make(x.clone()), make(y.clone()));
+            assert!(oy.supports_host_step());
+            let host = vec![ga.clone(), gb.clone()];
+            for _ in 0..4 {
+                let gx = grads_for(&x, &[&ga, &gb]);
+                let norm = grad_norm(&x, &gx).unwrap();
+                assert_eq!(norm.to_bits(), grad_norm_host(&host).to_bits());
+                ox.step_scaled(&gx, clip_coefficient(norm, 0.5)).unwrap();
+                oy.step_host(&host, clip_coefficient(norm, 0.5)).unwrap();
+            }
+            for (vx, vy) in x.iter().zip(&y) {
+                let bits = |v: &(String, Var)| -> Vec<u32> {
+                    let xs: Vec<f32> = v.1.as_tensor().to_vec1().unwrap();
+                    xs.into_iter().map(f32::to_bits).collect()
+                };
+                assert_eq!(bits(vx), bits(vy));
+            }
+            assert_eq!(ox.state().unwrap(), oy.state().unwrap());
+            assert!(oy.step_host(&host[..1], 1.0).is_err(), "one buffer short");
+            assert!(
+                oy.step_host(&[ga.clone(), ga.clone()], 1.0).is_err(),
+                "wrong size"
+            );
         }
     }
 
