@@ -14,6 +14,7 @@ use candle_core::Device;
 use rl_algos::a2c::{A2c, A2cConfig};
 use rl_algos::callbacks::{Callback, Locals};
 use rl_algos::logger::Logger;
+use rl_algos::ppo::{Ppo, PpoConfig};
 use rl_env::{AutoresetMode, SyncVecEnv, VecEnv};
 use rl_policy::{MlpPolicy, MlpPolicyConfig};
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -136,12 +137,36 @@ fn a2c(env_id: &str, total: u64, warmup: u64) -> bool {
     report(&format!("A2C {env_id}"), &probe)
 }
 
+fn ppo(env_id: &str, total: u64, warmup: u64) -> bool {
+    let env = SyncVecEnv::make(env_id, 8, AutoresetMode::SameStep).unwrap();
+    let config = PpoConfig {
+        seed: Some(1),
+        log_interval: 0,
+        n_steps: 64,
+        batch_size: 48,
+        n_epochs: 3,
+        ..PpoConfig::default()
+    };
+    let mut model = Ppo::new(policy(&env), env, config).unwrap();
+    assert!(model.uses_fast_path(), "MlpPolicy acts on the fast path");
+    let mut probe = Probe::new(warmup);
+    model.learn(total, &mut [&mut probe]).unwrap();
+    assert!(
+        model.trainer().uses_fast_path(),
+        "MlpPolicy trains on the fast path"
+    );
+    report(&format!("PPO {env_id}"), &probe)
+}
+
 fn main() {
     std::env::set_var("RAYON_NUM_THREADS", "1");
     let mut ok = true;
     // 100 finished episodes fill the statistics window; then every interval must be clean.
     ok &= a2c("CartPole-v1", 60_000, 30_000);
     ok &= a2c("Pendulum-v1", 60_000, 30_000);
+    // Minibatches of 48 over 512 samples: the last one of each epoch is shorter.
+    ok &= ppo("CartPole-v1", 40_000, 20_000);
+    ok &= ppo("Pendulum-v1", 40_000, 20_000);
     assert!(ok, "allocations in steady state (see above)");
     println!("on-policy steady state: no allocations");
 }
