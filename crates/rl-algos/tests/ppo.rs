@@ -893,7 +893,13 @@ fn fast_and_generic_minibatch_steps_agree_within_1e_6() {
             let wave = |i: usize, f: f32| ((i as f32 + it as f32 * 3.0) * f).sin();
             let obs: Vec<f32> = (0..m * od).map(|i| wave(i, 0.37)).collect();
             let actions: Vec<f32> = (0..m * ad)
-                .map(|i| if discrete { (i % 2) as f32 } else { wave(i, 1.7) * 1.5 })
+                .map(|i| {
+                    if discrete {
+                        (i % 2) as f32
+                    } else {
+                        wave(i, 1.7) * 1.5
+                    }
+                })
                 .collect();
             let obs_t = Tensor::from_slice(&obs, (m, od), &Device::Cpu).unwrap();
             let act_t = actions_to_tensor(&actions, m, env.action_space(), &Device::Cpu).unwrap();
@@ -905,7 +911,11 @@ fn fast_and_generic_minibatch_steps_agree_within_1e_6() {
                 .unwrap()
                 .to_vec1()
                 .unwrap();
-            let old_lp: Vec<f32> = lp.iter().enumerate().map(|(i, l)| l + wave(i, 0.8) * 0.4).collect();
+            let old_lp: Vec<f32> = lp
+                .iter()
+                .enumerate()
+                .map(|(i, l)| l + wave(i, 0.8) * 0.4)
+                .collect();
             let old_values: Vec<f32> = (0..m).map(|i| wave(i, 0.5)).collect();
             let advantages: Vec<f32> = (0..m).map(|i| wave(i, 0.9) * 2.0).collect();
             // Returns away from the values: no parameter's gradient cancels to ~0, where Adam's
