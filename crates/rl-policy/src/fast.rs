@@ -29,7 +29,7 @@
 use crate::activation::Activation;
 use crate::error::{PolicyError, Result};
 use crate::ops::matmul::gemm_nn;
-use crate::ops::{bias_act_in_place, shift_and_lse};
+use crate::ops::{shift_and_lse, tanh_f32, wide_simd, Kernel};
 use candle_core::{DType, Storage, Tensor, Var};
 use rand::{Rng, RngCore};
 use rand_distr::StandardNormal;
@@ -108,13 +108,13 @@ struct Slot {
     act: Option<Activation>,
     src: Src,
     branch: Branch,
-    /// Weight `[out, in]`, its transpose `[in, out]`, bias `[out]`: read at every forward.
-    w: Vec<f32>,
+    /// The weight's transpose `[in, out]` (backward) and the bias `[out]` (forward).
     wt: Vec<f32>,
     b: Vec<f32>,
-    /// Output `[max_batch, out]`.
+    /// Output, feature-major: `[out, batch]` (row `o` holds unit `o` for every sample).
     y: Vec<f32>,
-    /// Gradient with respect to the output, then (in place) to the pre-activation.
+    /// Gradient with respect to the output, then (in place) to the pre-activation, `[out,
+    /// batch]`.
     dy: Vec<f32>,
     dy_written: bool,
     /// Indices of the weight's and bias's gradient buffers (after binding).
@@ -166,14 +166,20 @@ pub struct MlpEngine {
     action_slot: usize,
     value_slot: usize,
     head: Head,
+    /// The last observations, row-major `[batch, obs_dim]` and feature-major `[obs_dim,
+    /// batch]`.
     obs: Vec<f32>,
+    obs_t: Vec<f32>,
     actions: Vec<f32>,
     log_prob: Vec<f32>,
     entropy: Vec<f32>,
     value: Vec<f32>,
-    /// Scratch: a transposed `dz` and a second input gradient for shared layers.
-    dzt: Vec<f32>,
+    /// Scratch: a layer input turned row-major, a second input gradient for shared layers, one
+    /// sample's head outputs and their gradient.
+    xr: Vec<f32>,
     tmp: Vec<f32>,
+    row: Vec<f32>,
+    grow: Vec<f32>,
     grads: Vec<Vec<f32>>,
     bound: bool,
     /// Whether the last forward kept what a backward needs (an evaluation).
@@ -261,7 +267,6 @@ impl MlpEngine {
                 act,
                 src,
                 branch,
-                w: vec![0.0; n_out * n_in],
                 wt: vec![0.0; n_out * n_in],
                 b: vec![0.0; n_out],
                 y: vec![0.0; size],
@@ -341,12 +346,15 @@ impl MlpEngine {
             value_slot,
             head,
             obs: vec![0.0; obs_len],
+            obs_t: vec![0.0; obs_len],
             actions: vec![0.0; max_batch * act_dim],
             log_prob: vec![0.0; max_batch],
             entropy: vec![0.0; max_batch],
             value: vec![0.0; max_batch],
-            dzt: vec![0.0; max_batch * widest],
+            xr: vec![0.0; max_batch * widest],
             tmp: vec![0.0; max_batch * widest],
+            row: vec![0.0; n_out],
+            grow: vec![0.0; n_out],
             slots,
             grads: Vec::new(),
             bound: false,
@@ -453,32 +461,39 @@ impl MlpEngine {
         Ok(m)
     }
 
-    /// Reads the current parameters and runs the layers of `branches` on `obs`.
+    /// Runs the layers on `obs` with the current parameters (the actor's only when
+    /// `critic_only` is false). Activations are feature-major (`[units, batch]`), so each
+    /// layer is `Y^T = W X^T` on the weight as stored: no per-call transpose of any weight.
     fn forward(&mut self, obs: &[f32], critic_only: bool) -> Result<usize> {
         let m = self.rows(obs)?;
+        let od = self.obs_dim;
         self.batch = m;
         self.evaluated = false;
         self.obs[..obs.len()].copy_from_slice(obs);
+        for (i, row) in obs.chunks_exact(od).enumerate() {
+            for (p, &x) in row.iter().enumerate() {
+                self.obs_t[p * m + i] = x;
+            }
+        }
         for k in 0..self.slots.len() {
             let (done, rest) = self.slots.split_at_mut(k);
             let s = &mut rest[0];
             if critic_only && s.branch == Branch::Actor {
                 continue;
             }
-            read_f32(&s.weight, &mut s.w)?;
             read_f32(&s.bias, &mut s.b)?;
-            for (o, row) in s.w.chunks_exact(s.n_in).enumerate() {
-                for (p, &x) in row.iter().enumerate() {
-                    s.wt[p * s.n_out + o] = x;
-                }
-            }
             let x: &[f32] = match s.src {
-                Src::Obs => &self.obs,
+                Src::Obs => &self.obs_t,
                 Src::Layer(j) => &done[j].y,
             };
-            let y = &mut s.y[..m * s.n_out];
-            gemm_nn(m, s.n_out, s.n_in, x, &s.wt, y);
-            bias_act_in_place(y, &s.b, s.act);
+            let y = &mut s.y[..s.n_out * m];
+            with_f32(&s.weight, |w| gemm_nn(s.n_out, m, s.n_in, w, x, y))?;
+            wide_simd(BiasActRows {
+                y,
+                b: &s.b,
+                m,
+                act: s.act,
+            });
         }
         if let Head::Gaussian {
             log_std,
@@ -535,24 +550,19 @@ impl MlpEngine {
             )));
         }
         values.copy_from_slice(&self.slots[self.value_slot].y[..m]);
-        let out = &self.slots[self.action_slot].y[..m * self.slots[self.action_slot].n_out];
+        let out = &self.slots[self.action_slot].y[..act_dim_out(&self.head) * m];
+        let row = &mut self.row;
         match &mut self.head {
             Head::Categorical {
-                n,
-                weights,
-                shifted,
+                weights, shifted, ..
             } => {
-                let n = *n;
                 if let Some(bad) = out.iter().find(|x| !x.is_finite()) {
                     return Err(invalid(format!(
                         "cannot sample from a non-finite logit {bad}"
                     )));
                 }
-                for ((row, a), lp) in out
-                    .chunks_exact(n)
-                    .zip(actions.iter_mut())
-                    .zip(log_probs.iter_mut())
-                {
+                for (i, (a, lp)) in actions.iter_mut().zip(log_probs.iter_mut()).enumerate() {
+                    gather(out, m, i, row);
                     let pick = sample_row(row, weights, rng);
                     *a = pick as f32;
                     let lse = shift_and_lse(row, shifted);
@@ -568,20 +578,19 @@ impl MlpEngine {
                         "cannot sample from a non-finite Gaussian mean {bad}"
                     )));
                 }
-                for (a, eps) in actions.iter_mut().zip(std::iter::repeat_with(|| {
-                    rng.sample::<f32, _>(StandardNormal)
-                })) {
-                    *a = eps;
+                for a in actions.iter_mut() {
+                    *a = rng.sample::<f32, _>(StandardNormal);
                 }
-                for ((mean, a), lp) in out
-                    .chunks_exact(d)
-                    .zip(actions.chunks_exact_mut(d))
+                for (i, (a, lp)) in actions
+                    .chunks_exact_mut(d)
                     .zip(log_probs.iter_mut())
+                    .enumerate()
                 {
-                    for ((a, &mu), &s) in a.iter_mut().zip(mean).zip(std.iter()) {
+                    gather(out, m, i, row);
+                    for ((a, &mu), &s) in a.iter_mut().zip(row.iter()).zip(std.iter()) {
                         *a = mu + *a * s;
                     }
-                    *lp = gaussian_log_prob(mean, a, std, log_scale);
+                    *lp = gaussian_log_prob(row, a, std, log_scale);
                 }
             }
         }
@@ -601,19 +610,23 @@ impl MlpEngine {
             )));
         }
         self.actions[..actions.len()].copy_from_slice(actions);
-        let out = &self.slots[self.action_slot].y;
-        let value = &self.slots[self.value_slot].y;
-        let (lp, ent) = (&mut self.log_prob[..m], &mut self.entropy[..m]);
-        self.value[..m].copy_from_slice(&value[..m]);
+        let out = &self.slots[self.action_slot].y[..act_dim_out(&self.head) * m];
+        self.value[..m].copy_from_slice(&self.slots[self.value_slot].y[..m]);
+        let (lp, ent, row) = (
+            &mut self.log_prob[..m],
+            &mut self.entropy[..m],
+            &mut self.row,
+        );
         match &mut self.head {
             Head::Categorical { n, shifted, .. } => {
                 let n = *n;
-                for (i, (row, &a)) in out.chunks_exact(n).zip(actions).enumerate() {
+                for (i, &a) in actions.iter().enumerate() {
                     if !(a >= 0.0 && a < n as f32 && a.fract() == 0.0) {
                         return Err(invalid(format!(
                             "discrete actions must be whole numbers in 0..{n}, got {a}"
                         )));
                     }
+                    gather(out, m, i, row);
                     let lse = shift_and_lse(row, shifted);
                     lp[i] = shifted[a as usize] - lse;
                     ent[i] = -shifted.iter().fold(0f32, |acc, &s| {
@@ -628,11 +641,9 @@ impl MlpEngine {
                 let d = *d;
                 let per_dim = (0.5 + LN_SQRT_2PI) as f32;
                 let entropy = log_scale.iter().fold(0f32, |acc, &l| acc + (l + per_dim));
-                for (i, (mean, a)) in out.chunks_exact(d).zip(actions.chunks_exact(d)).enumerate() {
-                    if i >= m {
-                        break;
-                    }
-                    lp[i] = gaussian_log_prob(mean, a, std, log_scale);
+                for (i, a) in actions.chunks_exact(d).enumerate() {
+                    gather(out, m, i, row);
+                    lp[i] = gaussian_log_prob(row, a, std, log_scale);
                     ent[i] = entropy;
                 }
             }
@@ -681,19 +692,17 @@ impl MlpEngine {
         }
         let s = &mut self.slots[action_slot];
         let n_out = s.n_out;
-        let (out, dy) = (&s.y[..m * n_out], &mut s.dy[..m * n_out]);
+        let (out, dy) = (&s.y[..n_out * m], &mut s.dy[..n_out * m]);
         s.dy_written = true;
+        let (row, grow) = (&mut self.row, &mut self.grow);
         match &mut self.head {
             Head::Categorical { shifted, .. } => {
-                for (i, (row, g)) in out
-                    .chunks_exact(n_out)
-                    .zip(dy.chunks_exact_mut(n_out))
-                    .enumerate()
-                {
+                for i in 0..m {
+                    gather(out, m, i, row);
                     let lse = shift_and_lse(row, shifted);
                     let a = self.actions[i] as usize;
                     let (u, h) = (d_log_prob[i], self.entropy[i]);
-                    for (j, (g, &sh)) in g.iter_mut().zip(shifted.iter()).enumerate() {
+                    for (j, (g, &sh)) in grow.iter_mut().zip(shifted.iter()).enumerate() {
                         let l = sh - lse;
                         let p = l.exp();
                         let hit = if j == a { 1.0 } else { 0.0 };
@@ -702,19 +711,16 @@ impl MlpEngine {
                             *g += -de[i] * p * (l + h);
                         }
                     }
+                    scatter(grow, m, i, dy);
                 }
             }
             Head::Gaussian { std, grad, .. } => {
                 let gl = &mut self.grads[*grad];
                 gl.iter_mut().for_each(|x| *x = 0.0);
-                for (i, ((mean, a), g)) in out
-                    .chunks_exact(n_out)
-                    .zip(self.actions.chunks_exact(n_out))
-                    .zip(dy.chunks_exact_mut(n_out))
-                    .enumerate()
-                {
+                for (i, a) in self.actions.chunks_exact(n_out).take(m).enumerate() {
+                    gather(out, m, i, row);
                     let u = d_log_prob[i];
-                    for (j, ((g, &mu), &a)) in g.iter_mut().zip(mean).zip(a).enumerate() {
+                    for (j, ((g, &mu), &a)) in grow.iter_mut().zip(row.iter()).zip(a).enumerate() {
                         let var = std[j] * std[j];
                         let diff = a - mu;
                         *g = u * (diff / var);
@@ -723,6 +729,7 @@ impl MlpEngine {
                             gl[j] += de[i];
                         }
                     }
+                    scatter(grow, m, i, dy);
                 }
             }
         }
@@ -734,8 +741,8 @@ impl MlpEngine {
                 continue;
             }
             let (n_in, n_out) = (s.n_in, s.n_out);
-            let dz = &mut s.dy[..m * n_out];
-            let y = &s.y[..m * n_out];
+            let dz = &mut s.dy[..n_out * m];
+            let y = &s.y[..n_out * m];
             match s.act {
                 None => {}
                 Some(Activation::Tanh) => {
@@ -747,31 +754,43 @@ impl MlpEngine {
                     .zip(y)
                     .for_each(|(g, &r)| *g = if r > 0.0 { *g } else { 0.0 }),
             }
+            // db = sum over samples, in sample order.
             let db = &mut self.grads[s.grad_b];
-            db.iter_mut().for_each(|x| *x = 0.0);
-            for row in dz.chunks_exact(n_out) {
-                db.iter_mut().zip(row).for_each(|(d, &g)| *d += g);
+            for (d, row) in db.iter_mut().zip(dz.chunks_exact(m)) {
+                *d = row.iter().fold(0f32, |acc, &g| acc + g);
             }
-            for (i, row) in dz.chunks_exact(n_out).enumerate() {
-                for (o, &g) in row.iter().enumerate() {
-                    self.dzt[o * m + i] = g;
-                }
-            }
+            // dW = dZ^T X: the input turned row-major `[batch, in]`.
             let x: &[f32] = match s.src {
                 Src::Obs => &self.obs,
-                Src::Layer(j) => &lo[j].y,
+                Src::Layer(j) => {
+                    let xt = &lo[j].y[..n_in * m];
+                    for (p, col) in xt.chunks_exact(m).enumerate() {
+                        for (i, &v) in col.iter().enumerate() {
+                            self.xr[i * n_in + p] = v;
+                        }
+                    }
+                    &self.xr
+                }
             };
-            gemm_nn(n_out, n_in, m, &self.dzt, x, &mut self.grads[s.grad_w]);
+            gemm_nn(n_out, n_in, m, dz, x, &mut self.grads[s.grad_w]);
             if let Src::Layer(j) = s.src {
+                // dX^T = W^T dZ^T.
+                with_f32(&s.weight, |w| {
+                    for (o, row) in w.chunks_exact(n_in).enumerate() {
+                        for (p, &v) in row.iter().enumerate() {
+                            s.wt[p * n_out + o] = v;
+                        }
+                    }
+                })?;
                 let t = &mut lo[j];
                 if t.dy_written {
-                    gemm_nn(m, n_in, n_out, dz, &s.w, &mut self.tmp);
-                    t.dy[..m * n_in]
+                    gemm_nn(n_in, m, n_out, &s.wt, dz, &mut self.tmp);
+                    t.dy[..n_in * m]
                         .iter_mut()
                         .zip(&self.tmp)
                         .for_each(|(d, &x)| *d += x);
                 } else {
-                    gemm_nn(m, n_in, n_out, dz, &s.w, &mut t.dy);
+                    gemm_nn(n_in, m, n_out, &s.wt, dz, &mut t.dy);
                     t.dy_written = true;
                 }
             }
@@ -794,6 +813,71 @@ impl MlpEngine {
                 let v = values.ok_or_else(|| invalid("log_std is not on the CPU".into()))?;
                 let sum = v.iter().fold(0f32, |acc, &x| acc + x.exp());
                 Ok(Some(f64::from(sum / v.len() as f32)))
+            }
+        }
+    }
+}
+
+/// The outputs of the action head: logits or mean.
+fn act_dim_out(head: &Head) -> usize {
+    match head {
+        Head::Categorical { n, .. } => *n,
+        Head::Gaussian { d, .. } => *d,
+    }
+}
+
+/// Sample `i`'s column of a feature-major `[units, m]` buffer into `row` (`units` values).
+fn gather(buf: &[f32], m: usize, i: usize, row: &mut [f32]) {
+    for (j, r) in row.iter_mut().enumerate() {
+        *r = buf[j * m + i];
+    }
+}
+
+/// `row` into sample `i`'s column of a feature-major `[units, m]` buffer.
+fn scatter(row: &[f32], m: usize, i: usize, buf: &mut [f32]) {
+    for (j, &r) in row.iter().enumerate() {
+        buf[j * m + i] = r;
+    }
+}
+
+/// Runs `f` on the values of a contiguous f32 CPU tensor, read in place.
+fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+    let (storage, layout) = t.storage_and_layout();
+    let values = match (&*storage, layout.contiguous_offsets()) {
+        (Storage::Cpu(cpu), Some((start, end))) => {
+            cpu.as_slice::<f32>().ok().and_then(|v| v.get(start..end))
+        }
+        _ => None,
+    };
+    match values {
+        Some(v) => Ok(f(v)),
+        None => Err(invalid(format!(
+            "the fast MLP path needs contiguous f32 CPU parameters, got {:?} {:?}",
+            t.dtype(),
+            t.dims()
+        ))),
+    }
+}
+
+/// `y[o, i] = act(y[o, i] + b[o])` over a feature-major `[units, m]` buffer.
+struct BiasActRows<'a> {
+    y: &'a mut [f32],
+    b: &'a [f32],
+    m: usize,
+    act: Option<Activation>,
+}
+
+impl Kernel for BiasActRows<'_> {
+    #[inline(always)]
+    fn run(self) {
+        if self.m == 0 {
+            return;
+        }
+        for (row, &b) in self.y.chunks_exact_mut(self.m).zip(self.b) {
+            match self.act {
+                None => row.iter_mut().for_each(|y| *y += b),
+                Some(Activation::Tanh) => row.iter_mut().for_each(|y| *y = tanh_f32(*y + b)),
+                Some(Activation::ReLU) => row.iter_mut().for_each(|y| *y = (*y + b).max(0.0)),
             }
         }
     }

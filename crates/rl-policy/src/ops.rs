@@ -86,7 +86,7 @@ pub fn tanh_f32(x: f32) -> f32 {
 }
 
 /// `y[r, j] = activation(y[r, j] + b[j])` over the rows of `y` (`b.len()` values each).
-pub(crate) fn bias_act_in_place(y: &mut [f32], b: &[f32], activation: Option<Activation>) {
+fn bias_act_in_place(y: &mut [f32], b: &[f32], activation: Option<Activation>) {
     wide_simd(BiasActKernel { y, b, activation })
 }
 
