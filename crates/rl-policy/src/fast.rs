@@ -470,11 +470,7 @@ impl MlpEngine {
         self.batch = m;
         self.evaluated = false;
         self.obs[..obs.len()].copy_from_slice(obs);
-        for (i, row) in obs.chunks_exact(od).enumerate() {
-            for (p, &x) in row.iter().enumerate() {
-                self.obs_t[p * m + i] = x;
-            }
-        }
+        transpose(obs, m, od, &mut self.obs_t);
         for k in 0..self.slots.len() {
             let (done, rest) = self.slots.split_at_mut(k);
             let s = &mut rest[0];
@@ -763,25 +759,14 @@ impl MlpEngine {
             let x: &[f32] = match s.src {
                 Src::Obs => &self.obs,
                 Src::Layer(j) => {
-                    let xt = &lo[j].y[..n_in * m];
-                    for (p, col) in xt.chunks_exact(m).enumerate() {
-                        for (i, &v) in col.iter().enumerate() {
-                            self.xr[i * n_in + p] = v;
-                        }
-                    }
+                    transpose(&lo[j].y, n_in, m, &mut self.xr);
                     &self.xr
                 }
             };
             gemm_nn(n_out, n_in, m, dz, x, &mut self.grads[s.grad_w]);
             if let Src::Layer(j) = s.src {
                 // dX^T = W^T dZ^T.
-                with_f32(&s.weight, |w| {
-                    for (o, row) in w.chunks_exact(n_in).enumerate() {
-                        for (p, &v) in row.iter().enumerate() {
-                            s.wt[p * n_out + o] = v;
-                        }
-                    }
-                })?;
+                with_f32(&s.weight, |w| transpose(w, n_out, n_in, &mut s.wt))?;
                 let t = &mut lo[j];
                 if t.dy_written {
                     gemm_nn(n_in, m, n_out, &s.wt, dz, &mut self.tmp);
@@ -823,6 +808,22 @@ fn act_dim_out(head: &Head) -> usize {
     match head {
         Head::Categorical { n, .. } => *n,
         Head::Gaussian { d, .. } => *d,
+    }
+}
+
+/// `dst` `[cols, rows]` = the transpose of `src` `[rows, cols]` (row-major), in 8 x 8 blocks
+/// so that neither side is walked with a large stride for long.
+fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
+    const B: usize = 8;
+    let (src, dst) = (&src[..rows * cols], &mut dst[..rows * cols]);
+    for r0 in (0..rows).step_by(B) {
+        for c0 in (0..cols).step_by(B) {
+            for r in r0..(r0 + B).min(rows) {
+                for c in c0..(c0 + B).min(cols) {
+                    dst[c * rows + r] = src[r * cols + c];
+                }
+            }
+        }
     }
 }
 
