@@ -230,6 +230,71 @@ fn check_param(t: &Tensor, dims: &[usize], what: &str) -> Result<()> {
     Ok(())
 }
 
+/// Builds the layers in order, checking that they chain.
+struct SlotBuilder {
+    slots: Vec<Slot>,
+    max_batch: usize,
+}
+
+impl SlotBuilder {
+    /// Adds a layer reading `src` (`n_in` wide); returns its index and width.
+    fn push(
+        &mut self,
+        p: &DenseParams,
+        src: Src,
+        n_in: usize,
+        act: Option<Activation>,
+        branch: Branch,
+    ) -> Result<(usize, usize)> {
+        let n_out = p.weight.dims().first().copied().unwrap_or(0);
+        check_param(&p.weight, &[n_out, n_in], "weight")?;
+        check_param(&p.bias, &[n_out], "bias")?;
+        if n_out == 0 {
+            return Err(invalid("fast MLP engine: a layer has no outputs".into()));
+        }
+        let size = self.max_batch.checked_mul(n_out).ok_or_else(|| {
+            invalid(format!(
+                "fast MLP engine: batch {} x {n_out} overflows",
+                self.max_batch
+            ))
+        })?;
+        self.slots.push(Slot {
+            weight: p.weight.clone(),
+            bias: p.bias.clone(),
+            n_in,
+            n_out,
+            act,
+            src,
+            branch,
+            wt: vec![0.0; n_out * n_in],
+            b: vec![0.0; n_out],
+            y: vec![0.0; size],
+            dy: vec![0.0; size],
+            dy_written: false,
+            grad_w: 0,
+            grad_b: 0,
+        });
+        Ok((self.slots.len() - 1, n_out))
+    }
+
+    /// Adds hidden layers one after another from `src`; returns the last one and its width.
+    fn stack(
+        &mut self,
+        layers: &[DenseParams],
+        mut src: Src,
+        mut width: usize,
+        act: Option<Activation>,
+        branch: Branch,
+    ) -> Result<(Src, usize)> {
+        for p in layers {
+            let (i, out) = self.push(p, src, width, act, branch)?;
+            src = Src::Layer(i);
+            width = out;
+        }
+        Ok((src, width))
+    }
+}
+
 impl MlpEngine {
     /// An engine for `layout` that runs batches of up to `max_batch` observations. Checks that
     /// every parameter is a contiguous f32 CPU tensor and that the layers chain.
@@ -241,72 +306,24 @@ impl MlpEngine {
             )));
         }
         let act = Some(layout.activation);
-        let mut slots = Vec::new();
-        let mut push = |p: &DenseParams,
-                        src: Src,
-                        n_in: usize,
-                        act: Option<Activation>,
-                        branch: Branch|
-         -> Result<(usize, usize)> {
-            let n_out = p.weight.dims().first().copied().unwrap_or(0);
-            check_param(&p.weight, &[n_out, n_in], "weight")?;
-            check_param(&p.bias, &[n_out], "bias")?;
-            if n_out == 0 {
-                return Err(invalid("fast MLP engine: a layer has no outputs".into()));
-            }
-            let size = max_batch.checked_mul(n_out).ok_or_else(|| {
-                invalid(format!(
-                    "fast MLP engine: batch {max_batch} x {n_out} overflows"
-                ))
-            })?;
-            slots.push(Slot {
-                weight: p.weight.clone(),
-                bias: p.bias.clone(),
-                n_in,
-                n_out,
-                act,
-                src,
-                branch,
-                wt: vec![0.0; n_out * n_in],
-                b: vec![0.0; n_out],
-                y: vec![0.0; size],
-                dy: vec![0.0; size],
-                dy_written: false,
-                grad_w: 0,
-                grad_b: 0,
-            });
-            Ok((slots.len() - 1, n_out))
+        let mut b = SlotBuilder {
+            slots: Vec::new(),
+            max_batch,
         };
-        let stack = |layers: &[DenseParams],
-                     mut src: Src,
-                     mut width: usize,
-                     branch: Branch,
-                     push: &mut dyn FnMut(
-            &DenseParams,
-            Src,
-            usize,
-            Option<Activation>,
-            Branch,
-        ) -> Result<(usize, usize)>|
-         -> Result<(Src, usize)> {
-            for p in layers {
-                let (i, out) = push(p, src, width, act, branch)?;
-                src = Src::Layer(i);
-                width = out;
-            }
-            Ok((src, width))
-        };
-        let (latent, width) = stack(
+        let (latent, width) = b.stack(
             &layout.shared,
             Src::Obs,
             layout.obs_dim,
+            act,
             Branch::Shared,
-            &mut push,
         )?;
-        let (pi_src, pi_width) = stack(&layout.pi, latent, width, Branch::Actor, &mut push)?;
-        let (action_slot, n_out) = push(&layout.action_net, pi_src, pi_width, None, Branch::Actor)?;
-        let (vf_src, vf_width) = stack(&layout.vf, latent, width, Branch::Critic, &mut push)?;
-        let (value_slot, one) = push(&layout.value_net, vf_src, vf_width, None, Branch::Critic)?;
+        let (pi_src, pi_width) = b.stack(&layout.pi, latent, width, act, Branch::Actor)?;
+        let (action_slot, n_out) =
+            b.push(&layout.action_net, pi_src, pi_width, None, Branch::Actor)?;
+        let (vf_src, vf_width) = b.stack(&layout.vf, latent, width, act, Branch::Critic)?;
+        let (value_slot, one) =
+            b.push(&layout.value_net, vf_src, vf_width, None, Branch::Critic)?;
+        let slots = b.slots;
         if one != 1 {
             return Err(invalid(format!(
                 "fast MLP engine: value_net has {one} outputs, expected 1"

@@ -180,8 +180,8 @@ impl PpoFastUpdate {
         let inv_n = 1.0 / b as f32;
         let d_min = -inv_n;
         let d_vl = vf_coef * inv_n;
-        for i in 0..b {
-            let (a, r) = (adv[i], ratio(i));
+        for (i, &a) in adv.iter().enumerate() {
+            let r = ratio(i);
             let (s1, s2) = (a * r, a * r.max(lo).min(hi));
             let (w1, w2) = if s1 < s2 {
                 (d_min, 0.0)
