@@ -892,11 +892,14 @@ impl Kernel for BiasActRows<'_> {
             return;
         }
         for (row, &b) in self.y.chunks_exact_mut(self.m).zip(self.b) {
-            match self.act {
-                None => row.iter_mut().for_each(|y| *y += b),
-                Some(Activation::Tanh) => row.iter_mut().for_each(|y| *y = tanh_f32(*y + b)),
-                Some(Activation::ReLU) => row.iter_mut().for_each(|y| *y = (*y + b).max(0.0)),
-            }
+            row.iter_mut().for_each(|y| *y += b);
+        }
+        // The activation over the whole buffer in one loop: rows of a small batch (8 samples)
+        // are shorter than a vector register, and a loop per row would run them scalar.
+        match self.act {
+            None => {}
+            Some(Activation::Tanh) => self.y.iter_mut().for_each(|y| *y = tanh_f32(*y)),
+            Some(Activation::ReLU) => self.y.iter_mut().for_each(|y| *y = y.max(0.0)),
         }
     }
 }
