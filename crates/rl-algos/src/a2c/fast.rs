@@ -17,8 +17,11 @@ use crate::error::{AlgoError, Result};
 use crate::optim::{clip_coefficient, grad_norm_host, Optimizer};
 use rl_policy::{MlpEngine, MlpLayout};
 
-/// A2C's update through an [`MlpEngine`], with its buffers sized for batches of up to
-/// `max_batch` samples; see the [module docs](self).
+/// A2C's update ([`super::a2c_update`]'s loss, clipping and optimizer step) through an
+/// [`MlpEngine`], with its buffers sized for batches of up to `max_batch` samples: no tensor is
+/// built and nothing is allocated per update. The losses and updated parameters agree with the
+/// generic path to f32 rounding (within 1e-6, tested). `A2c` uses it automatically for a
+/// policy whose [`rl_policy::ActorCritic::mlp_layout`] is `Some`.
 #[derive(Debug)]
 pub struct A2cFastUpdate {
     engine: MlpEngine,

@@ -4,7 +4,7 @@
 //! ([`rl_policy::ActorCritic::mlp_layout`]): the network's forward and backward passes run in
 //! an [`MlpEngine`]; the clipped surrogate, the (optionally clipped) value loss, the entropy
 //! loss, `approx_kl` and `clip_fraction` are computed here with the f32 operations of the fused
-//! loss op ([`super::fused`]) and its hand-written gradients (torch's conventions at the
+//! loss op (`ppo/fused.rs`) and its hand-written gradients (torch's conventions at the
 //! kinks: `min` splits evenly between equal arguments, `clamp` passes the gradient at its
 //! bounds); the gradient norm and the Adam step run over the engine's persistent gradient
 //! buffers ([`Optimizer::step_host`]). No tensor is built and nothing is allocated per step.
@@ -35,8 +35,11 @@ pub struct PpoHostBatch<'a> {
     pub returns: &'a [f32],
 }
 
-/// PPO's minibatch step through an [`MlpEngine`], with buffers for minibatches of up to
-/// `max_batch` samples; see the [module docs](self).
+/// PPO's minibatch step ([`super::ppo_update`]'s loss, `target_kl` test, clipping and
+/// optimizer step) through an [`MlpEngine`], with buffers for minibatches of up to `max_batch`
+/// samples: no tensor is built and nothing is allocated per step. Results agree with the
+/// generic path to f32 rounding (within 1e-6, tested). `Ppo` uses it automatically for a
+/// policy whose [`rl_policy::ActorCritic::mlp_layout`] is `Some`.
 #[derive(Debug)]
 pub struct PpoFastUpdate {
     engine: MlpEngine,
