@@ -41,6 +41,7 @@ pub mod context;
 pub mod continuous;
 pub mod distributions;
 pub mod error;
+pub mod fast;
 pub mod init;
 pub mod io;
 pub mod limits;
@@ -67,6 +68,7 @@ pub use continuous::{
 };
 pub use distributions::{ActionDist, Categorical, DiagGaussian};
 pub use error::{PolicyError, Result};
+pub use fast::{DenseParams, EngineOutputs, MlpEngine, MlpHead, MlpLayout};
 pub use io::SavedModel;
 pub use mlp::{MlpPolicy, MlpPolicyConfig, NetArch};
 pub use normalized::NormalizedPolicy;

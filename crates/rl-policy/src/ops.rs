@@ -13,9 +13,11 @@
 //! same results up to rounding.
 
 mod categorical;
+pub(crate) mod matmul;
 
 pub(crate) use categorical::{
     log_prob as categorical_log_prob, log_prob_and_entropy as categorical_log_prob_and_entropy,
+    shift_and_lse,
 };
 
 use crate::activation::Activation;

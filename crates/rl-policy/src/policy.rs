@@ -6,6 +6,7 @@
 
 use crate::distributions::ActionDist;
 use crate::error::{PolicyError, Result};
+use crate::fast::MlpLayout;
 use crate::sde::ExplorationNoise;
 use candle_core::{Device, Tensor, Var};
 use rand::RngCore;
@@ -139,6 +140,15 @@ pub trait ActorCritic: StochasticPolicy {
             entropy,
             value,
         })
+    }
+
+    /// The network as a standard actor-critic MLP for the fast path ([`crate::MlpEngine`]),
+    /// when it is one: the algorithms then act and train through the engine, which reads and
+    /// updates these same variables. The default, `None`, keeps the generic Candle path (any
+    /// network); [`crate::MlpPolicy`] returns its layers unless it uses gSDE or lives off the
+    /// CPU.
+    fn mlp_layout(&self) -> Option<MlpLayout> {
+        None
     }
 }
 
