@@ -2,7 +2,16 @@
 //!
 //! A2C (group `a2c`): end-to-end env-steps/s of `A2c::learn` on CartPole-v1 with 8 environments
 //! and SB3's defaults (rl-zoo's setting), one A2C update of 40 samples, and that update split
-//! into its parts (forward + loss, backward, gradient clipping, RMSprop step).
+//! into its parts (forward + loss, backward, gradient clipping, RMSprop step). Each end-to-end
+//! and update figure is measured twice in the same run: `MlpPolicy` as it trains (the fast MLP
+//! path, `rl_policy::MlpEngine`) and wrapped as a user's own network (`GenericPath`: the
+//! generic Candle path, what `MlpPolicy` used before the fast path). `RL_SB3_PYTHON` runs SB3's
+//! A2C on the same workload (`tools/bench/sb3_a2c_cartpole.py`) in the same run.
+//!
+//! A2C scaling (group `a2c_scaling`): the same A2C with 64 and 256 environments (update batches
+//! of 320 and 1280) and with 8 environments and a [256, 256] network, fast and generic; each
+//! prints the floating-point operations per environment step, so that GFLOP/s = env-steps/s x
+//! FLOP per step / 1e9.
 //!
 //! REINFORCE (group `reinforce`): end-to-end env-steps/s of `Reinforce::learn` on CartPole-v1
 //! with the PyTorch tutorial's settings (a whole run until solved, and the first 20k steps of a
@@ -33,26 +42,32 @@
 //! from 1.0, target entropy -1; 256 random warm-up transitions) and one SAC gradient step of it.
 //! `RL_SB3_PYTHON` runs SB3's SAC on the same workload (`tools/bench/sb3_sac_pendulum.py`).
 //!
+//! rl-zoo A2C Pendulum-v1 (group `zoo_a2c_pendulum`): end-to-end env-steps/s of `A2c::learn`
+//! with the shipped zoo settings — 8 envs under `VecNormalize`, gSDE, n_steps 8, RMSprop —
+//! and, with `RL_SB3_PYTHON`, SB3's A2C on the same settings
+//! (`tools/bench/sb3_a2c_pendulum_zoo.py`) in the same run.
+//!
 //! Other algorithms add their own `criterion_group!` below and list it in `criterion_main!`.
 
 use candle_core::{Device, Tensor};
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use rl_algos::a2c::{a2c_loss, a2c_update, A2c, A2cBatch, A2cConfig};
+use rl_algos::a2c::{a2c_loss, a2c_update, A2c, A2cBatch, A2cConfig, A2cFastUpdate};
 use rl_algos::dqn::{Dqn, DqnConfig, DqnLoss, DqnTrainer};
 use rl_algos::off_policy::{GradientSteps, OffPolicyTrainer, TrainFreq};
 use rl_algos::optim::Schedule;
 use rl_algos::optim::{clip_grad_norm, Adam, Optimizer, RmsProp};
-use rl_algos::ppo::{ppo_update, Ppo, PpoBatch, PpoConfig};
+use rl_algos::ppo::{ppo_update, Ppo, PpoBatch, PpoConfig, PpoFastUpdate, PpoHostBatch};
 use rl_algos::reinforce::{Budget, Reinforce, ReinforceConfig};
 use rl_algos::replay::{ReplayBuffer, ReplaySamples, ReplayTransition};
 use rl_algos::sac::{EntCoef, Sac, SacConfig};
+use rl_algos::zoo::ZooEntry;
 use rl_algos::StopTrainingOnRewardThreshold;
-use rl_env::{AutoresetMode, SyncVecEnv, VecEnv};
+use rl_env::{AutoresetMode, SyncVecEnv, VecEnv, VecNormalize};
 use rl_policy::{
-    Activation, ContinuousCritic, MlpConfig, MlpPolicy, MlpPolicyConfig, QNetwork, QNetworkConfig,
-    SacActor, StochasticPolicy,
+    ActionDist, Activation, ActorCritic, ContinuousCritic, MlpConfig, MlpEngine, MlpPolicy,
+    MlpPolicyConfig, NetArch, QNetwork, QNetworkConfig, SacActor, StochasticPolicy,
 };
 
 fn single_thread() {
@@ -74,32 +89,150 @@ fn cartpole_policy() -> MlpPolicy {
     .expect("CartPole policy")
 }
 
-/// `A2c::learn` on CartPole-v1, 8 envs, SB3 defaults: each iteration trains 4000 more steps.
-fn a2c_learn(c: &mut Criterion) {
-    single_thread();
-    const STEPS: u64 = 4000;
-    let env = SyncVecEnv::make("CartPole-v1", 8, AutoresetMode::SameStep).expect("vec env");
-    let policy = MlpPolicy::new(
+/// `MlpPolicy` seen as a user's own network: it has no `mlp_layout`, so the algorithms take the
+/// generic Candle path with it (what `MlpPolicy` itself used before the fast path).
+struct GenericPath(MlpPolicy);
+
+impl StochasticPolicy for GenericPath {
+    fn action_dist(&self, obs: &Tensor) -> rl_policy::Result<ActionDist> {
+        self.0.action_dist(obs)
+    }
+    fn trainable_vars(&self) -> Vec<(String, candle_core::Var)> {
+        self.0.trainable_vars()
+    }
+    fn device(&self) -> &Device {
+        self.0.device()
+    }
+}
+
+impl ActorCritic for GenericPath {
+    fn forward(&self, obs: &Tensor) -> rl_policy::Result<(ActionDist, Tensor)> {
+        self.0.forward(obs)
+    }
+    fn predict_values(&self, obs: &Tensor) -> rl_policy::Result<Tensor> {
+        self.0.predict_values(obs)
+    }
+}
+
+/// SB3's default policy for `env` with hidden layers `hidden` for both actor and critic.
+fn mlp_for(env: &SyncVecEnv, hidden: &[usize]) -> MlpPolicy {
+    let config = MlpPolicyConfig {
+        net_arch: NetArch {
+            shared: vec![],
+            pi: hidden.to_vec(),
+            vf: hidden.to_vec(),
+        },
+        ..MlpPolicyConfig::default()
+    };
+    MlpPolicy::new(
         env.observation_space(),
         env.action_space(),
-        MlpPolicyConfig::default(),
+        config,
         0,
         &Device::Cpu,
     )
-    .expect("policy");
+    .expect("policy")
+}
+
+/// Benchmarks `A2c::learn` (SB3 defaults, CartPole-v1, `n_envs` environments, `hidden` layers)
+/// as `name` (fast path) and `name_generic`, `steps` more env steps per iteration.
+fn bench_a2c_learn(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    n_envs: usize,
+    hidden: &[usize],
+    steps: u64,
+) {
+    let config = A2cConfig {
+        seed: Some(0),
+        ..A2cConfig::default()
+    };
+    group.throughput(Throughput::Elements(steps));
+    let env = SyncVecEnv::make("CartPole-v1", n_envs, AutoresetMode::SameStep).expect("vec env");
+    let policy = mlp_for(&env, hidden);
+    let mut fast = A2c::new(policy, env, config.clone()).expect("A2C");
+    assert!(fast.uses_fast_path());
+    group.bench_function(name, |b| {
+        b.iter(|| {
+            let target = fast.num_timesteps() + steps;
+            fast.learn(target, &mut []).expect("learn")
+        })
+    });
+    let env = SyncVecEnv::make("CartPole-v1", n_envs, AutoresetMode::SameStep).expect("vec env");
+    let policy = GenericPath(mlp_for(&env, hidden));
+    let mut generic = A2c::new(policy, env, config).expect("A2C");
+    assert!(!generic.uses_fast_path());
+    group.bench_function(format!("{name}_generic"), |b| {
+        b.iter(|| {
+            let target = generic.num_timesteps() + steps;
+            generic.learn(target, &mut []).expect("learn")
+        })
+    });
+}
+
+/// `A2c::learn` on CartPole-v1, 8 envs, SB3 defaults: each iteration trains 4000 more steps.
+fn a2c_learn(c: &mut Criterion) {
+    single_thread();
+    let mut group = c.benchmark_group("a2c");
+    bench_a2c_learn(
+        &mut group,
+        "learn_cartpole_8envs_env_steps",
+        8,
+        &[64, 64],
+        4000,
+    );
+    group.finish();
+    sb3_baseline(
+        "a2c",
+        "sb3_a2c_cartpole.py",
+        &["--steps", "20000"],
+        a2c_rate,
+    );
+}
+
+/// Env-steps/s of a fresh A2C run (CartPole-v1, 8 envs, SB3 defaults) over 100k steps.
+fn a2c_rate() -> f64 {
+    let env = SyncVecEnv::make("CartPole-v1", 8, AutoresetMode::SameStep).expect("vec env");
+    let policy = mlp_for(&env, &[64, 64]);
     let config = A2cConfig {
         seed: Some(0),
         ..A2cConfig::default()
     };
     let mut model = A2c::new(policy, env, config).expect("A2C");
-    let mut group = c.benchmark_group("a2c");
-    group.throughput(Throughput::Elements(STEPS));
-    group.bench_function("learn_cartpole_8envs_env_steps", |b| {
-        b.iter(|| {
-            let target = model.num_timesteps() + STEPS;
-            model.learn(target, &mut []).expect("learn")
-        })
-    });
+    let start = std::time::Instant::now();
+    model.learn(100_000, &mut []).expect("learn");
+    model.num_timesteps() as f64 / start.elapsed().as_secs_f64()
+}
+
+/// A2C where arithmetic starts to dominate: more environments (larger update batches) and a
+/// wider network, fast and generic paths.
+fn a2c_scaling(c: &mut Criterion) {
+    single_thread();
+    let mut group = c.benchmark_group("a2c_scaling");
+    group.sample_size(10);
+    for (name, n_envs, hidden, steps) in [
+        ("learn_cartpole_64envs_env_steps", 64, &[64, 64], 32_000u64),
+        ("learn_cartpole_256envs_env_steps", 256, &[64, 64], 64_000),
+        (
+            "learn_cartpole_8envs_256x256_env_steps",
+            8,
+            &[256, 256],
+            4_000,
+        ),
+    ] {
+        let env = SyncVecEnv::make("CartPole-v1", 1, AutoresetMode::SameStep).expect("env");
+        let layout = mlp_for(&env, hidden).mlp_layout().expect("layout");
+        let macs = MlpEngine::new(layout, 1)
+            .expect("engine")
+            .forward_macs_per_sample();
+        // Per env step: the acting forward, and the update's forward and backward (dW and dx:
+        // twice the forward; the first layers' dx is skipped, so this is an upper bound).
+        println!(
+            "a2c_scaling/{name}: {} FLOP per env step (8 x {macs} multiply-adds)",
+            8 * macs
+        );
+        bench_a2c_learn(&mut group, name, n_envs, hidden, steps);
+    }
     group.finish();
 }
 
@@ -146,6 +279,31 @@ fn a2c_update_40(c: &mut Criterion) {
             a2c_update(&policy, &mut opt, black_box(&batch), &params, iteration).expect("update")
         })
     });
+    {
+        let fast_policy = cartpole_policy();
+        let mut fast_opt =
+            RmsProp::new(fast_policy.trainable_vars(), 7e-4, 0.99, 1e-5).expect("RMSprop");
+        let layout = fast_policy.mlp_layout().expect("layout");
+        let mut fast = A2cFastUpdate::new(layout, 40, &fast_opt).expect("fast update");
+        let obs: Vec<f32> = data.obs.flatten_all().expect("obs").to_vec1().expect("obs");
+        let actions: Vec<f32> = data.actions.to_vec1().expect("actions");
+        group.bench_function("full_update_fast", |b| {
+            let mut iteration = 0;
+            b.iter(|| {
+                iteration += 1;
+                fast.update(
+                    &mut fast_opt,
+                    black_box(&obs),
+                    &actions,
+                    &data.advantages,
+                    &data.returns,
+                    &params,
+                    iteration,
+                )
+                .expect("update")
+            })
+        });
+    }
     group.bench_function("forward_and_loss", |b| {
         b.iter(|| a2c_loss(&policy, black_box(&batch), &params).expect("loss"))
     });
@@ -312,6 +470,15 @@ fn ppo_learn(c: &mut Criterion) {
             model.learn(target, &mut []).expect("learn")
         })
     });
+    let env = SyncVecEnv::make("CartPole-v1", 8, AutoresetMode::SameStep).expect("vec env");
+    let mut generic =
+        Ppo::new(GenericPath(cartpole_policy()), env, ppo_matched_config()).expect("PPO");
+    group.bench_function("learn_matched_cartpole_8envs_env_steps_generic", |b| {
+        b.iter(|| {
+            let target = generic.num_timesteps() + STEPS;
+            generic.learn(target, &mut []).expect("learn")
+        })
+    });
     group.finish();
     sb3_baseline("ppo", "sb3_ppo_cartpole.py", &["--rollouts", "4"], ppo_rate);
 }
@@ -342,6 +509,26 @@ fn ppo_update_64(c: &mut Criterion) {
     let mut opt = Adam::new(policy.trainable_vars(), 3e-4, 1e-5).expect("Adam");
     c.bench_function("ppo/update_64_samples", |b| {
         b.iter(|| ppo_update(&policy, &mut opt, black_box(&batch), &params, 1).expect("update"))
+    });
+    let fast_policy = cartpole_policy();
+    let mut fast_opt = Adam::new(fast_policy.trainable_vars(), 3e-4, 1e-5).expect("Adam");
+    let layout = fast_policy.mlp_layout().expect("layout");
+    let mut fast = PpoFastUpdate::new(layout, 64, &fast_opt).expect("fast update");
+    let obs_host: Vec<f32> = obs.flatten_all().expect("obs").to_vec1().expect("obs");
+    let act_host: Vec<f32> = actions.to_vec1().expect("actions");
+    let host = PpoHostBatch {
+        observations: &obs_host,
+        actions: &act_host,
+        old_values: &old_values,
+        old_log_probs: &old_log_probs,
+        advantages: &advantages,
+        returns: &returns,
+    };
+    c.bench_function("ppo/update_64_samples_fast", |b| {
+        b.iter(|| {
+            fast.update(&mut fast_opt, black_box(&host), &params, 1)
+                .expect("update")
+        })
     });
 }
 
@@ -616,9 +803,80 @@ fn sac_learn(c: &mut Criterion) {
     });
 }
 
-criterion_group!(a2c, a2c_learn, a2c_update_40);
+// ---------------------------------------------------------------------------------------------
+// rl-zoo's A2C Pendulum-v1 (group `zoo_a2c_pendulum`): VecNormalize + gSDE
+// ---------------------------------------------------------------------------------------------
+
+/// A2C with the shipped `hyperparams/a2c.yml` Pendulum-v1 section (8 envs under VecNormalize
+/// with the section's gamma, gSDE, n_steps 8, RMSprop, linear learning rate), read through
+/// `rl_algos::zoo` as `train` reads it.
+fn zoo_a2c_pendulum_model() -> A2c<MlpPolicy, VecNormalize<SyncVecEnv>> {
+    let text = rl_algos::zoo::shipped("a2c").expect("shipped a2c.yml");
+    let run = ZooEntry::from_yaml(text, "Pendulum-v1")
+        .and_then(|e| e.a2c())
+        .expect("the zoo's Pendulum-v1 section");
+    let norm = run
+        .normalize
+        .as_ref()
+        .expect("the section normalizes")
+        .config()
+        .expect("VecNormalize settings");
+    let env = VecNormalize::new(
+        SyncVecEnv::make("Pendulum-v1", run.n_envs, AutoresetMode::SameStep).expect("vec env"),
+        norm,
+    )
+    .expect("VecNormalize");
+    let pcfg = run
+        .policy_kwargs
+        .mlp_policy_config(run.config.use_sde)
+        .expect("policy_kwargs");
+    let policy = MlpPolicy::new(
+        env.observation_space(),
+        env.action_space(),
+        pcfg,
+        0,
+        &Device::Cpu,
+    )
+    .expect("policy");
+    let config = A2cConfig {
+        seed: Some(0),
+        ..run.config
+    };
+    A2c::new(policy, env, config).expect("A2C")
+}
+
+fn zoo_a2c_pendulum(c: &mut Criterion) {
+    single_thread();
+    const STEPS: u64 = 4000;
+    let mut model = zoo_a2c_pendulum_model();
+    let mut group = c.benchmark_group("zoo_a2c_pendulum");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(STEPS));
+    group.bench_function("learn_vecnormalize_gsde_8envs_env_steps", |b| {
+        b.iter(|| {
+            let target = model.num_timesteps() + STEPS;
+            model.learn(target, &mut []).expect("learn")
+        })
+    });
+    group.finish();
+    sb3_baseline(
+        "zoo_a2c_pendulum",
+        "sb3_a2c_pendulum_zoo.py",
+        &["--steps", "20000"],
+        || {
+            let mut model = zoo_a2c_pendulum_model();
+            model.learn(640, &mut []).expect("warm-up");
+            let start = std::time::Instant::now();
+            model.learn(640 + 40_000, &mut []).expect("learn");
+            40_000.0 / start.elapsed().as_secs_f64()
+        },
+    );
+}
+
+criterion_group!(a2c, a2c_learn, a2c_update_40, a2c_scaling);
 criterion_group!(reinforce, reinforce_learn, reinforce_act);
 criterion_group!(ppo, ppo_learn, ppo_update_64);
 criterion_group!(dqn, dqn_learn, dqn_update);
 criterion_group!(sac, sac_learn);
-criterion_main!(a2c, reinforce, ppo, dqn, sac);
+criterion_group!(zoo, zoo_a2c_pendulum);
+criterion_main!(a2c, reinforce, ppo, dqn, sac, zoo);

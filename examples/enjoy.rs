@@ -1,6 +1,8 @@
-//! Watch a trained policy play: loads a model saved by `MlpPolicy::save` or `QNetwork::save`
-//! (a directory, e.g. `train`'s `model/`) or a Stable-Baselines3 model zip (A2C/PPO or DQN
-//! `MlpPolicy`; a Q-network plays greedily), runs evaluation episodes printing each
+//! Watch a trained policy play: loads a model saved by `MlpPolicy::save`, `QNetwork::save` or
+//! SAC/TD3/DDPG's `save_policy` (a directory, e.g. `train`'s `model/`) or a Stable-Baselines3
+//! model zip (A2C/PPO, DQN, SAC, TD3 or DDPG `MlpPolicy`; a Q-network plays greedily, SAC
+//! `tanh` of its mean, TD3/DDPG their actor, each mapped onto the Box's bounds), runs
+//! evaluation episodes printing each
 //! return, and with `--gif` records the first episode as an animated GIF at the environment's
 //! render rate, with Gymnasium's `rgb_array` pictures (CartPole-v1 at 50 fps; Acrobot-v1,
 //! MountainCar-v0 and MountainCarContinuous-v0 render too, Pendulum-v1 does not).
@@ -18,15 +20,16 @@
 #[path = "common/cli.rs"]
 mod cli;
 
-use candle_core::{Device, Tensor};
+use candle_core::Device;
 use clap::Parser;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use rl_env::classic_control::{Acrobot, CartPole, MountainCar, MountainCarContinuous};
 use rl_env::render::{Frame, Render, Rgb};
 use rl_env::wrappers::TimeLimit;
-use rl_env::{registry, Action, Env, EnvKwargs, EnvSpec, KwargReader, KwargValue, Seed, Space};
-use rl_policy::{GreedyQPolicy, Policy, SavedModel};
+use rl_env::{registry, Env, EnvKwargs, EnvSpec, KwargReader, KwargValue, Seed, Space};
+use rl_policy::context::load_context;
+use rl_policy::{GreedyQPolicy, NormalizedPolicy, Policy, SavedModel};
 use rl_tensor_bridge::ActionBuffer;
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -42,13 +45,14 @@ type BoxError = Box<dyn std::error::Error>;
 #[derive(Parser, Debug)]
 #[command(name = "enjoy")]
 struct Args {
-    /// The model: a directory written by `MlpPolicy::save` or `QNetwork::save`, or an SB3
-    /// model `.zip` (A2C, PPO, DQN).
+    /// The model: a directory written by `MlpPolicy::save`, `QNetwork::save` or `save_policy`
+    /// (SAC, TD3, DDPG), or an SB3 model `.zip` (A2C, PPO, DQN, SAC, TD3, DDPG).
     #[arg(long)]
     model: PathBuf,
-    /// Environment id.
-    #[arg(long, default_value = "CartPole-v1")]
-    env: String,
+    /// Environment id [default: the env the model was trained on, which `train` saves with
+    /// it; CartPole-v1 for models that do not say, such as SB3 zips].
+    #[arg(long)]
+    env: Option<String>,
     /// Number of episodes.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     episodes: u32,
@@ -60,11 +64,12 @@ struct Args {
     #[arg(long)]
     gif: Option<PathBuf>,
     /// Sample actions from the policy instead of taking the most likely one (Q-networks
-    /// always act greedily).
+    /// always act greedily, TD3/DDPG actors deterministically).
     #[arg(long)]
     stochastic: bool,
     /// Keyword arguments of the environment, as `key:value` (values read as Python literals),
-    /// e.g. `--env-kwargs g:9.81`.
+    /// e.g. `--env-kwargs g:9.81` [default: those the model was trained with, when it plays
+    /// that env].
     #[arg(long, num_args = 1.., value_name = "KEY:VALUE", value_parser = cli::env_kwarg)]
     env_kwargs: Vec<(String, KwargValue)>,
 }
@@ -88,12 +93,49 @@ fn main() -> ExitCode {
 fn run(args: &Args) -> Result<(), BoxError> {
     let device = Device::Cpu;
     let model = load_model(&args.model, &device)?;
-    let mut env = Playground::make(&args.env, &cli::env_kwargs(&args.env_kwargs))?;
-    check_spaces(&model, env.env(), &args.env)?;
+    let context = load_context(&args.model)?;
+    let env_id = args
+        .env
+        .clone()
+        .or_else(|| context.env_id.clone())
+        .unwrap_or_else(|| "CartPole-v1".to_string());
+    // The training kwargs apply to the training env, unless the command line gives its own.
+    let kwargs = if args.env_kwargs.is_empty() && context.env_id.as_deref() == Some(&env_id) {
+        let parsed: Vec<(String, KwargValue)> = context
+            .env_kwargs
+            .iter()
+            .map(|t| cli::env_kwarg(t))
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("the model's saved env_kwargs: {e}"))?;
+        cli::env_kwargs(&parsed)
+    } else {
+        cli::env_kwargs(&args.env_kwargs)
+    };
+    if args.env.is_none() && context.env_id.is_some() {
+        let with = if kwargs.is_empty() {
+            String::new()
+        } else {
+            format!(" with {kwargs}")
+        };
+        outln!("playing {env_id}{with}, the env the model was trained on");
+    }
+    let mut env = Playground::make(&env_id, &kwargs)?;
+    check_spaces(&model, env.env(), &env_id)?;
     let policy: Box<dyn Policy> = match model {
         SavedModel::MlpPolicy(p) => Box::new(p),
         SavedModel::QNetwork(q) => Box::new(GreedyQPolicy::new(q)),
+        SavedModel::Sac(m) => Box::new(m.into_policy()?),
+        SavedModel::Td3(m) => Box::new(m.into_policy()?),
         other => return Err(format!("enjoy cannot play a {}", other.kind()).into()),
+    };
+    // A model trained under VecNormalize acts on observations normalized with its saved
+    // statistics, frozen (rl-zoo's enjoy loads vecnormalize.pkl with training=False).
+    let policy: Box<dyn Policy> = match context.normalization {
+        Some(stats) => {
+            outln!("normalizing observations with the model's saved VecNormalize statistics");
+            Box::new(NormalizedPolicy::new(policy, stats))
+        }
+        None => policy,
     };
     let mut recorder = match &args.gif {
         Some(path) => {
@@ -101,7 +143,7 @@ fn run(args: &Args) -> Result<(), BoxError> {
                 format!(
                     "--gif: {} has no renderer (renderable: CartPole-v1, Acrobot-v1, \
                      MountainCar-v0, MountainCarContinuous-v0)",
-                    args.env
+                    env_id
                 )
             })?;
             Some(GifRecorder::create(path, renderer)?)
@@ -112,7 +154,6 @@ fn run(args: &Args) -> Result<(), BoxError> {
     let obs_dim = env.env().observation_space().flat_dim();
     let mut obs = vec![0.0f32; obs_dim];
     let mut actions = ActionBuffer::single(env.env().action_space());
-    let mut clipped = Vec::new();
     let mut rng = StdRng::seed_from_u64(args.seed);
     let mut frame = Frame::default();
     let mut returns = Vec::new();
@@ -125,21 +166,9 @@ fn run(args: &Args) -> Result<(), BoxError> {
         }
         let (mut ret, mut len) = (0.0, 0u64);
         loop {
-            let obs_t = Tensor::from_slice(&obs, (1, obs_dim), &device)?;
-            let act_t = policy.act(&obs_t, !args.stochastic, &mut rng)?;
-            actions.fill_from_tensor(&act_t)?;
-            let action = match actions.action(0).ok_or("the policy returned no action")? {
-                Action::Continuous(a) => {
-                    // As SB3's `predict`: Box actions are clipped into the bounds.
-                    clipped.clear();
-                    clipped.extend_from_slice(a);
-                    if let Some(b) = env.env().action_space().as_box() {
-                        b.clip(&mut clipped);
-                    }
-                    Action::Continuous(&clipped)
-                }
-                discrete => discrete,
-            };
+            // SB3's `predict`: Box actions are clipped into the bounds.
+            policy.predict_into(&obs, !args.stochastic, &mut rng, &mut actions)?;
+            let action = actions.action(0).ok_or("the policy returned no action")?;
             let out = env.env_mut().step_into(action, &mut obs)?;
             ret += out.reward;
             len += 1;

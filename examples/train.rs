@@ -11,7 +11,12 @@
 //! and SB3's defaults with 8 environments elsewhere; REINFORCE trains on one environment; DQN
 //! trains with rl-zoo's settings too (`hyperparams/dqn.yml`: CartPole-v1 50k steps,
 //! MountainCar-v0 120k, Acrobot-v1 100k; a [256, 256] Q-network; one environment) and SB3's
-//! defaults elsewhere. Every `--eval-freq` environment steps
+//! defaults elsewhere. SAC, TD3 and DDPG (`--algo sac|td3|ddpg`, environments with a Box
+//! action space) train with rl-zoo's settings from `hyperparams/sac.yml` / `td3.yml` /
+//! `ddpg.yml` (Pendulum-v1: 20k steps; SAC lr 1e-3; TD3/DDPG gamma 0.98, a 200k buffer, 10k
+//! random steps first, normal action noise 0.1, [400, 300] networks) and SB3's defaults
+//! elsewhere (SAC [256, 256], TD3/DDPG [400, 300], ReLU; DDPG one critic). Every
+//! `--eval-freq` environment steps
 //! the deterministic policy is evaluated on its own environment (`--eval-episodes` episodes);
 //! training stops early once `--solved-evals` evaluations in a row reach the environment's
 //! registered reward threshold. A progress bar (on a terminal) and SB3's log tables show how
@@ -19,22 +24,27 @@
 //!
 //! The output directory (`--out`, default `runs/<algo>_<env>_<seed>/`) receives
 //! `learning_curve.csv` (`timesteps,mean,std`), `learning_curve.svg`, `progress.csv` (the
-//! logger's values) and `model/` (the final policy: `MlpPolicy::save`, or `QNetwork::save` for
-//! DQN, playable with the `enjoy` example). `--save <dir>` keeps a resumable checkpoint there
-//! (refreshed after every evaluation and at the end; DQN's includes the replay buffer);
+//! logger's values) and `model/` (the final policy: an `MlpPolicy`, a `QNetwork` for DQN, or
+//! SAC/TD3/DDPG's actor, critics and their targets, with its training context — env id,
+//! kwargs, VecNormalize statistics — playable with the `enjoy` example). `--save <dir>` keeps a
+//! resumable checkpoint there (refreshed after every evaluation and at the end; DQN's, SAC's,
+//! TD3's and DDPG's include the replay buffer);
 //! `--resume <dir>` continues that run: training resumes bit for
 //! bit (the weights end up identical to an uninterrupted run's), while the evaluation
 //! environment restarts from its seed, so later evaluations see other episodes than they
 //! would have. `--json-out <file>` writes a summary for scripts.
 //!
-//! A2C, PPO and DQN take rl-zoo's hyperparameters: `--hyperparams-file FILE` reads rl-zoo's YAML as
-//! it is (the env's section: `n_envs`, `n_timesteps`, `policy_kwargs`, `lin_<v>` schedules,
-//! every A2C/PPO key; a key this program does not support is an error naming it), by default
-//! the shipped `hyperparams/a2c.yml` / `ppo.yml` / `dqn.yml` (rl-zoo's classic-control entries;
+//! Every algorithm but REINFORCE takes rl-zoo's hyperparameters: `--hyperparams-file FILE` reads
+//! rl-zoo's YAML as it is (the env's section: `n_envs`, `n_timesteps`, `policy_kwargs`,
+//! `lin_<v>` schedules, `noise_type`/`noise_std`, every key of the algorithm; a key this
+//! program does not support is an error naming it), by default the shipped
+//! `hyperparams/<algo>.yml` (rl-zoo's classic-control entries;
 //! SB3's defaults for envs without an entry), and `--hyperparams key:value ...` overrides keys
 //! like rl-zoo's `-params`. `--n-envs` and `--total-timesteps` override both. The zoo's
-//! `normalize` (VecNormalize) is not available yet: such entries train without it, with a
-//! warning.
+//! `normalize` wraps the training environments in a `VecNormalize` (with the section's `gamma`
+//! when it sets one, as rl-zoo does); evaluations act through its statistics, frozen, on
+//! unnormalized rewards, and the saved model carries them (with the env id and kwargs) for
+//! `enjoy`.
 //!
 //! `--env-kwargs key:value ...` passes keyword arguments to the environments as
 //! `gymnasium.make(id, **kwargs)` does (`--env-kwargs g:9.81 max_episode_steps:100`; an
@@ -54,19 +64,26 @@ use plot::CurvePoint;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use rl_algos::callbacks::EvalSummary;
+use rl_algos::off_policy::OffPolicyTrainer;
+use rl_algos::sac::{Sac, SacConfig};
+use rl_algos::td3::{Td3, Td3Config};
 use rl_algos::tensorboard::latest_run_id;
-use rl_algos::zoo::{parse_override, NetArchKwarg, PolicyKwargs, ZooEntry, ZooRun, ZooValue};
+use rl_algos::zoo::{
+    parse_override, NetArchKwarg, NormalizeKwargs, PolicyKwargs, ZooEntry, ZooRun, ZooValue,
+};
 use rl_algos::{
     evaluate_policy, A2c, A2cConfig, AlgoError, Algorithm, Budget, Callback, Dqn, DqnConfig,
     EvalCallback, EvalChild, Locals, Logger, Ppo, PpoConfig, ProgressBarCallback, Reinforce,
     ReinforceConfig,
 };
 use rl_env::{
-    make_with, registry, AutoresetMode, Env, EnvSpec, KwargValue, SyncVecEnv, ThreadVecEnv, VecEnv,
+    make_with, registry, AutoresetMode, Env, EnvSpec, KwargValue, Space, SyncVecEnv, ThreadVecEnv,
+    VecEnv, VecNormalize, VecNormalizeConfig,
 };
+use rl_policy::context::{save_model_file, with_context};
 use rl_policy::{
-    Activation, GreedyQPolicy, MlpPolicy, MlpPolicyConfig, NetArch, Policy, QNetwork,
-    QNetworkConfig,
+    Activation, ContinuousCritic, GreedyQPolicy, MlpConfig, MlpPolicy, MlpPolicyConfig, NetArch,
+    NormalizedPolicy, Policy, QNetwork, QNetworkConfig, SacActor, Td3Actor, TrainingContext,
 };
 use serde::{Deserialize, Serialize};
 use std::error::Error;
@@ -98,6 +115,12 @@ enum Algo {
     Reinforce,
     /// Deep Q-learning (SB3's DQN).
     Dqn,
+    /// Soft actor-critic (SB3's SAC; Box actions).
+    Sac,
+    /// Twin delayed DDPG (SB3's TD3; Box actions).
+    Td3,
+    /// Deep deterministic policy gradient (SB3's DDPG; Box actions).
+    Ddpg,
 }
 
 impl fmt::Display for Algo {
@@ -107,6 +130,9 @@ impl fmt::Display for Algo {
             Algo::Ppo => "ppo",
             Algo::Reinforce => "reinforce",
             Algo::Dqn => "dqn",
+            Algo::Sac => "sac",
+            Algo::Td3 => "td3",
+            Algo::Ddpg => "ddpg",
         })
     }
 }
@@ -132,16 +158,16 @@ struct Cli {
     /// Seed of everything random [default: 0].
     #[arg(long)]
     seed: Option<u64>,
-    /// Parallel environments [default: a2c, ppo and dqn: the hyperparameters' n_envs (1
+    /// Parallel environments [default: all but reinforce: the hyperparameters' n_envs (1
     /// without); reinforce uses 1].
     #[arg(long)]
     n_envs: Option<usize>,
-    /// Environment-step budget (an absolute target when resuming) [default: a2c, ppo and dqn:
+    /// Environment-step budget (an absolute target when resuming) [default: all but reinforce:
     /// the hyperparameters' n_timesteps, else 1000000; reinforce 500000 for CartPole-v1 and
     /// Acrobot-v1, 1000000 otherwise].
     #[arg(long)]
     total_timesteps: Option<u64>,
-    /// rl-zoo hyperparameter file (YAML) for a2c/ppo/dqn [default: the shipped
+    /// rl-zoo hyperparameter file (YAML), for every algo but reinforce [default: the shipped
     /// hyperparams/<algo>.yml].
     #[arg(long, value_name = "FILE")]
     hyperparams_file: Option<PathBuf>,
@@ -173,7 +199,7 @@ struct Cli {
     /// Candle's CPU threads (sets RAYON_NUM_THREADS) [default: $RAYON_NUM_THREADS, else 1].
     #[arg(long)]
     threads: Option<usize>,
-    /// How the environments are stepped (a2c, ppo, dqn).
+    /// How the environments are stepped (every algo but reinforce).
     #[arg(long, value_enum, default_value_t = VecKind::Sync)]
     vec: VecKind,
     /// No progress bar, log tables or evaluation lines.
@@ -280,8 +306,8 @@ struct Spec {
     /// Where they came from, for the run's first line and `run.json`.
     hyperparams_file: Option<PathBuf>,
     hyperparams: Vec<String>,
-    /// The hyperparameters ask for VecNormalize.
-    normalize: bool,
+    /// The VecNormalize the hyperparameters ask for (rl-zoo's `normalize`).
+    normalize: Option<VecNormalizeConfig>,
 }
 
 /// An algorithm's configuration and what rl-zoo's section says besides it.
@@ -289,6 +315,9 @@ enum Hyper {
     A2c(Box<ZooRun<A2cConfig>>),
     Ppo(Box<ZooRun<PpoConfig>>),
     Dqn(Box<ZooRun<DqnConfig>>),
+    Sac(Box<ZooRun<SacConfig>>),
+    /// TD3, or DDPG (read with `Td3Config::ddpg` as the defaults).
+    Td3(Box<ZooRun<Td3Config>>),
     Reinforce,
 }
 
@@ -323,29 +352,7 @@ fn zoo_entry(
 /// SB3's `MlpPolicy` configuration from rl-zoo's `policy_kwargs` (SB3's defaults for what
 /// they leave out).
 fn mlp_config(kwargs: &PolicyKwargs, use_sde: bool) -> Result<MlpPolicyConfig, BoxError> {
-    let d = MlpPolicyConfig::default();
-    if kwargs.n_critics.is_some() {
-        return Err("policy_kwargs n_critics is for SAC/TD3, not an MlpPolicy".into());
-    }
-    Ok(MlpPolicyConfig {
-        net_arch: match &kwargs.net_arch {
-            None => d.net_arch,
-            Some(NetArchKwarg::Same(l)) => NetArch {
-                shared: vec![],
-                pi: l.clone(),
-                vf: l.clone(),
-            },
-            Some(NetArchKwarg::Split { pi, critic }) => NetArch {
-                shared: vec![],
-                pi: pi.clone(),
-                vf: critic.clone(),
-            },
-        },
-        activation: kwargs.activation_fn.unwrap_or(d.activation),
-        ortho_init: kwargs.ortho_init.unwrap_or(d.ortho_init),
-        log_std_init: kwargs.log_std_init.unwrap_or(d.log_std_init),
-        use_sde,
-    })
+    Ok(kwargs.mlp_policy_config(use_sde)?)
 }
 
 /// DQN's Q-network from rl-zoo's `policy_kwargs` (SB3's `QNetwork` defaults: [64, 64], ReLU).
@@ -366,15 +373,20 @@ fn q_network_config(kwargs: &PolicyKwargs) -> Result<QNetworkConfig, BoxError> {
     })
 }
 
-type ZooParts<'a> = (Option<usize>, Option<u64>, bool, &'a [(String, ZooValue)]);
+type ZooParts<'a> = (
+    Option<usize>,
+    Option<u64>,
+    Option<&'a NormalizeKwargs>,
+    &'a [(String, ZooValue)],
+);
 
 /// What an rl-zoo section says besides the algorithm's config: `n_envs`, `n_timesteps`,
-/// whether it asks for `normalize`, and its `env_kwargs`.
+/// its `normalize` and its `env_kwargs`.
 fn zoo_parts<C>(r: &ZooRun<C>) -> ZooParts<'_> {
     (
         Some(r.n_envs),
         r.n_timesteps,
-        r.normalize.is_some(),
+        r.normalize.as_ref(),
         &r.env_kwargs,
     )
 }
@@ -439,7 +451,7 @@ fn reinforce_total_timesteps(env: &str) -> u64 {
 
 fn resolve(cli: &Cli, saved: Option<&RunInfo>) -> Result<Spec, BoxError> {
     let algo = pick("--algo", cli.algo, saved.map(|s| s.algo))?
-        .ok_or("--algo is required (a2c, ppo, reinforce or dqn)")?;
+        .ok_or("--algo is required (a2c, ppo, reinforce, dqn, sac, td3 or ddpg)")?;
     let env = pick("--env", cli.env.clone(), saved.map(|s| s.env.clone()))?
         .ok_or("--env is required (e.g. CartPole-v1)")?;
     // Unknown ids fail here, before anything is written.
@@ -466,7 +478,7 @@ fn resolve(cli: &Cli, saved: Option<&RunInfo>) -> Result<Spec, BoxError> {
         Algo::Reinforce => {
             if hyperparams_file.is_some() || !hyperparams.is_empty() {
                 return Err(
-                    "--hyperparams-file and --hyperparams are for a2c, ppo and dqn (rl-zoo's files)"
+                    "--hyperparams-file and --hyperparams are for the algos with rl-zoo files (all but reinforce)"
                         .into(),
                 );
             }
@@ -480,13 +492,40 @@ fn resolve(cli: &Cli, saved: Option<&RunInfo>) -> Result<Spec, BoxError> {
                 _ => Hyper::Dqn(Box::new(entry.dqn()?)),
             }
         }
+        Algo::Sac | Algo::Td3 | Algo::Ddpg => {
+            let act_dim = continuous_act_dim(algo, &env)?;
+            let entry = zoo_entry(algo, &env, hyperparams_file.as_deref(), &hyperparams)?;
+            // Settings this program cannot train with fail here, before anything is written.
+            let invalid = |e: AlgoError| format!("{algo} on {env}: {e}");
+            match algo {
+                Algo::Sac => {
+                    let run = entry.sac(act_dim)?;
+                    run.config.validate().map_err(invalid)?;
+                    continuous_configs(&run.policy_kwargs, MlpConfig::sac(), 2)?;
+                    Hyper::Sac(Box::new(run))
+                }
+                _ => {
+                    let defaults = match algo {
+                        Algo::Td3 => Td3Config::default(),
+                        _ => Td3Config::ddpg(),
+                    };
+                    let run = entry.td3(defaults, act_dim)?;
+                    run.config.validate().map_err(invalid)?;
+                    continuous_configs(&run.policy_kwargs, MlpConfig::td3(), 2)?;
+                    Hyper::Td3(Box::new(run))
+                }
+            }
+        }
     };
     let (zoo_n_envs, zoo_timesteps, zoo_normalize, zoo_kwargs) = match &hyper {
         Hyper::A2c(r) => zoo_parts(r),
         Hyper::Ppo(r) => zoo_parts(r),
         Hyper::Dqn(r) => zoo_parts(r),
-        Hyper::Reinforce => (None, None, false, &[][..]),
+        Hyper::Sac(r) => zoo_parts(r),
+        Hyper::Td3(r) => zoo_parts(r),
+        Hyper::Reinforce => (None, None, None, &[][..]),
     };
+    let normalize = zoo_normalize.map(NormalizeKwargs::config).transpose()?;
     let mut all_kwargs = zoo_env_kwargs(zoo_kwargs)?;
     all_kwargs.extend(cli.env_kwargs.iter().cloned());
     let mut kwargs = cli::env_kwargs(&all_kwargs);
@@ -573,7 +612,7 @@ fn resolve(cli: &Cli, saved: Option<&RunInfo>) -> Result<Spec, BoxError> {
         hyper,
         hyperparams_file,
         hyperparams,
-        normalize: zoo_normalize,
+        normalize,
     })
 }
 
@@ -640,7 +679,9 @@ fn new_policy(spec: &Spec, env: &dyn Env, device: &Device) -> Result<MlpPolicy, 
     let config = match &spec.hyper {
         Hyper::A2c(r) => mlp_config(&r.policy_kwargs, r.config.use_sde)?,
         Hyper::Ppo(r) => mlp_config(&r.policy_kwargs, r.config.use_sde)?,
-        Hyper::Dqn(_) => return Err("dqn trains a QNetwork, not an MlpPolicy".into()),
+        Hyper::Dqn(_) | Hyper::Sac(_) | Hyper::Td3(_) => {
+            return Err(format!("{} does not train an MlpPolicy", spec.algo).into())
+        }
         Hyper::Reinforce => MlpPolicyConfig {
             net_arch: NetArch {
                 shared: vec![],
@@ -678,7 +719,102 @@ fn new_q_network(spec: &Spec, env: &dyn Env, device: &Device) -> Result<QNetwork
     .map_err(|e| format!("dqn cannot train on {}: {e}", spec.env).into())
 }
 
+/// The action dimension of `env` for SAC/TD3/DDPG; an environment with discrete actions is an
+/// error naming the algorithm and the space.
+fn continuous_act_dim(algo: Algo, env: &str) -> Result<usize, BoxError> {
+    let probe = rl_env::make(env)?;
+    match probe.action_space() {
+        Space::Box(b) => Ok(b.flat_dim()),
+        other => Err(format!(
+            "{algo} needs a Box (continuous) action space, but {env} has {other}; use a2c, ppo \
+             or dqn for discrete actions"
+        )
+        .into()),
+    }
+}
+
+/// The actor's and critics' layers and the number of critics from rl-zoo's `policy_kwargs`
+/// (SB3's defaults for what they leave out: `default` layers, ReLU, `n_critics` critics).
+fn continuous_configs(
+    kwargs: &PolicyKwargs,
+    default: MlpConfig,
+    n_critics: usize,
+) -> Result<(MlpConfig, MlpConfig, usize), BoxError> {
+    if kwargs.ortho_init.is_some() {
+        return Err("policy_kwargs ortho_init is for A2C/PPO, not SAC/TD3/DDPG".into());
+    }
+    if kwargs.log_std_init.is_some() {
+        return Err(
+            "policy_kwargs log_std_init belongs to gSDE (use_sde), which SAC does not support yet"
+                .into(),
+        );
+    }
+    let (pi, qf) = match &kwargs.net_arch {
+        None => (default.net_arch.clone(), default.net_arch),
+        Some(NetArchKwarg::Same(l)) => (l.clone(), l.clone()),
+        Some(NetArchKwarg::Split { pi, critic }) => (pi.clone(), critic.clone()),
+    };
+    let activation = kwargs.activation_fn.unwrap_or(default.activation);
+    let mlp = |net_arch| MlpConfig {
+        net_arch,
+        activation,
+        sde: None,
+    };
+    Ok((mlp(pi), mlp(qf), kwargs.n_critics.unwrap_or(n_critics)))
+}
+
+/// SAC's actor and critics of a fresh run (actor init from the run's seed, critics' from the
+/// seed + 100, as the learning tests draw them).
+fn new_sac_networks(
+    spec: &Spec,
+    env: &dyn Env,
+    device: &Device,
+) -> Result<(SacActor, ContinuousCritic), BoxError> {
+    let Hyper::Sac(run) = &spec.hyper else {
+        return Err(format!("{} does not train SAC's networks", spec.algo).into());
+    };
+    let (actor, critic, n) = continuous_configs(&run.policy_kwargs, MlpConfig::sac(), 2)?;
+    let (o, a) = (env.observation_space(), env.action_space());
+    let cannot = |e| -> BoxError { format!("sac cannot train on {}: {e}", spec.env).into() };
+    Ok((
+        SacActor::new(o, a, actor, spec.seed, device).map_err(cannot)?,
+        ContinuousCritic::new(o, a, critic, n, spec.seed.wrapping_add(100), device)
+            .map_err(cannot)?,
+    ))
+}
+
+/// TD3's (or DDPG's: one critic unless `n_critics` says otherwise, as SB3's DDPG) actor and
+/// critics of a fresh run.
+fn new_td3_networks(
+    spec: &Spec,
+    env: &dyn Env,
+    device: &Device,
+) -> Result<(Td3Actor, ContinuousCritic), BoxError> {
+    let Hyper::Td3(run) = &spec.hyper else {
+        return Err(format!("{} does not train TD3's networks", spec.algo).into());
+    };
+    let n_critics = if spec.algo == Algo::Ddpg { 1 } else { 2 };
+    let (actor, critic, n) = continuous_configs(&run.policy_kwargs, MlpConfig::td3(), n_critics)?;
+    let (o, a) = (env.observation_space(), env.action_space());
+    let cannot =
+        |e| -> BoxError { format!("{} cannot train on {}: {e}", spec.algo, spec.env).into() };
+    Ok((
+        Td3Actor::new(o, a, actor, spec.seed, device).map_err(cannot)?,
+        ContinuousCritic::new(o, a, critic, n, spec.seed.wrapping_add(100), device)
+            .map_err(cannot)?,
+    ))
+}
+
+/// The training environments, wrapped in the hyperparameters' VecNormalize if they ask for one.
 fn make_vec_env(spec: &Spec, kind: VecKind) -> Result<Box<dyn VecEnv>, BoxError> {
+    let venv = make_plain_vec_env(spec, kind)?;
+    Ok(match spec.normalize {
+        Some(cfg) => Box::new(VecNormalize::new(venv, cfg)?),
+        None => venv,
+    })
+}
+
+fn make_plain_vec_env(spec: &Spec, kind: VecKind) -> Result<Box<dyn VecEnv>, BoxError> {
     Ok(match kind {
         VecKind::Sync => Box::new(SyncVecEnv::make_with(
             &spec.env,
@@ -705,12 +841,22 @@ enum Model {
     Ppo(Box<Ppo<MlpPolicy, Box<dyn VecEnv>>>),
     Reinforce(Box<Reinforce<MlpPolicy, Box<dyn Env>>>),
     Dqn(Box<Dqn<QNetwork, Box<dyn VecEnv>>>),
+    Sac(Box<SacLearner>),
+    Td3(Box<Td3Learner>),
 }
 
-/// The trained model: an actor-critic policy, or DQN's greedy Q-network.
+/// SAC with SB3's `MlpPolicy` networks.
+type SacLearner = Sac<SacActor, ContinuousCritic, Box<dyn VecEnv>>;
+/// TD3 or DDPG with SB3's `MlpPolicy` networks.
+type Td3Learner = Td3<Td3Actor, ContinuousCritic, Box<dyn VecEnv>>;
+
+/// The trained model: an actor-critic policy, DQN's greedy Q-network, or a SAC/TD3/DDPG
+/// learner (kept whole: its model file holds the target networks too).
 enum FinalPolicy {
     Mlp(MlpPolicy),
     Greedy(GreedyQPolicy<QNetwork>),
+    Sac(Box<SacLearner>),
+    Td3(Box<Td3Learner>),
 }
 
 impl FinalPolicy {
@@ -718,14 +864,21 @@ impl FinalPolicy {
         match self {
             FinalPolicy::Mlp(p) => p,
             FinalPolicy::Greedy(p) => p,
+            FinalPolicy::Sac(m) => m.trainer().policy(),
+            FinalPolicy::Td3(m) => m.trainer().policy(),
         }
     }
 
-    fn save(&self, dir: &Path) -> rl_policy::Result<()> {
-        match self {
-            FinalPolicy::Mlp(p) => p.save(dir),
-            FinalPolicy::Greedy(p) => p.q_function().save(dir),
-        }
+    /// Saves the model with its training context (env id and kwargs, VecNormalize
+    /// statistics) in one atomic file, for `enjoy`.
+    fn save(&self, dir: &Path, context: &TrainingContext) -> rl_policy::Result<()> {
+        let bytes = match self {
+            FinalPolicy::Mlp(p) => p.save_to_bytes()?,
+            FinalPolicy::Greedy(p) => p.q_function().save_to_bytes()?,
+            FinalPolicy::Sac(m) => m.networks().save_to_bytes()?,
+            FinalPolicy::Td3(m) => m.networks().save_to_bytes()?,
+        };
+        save_model_file(dir, &with_context(&bytes, context)?)
     }
 }
 
@@ -736,6 +889,8 @@ impl Model {
             Model::Ppo(m) => m.as_ref(),
             Model::Reinforce(m) => m.as_ref(),
             Model::Dqn(m) => m.as_ref(),
+            Model::Sac(m) => m.as_ref(),
+            Model::Td3(m) => m.as_ref(),
         }
     }
 
@@ -745,6 +900,8 @@ impl Model {
             Model::Ppo(m) => FinalPolicy::Mlp(m.into_parts().0),
             Model::Reinforce(m) => FinalPolicy::Mlp(m.into_parts().0),
             Model::Dqn(m) => FinalPolicy::Greedy(GreedyQPolicy::new(m.into_parts().0)),
+            Model::Sac(m) => FinalPolicy::Sac(m),
+            Model::Td3(m) => FinalPolicy::Td3(m),
         }
     }
 }
@@ -770,6 +927,18 @@ fn restore(spec: &Spec, cli: &Cli, dir: &Path, probe: Box<dyn Env>) -> Result<Mo
             make_vec_env(spec, cli.vec)?,
         )
         .map(|m| Model::Dqn(Box::new(m))),
+        Algo::Sac => Sac::load(
+            &path,
+            new_sac_networks(spec, &probe, &device)?,
+            make_vec_env(spec, cli.vec)?,
+        )
+        .map(|m| Model::Sac(Box::new(m))),
+        Algo::Td3 | Algo::Ddpg => Td3::load(
+            &path,
+            new_td3_networks(spec, &probe, &device)?,
+            make_vec_env(spec, cli.vec)?,
+        )
+        .map(|m| Model::Td3(Box::new(m))),
     };
     let shown = dir.display();
     let model = loaded.map_err(|e| -> BoxError {
@@ -782,8 +951,8 @@ fn restore(spec: &Spec, cli: &Cli, dir: &Path, probe: Box<dyn Env>) -> Result<Mo
             .into(),
             _ => format!(
                 "cannot resume from {shown}: {CHECKPOINT_FILE} does not match {RUN_FILE}'s env \
-                 {} with n_envs {} ({e})",
-                spec.env, spec.n_envs
+                 {} with n_envs {}, or {RUN_FILE}'s algo {} ({e})",
+                spec.env, spec.n_envs, spec.algo
             )
             .into(),
         }
@@ -793,6 +962,8 @@ fn restore(spec: &Spec, cli: &Cli, dir: &Path, probe: Box<dyn Env>) -> Result<Mo
         Model::Ppo(m) => m.seed(),
         Model::Reinforce(m) => m.seed(),
         Model::Dqn(m) => m.seed(),
+        Model::Sac(m) => m.seed(),
+        Model::Td3(m) => m.seed(),
     };
     if seed != spec.seed {
         return Err(format!(
@@ -864,6 +1035,26 @@ fn train(
                     config,
                 )?))
             }
+            Hyper::Sac(r) => {
+                let (actor, critic) = new_sac_networks(spec, &probe, &device)?;
+                let config = SacConfig {
+                    seed: Some(spec.seed),
+                    verbose,
+                    ..r.config.clone()
+                };
+                let env = make_vec_env(spec, cli.vec)?;
+                Model::Sac(Box::new(Sac::new(actor, critic, env, config)?))
+            }
+            Hyper::Td3(r) => {
+                let (actor, critic) = new_td3_networks(spec, &probe, &device)?;
+                let config = Td3Config {
+                    seed: Some(spec.seed),
+                    verbose,
+                    ..r.config.clone()
+                };
+                let env = make_vec_env(spec, cli.vec)?;
+                Model::Td3(Box::new(Td3::new(actor, critic, env, config)?))
+            }
             Hyper::Reinforce => {
                 let policy = new_policy(spec, &probe, &device)?;
                 let config = ReinforceConfig {
@@ -897,6 +1088,14 @@ fn train(
             m.learn(Budget::Timesteps(spec.total_timesteps), callbacks)?;
         }
         Model::Dqn(m) => {
+            *m.logger_mut() = logger;
+            m.learn(spec.total_timesteps, callbacks)?;
+        }
+        Model::Sac(m) => {
+            *m.logger_mut() = logger;
+            m.learn(spec.total_timesteps, callbacks)?;
+        }
+        Model::Td3(m) => {
             *m.logger_mut() = logger;
             m.learn(spec.total_timesteps, callbacks)?;
         }
@@ -979,10 +1178,13 @@ fn run(cli: &Cli) -> Result<(), BoxError> {
         } else {
             format!(" with {}", spec.hyperparams.join(" "))
         };
-        let note = if spec.normalize {
-            " (their normalize: VecNormalize is not available yet, training without it)"
-        } else {
-            ""
+        let note = match &spec.normalize {
+            Some(c) => format!(
+                " (VecNormalize: norm_obs={}, norm_reward={}, gamma={}, clip_obs={}, \
+                 clip_reward={})",
+                c.norm_obs, c.norm_reward, c.gamma, c.clip_obs, c.clip_reward
+            ),
+            None => String::new(),
         };
         outln!(
             "Hyperparameters: {} from {source}{overrides}{note}",
@@ -1049,13 +1251,21 @@ fn run(cli: &Cli) -> Result<(), BoxError> {
             dir.display()
         );
     }
+    // The training statistics, frozen: the final evaluation and the saved model use them.
+    let normalization = trained.model.algorithm().normalization();
     let policy = trained.model.into_policy();
 
     let mut final_env = spec.make_env()?;
     final_env.reset(Some(spec.seed + FINAL_EVAL_SEED_OFFSET))?;
     let mut rng = StdRng::seed_from_u64(spec.seed + FINAL_EVAL_SEED_OFFSET);
+    let normalized = normalization
+        .clone()
+        .map(|stats| NormalizedPolicy::new(policy.policy(), stats));
     let final_eval = evaluate_policy(
-        policy.policy(),
+        match &normalized {
+            Some(p) => p as &dyn Policy,
+            None => policy.policy(),
+        },
         &mut final_env,
         cli.eval_episodes,
         true,
@@ -1096,7 +1306,12 @@ fn run(cli: &Cli) -> Result<(), BoxError> {
         trained.wall_s
     );
 
-    write_outputs(&spec, &policy, &evals)?;
+    let context = TrainingContext {
+        env_id: Some(spec.env.clone()),
+        env_kwargs: spec.env_kwargs_texts(),
+        normalization,
+    };
+    write_outputs(&spec, &policy, &context, &evals)?;
     if let Some(path) = &cli.json_out {
         let summary = serde_json::json!({
             "algo": spec.algo,
@@ -1121,7 +1336,12 @@ fn run(cli: &Cli) -> Result<(), BoxError> {
 }
 
 /// `learning_curve.csv`, `learning_curve.svg` and `model/` in the output directory.
-fn write_outputs(spec: &Spec, policy: &FinalPolicy, evals: &[EvalPoint]) -> Result<(), BoxError> {
+fn write_outputs(
+    spec: &Spec,
+    policy: &FinalPolicy,
+    context: &TrainingContext,
+    evals: &[EvalPoint],
+) -> Result<(), BoxError> {
     let write = |name: &str, text: String| -> Result<(), BoxError> {
         let path = spec.out.join(name);
         std::fs::write(&path, text)
@@ -1151,7 +1371,7 @@ fn write_outputs(spec: &Spec, policy: &FinalPolicy, evals: &[EvalPoint]) -> Resu
         plot::learning_curve_svg(&title, &points, spec.threshold),
     )?;
     let model_dir = spec.out.join("model");
-    policy.save(&model_dir)?;
+    policy.save(&model_dir, context)?;
     outln!(
         "Wrote {0}/learning_curve.csv, {0}/learning_curve.svg, {0}/progress.csv and the policy in {1}",
         spec.out.display(),

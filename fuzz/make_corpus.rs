@@ -1,6 +1,7 @@
 //! Writes the seed corpora of the fuzz targets into `corpus/<target>/` (run from `fuzz/`):
-//! the golden SB3 zips (`sb3_zip`), every `.pth` archive inside them (`pth`), saved
-//! policies in both layouts for the golden models and two fresh ones (`saved_policy`), and
+//! the golden SB3 zips (`sb3_zip`; the SAC/TD3/DDPG ones also `sb3_offpolicy_zip`), every
+//! `.pth` archive inside them (`pth`), saved policies in both layouts for the golden models and
+//! two fresh ones, saved Q-networks and SAC/TD3 models (`saved_policy`), and
 //! checkpoints of short A2C, PPO and REINFORCE runs, at a rollout's end and in the middle of
 //! one (`checkpoint`).
 //!
@@ -8,7 +9,7 @@
 
 use candle_core::Device;
 use rl_env::Space;
-use rl_policy::{MlpPolicy, MlpPolicyConfig, NetArch, QNetwork, QNetworkConfig};
+use rl_policy::{MlpPolicy, MlpPolicyConfig, NetArch, QNetwork, QNetworkConfig, Sb3Sac, Sb3Td3};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -63,7 +64,13 @@ fn main() -> Result<(), BoxError> {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("../tests/golden"));
     let out = PathBuf::from("corpus");
-    for t in ["sb3_zip", "pth", "saved_policy", "checkpoint"] {
+    for t in [
+        "sb3_zip",
+        "pth",
+        "saved_policy",
+        "checkpoint",
+        "sb3_offpolicy_zip",
+    ] {
         std::fs::create_dir_all(out.join(t))?;
     }
     let tmp = std::env::temp_dir().join(format!("rl-policy-make-corpus-{}", std::process::id()));
@@ -75,6 +82,7 @@ fn main() -> Result<(), BoxError> {
     zips.sort();
     let mut saved = Vec::new();
     let mut q_seeds = Vec::new();
+    let mut model_seeds = Vec::new();
     for zip_path in &zips {
         let stem = zip_path
             .file_stem()
@@ -92,9 +100,16 @@ fn main() -> Result<(), BoxError> {
                 std::fs::write(out.join("pth").join(format!("{stem}-{name}")), buf)?;
             }
         }
-        // DQN zips seed saved Q-networks; A2C/PPO zips saved MlpPolicies.
+        // DQN zips seed saved Q-networks; SAC/TD3/DDPG zips the off-policy target and saved
+        // SAC/TD3 models; A2C/PPO zips saved MlpPolicies.
         if stem.starts_with("dqn_") {
             q_seeds.push(QNetwork::from_sb3_zip_bytes(&bytes, &Device::Cpu)?.q_net);
+        } else if stem.starts_with("sac_") {
+            std::fs::write(out.join("sb3_offpolicy_zip").join(format!("{stem}.zip")), &bytes)?;
+            model_seeds.push(Sb3Sac::from_zip_bytes(&bytes, &Device::Cpu)?.save_to_bytes()?);
+        } else if stem.starts_with("td3_") || stem.starts_with("ddpg_") {
+            std::fs::write(out.join("sb3_offpolicy_zip").join(format!("{stem}.zip")), &bytes)?;
+            model_seeds.push(Sb3Td3::from_zip_bytes(&bytes, &Device::Cpu)?.save_to_bytes()?);
         } else {
             saved.push(MlpPolicy::from_sb3_zip_bytes(&bytes, &Device::Cpu)?);
         }
@@ -144,9 +159,12 @@ fn main() -> Result<(), BoxError> {
         &Device::Cpu,
     )?);
     for q in &q_seeds {
-        // Layout byte 0: one model file (QNetworks have no legacy layout).
+        model_seeds.push(q.save_to_bytes()?);
+    }
+    for bytes in model_seeds {
+        // Layout byte 0: one model file (QNetworks and SAC/TD3 models have no legacy layout).
         let mut seed = vec![0u8];
-        seed.extend(q.save_to_bytes()?);
+        seed.extend(bytes);
         std::fs::write(out.join("saved_policy").join(format!("seed{n}")), seed)?;
         n += 1;
     }

@@ -365,17 +365,17 @@ pub fn actions_to_tensor(
 /// SB3's `explained_variance`: `1 - Var(y_true - y_pred) / Var(y_true)` (population variances),
 /// NaN when `Var(y_true)` is 0.
 pub fn explained_variance(y_pred: &[f32], y_true: &[f32]) -> f64 {
-    let var = |xs: &mut dyn Iterator<Item = f64>| {
-        let v: Vec<f64> = xs.collect();
-        let n = v.len().max(1) as f64;
-        let mean = v.iter().sum::<f64>() / n;
-        v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n
-    };
-    let var_y = var(&mut y_true.iter().map(|&y| f64::from(y)));
+    // Two passes over the data (no copy): training calls this every iteration.
+    fn var<I: Iterator<Item = f64> + Clone>(xs: I) -> f64 {
+        let n = xs.clone().count().max(1) as f64;
+        let mean = xs.clone().sum::<f64>() / n;
+        xs.map(|x| (x - mean).powi(2)).sum::<f64>() / n
+    }
+    let var_y = var(y_true.iter().map(|&y| f64::from(y)));
     if var_y == 0.0 {
         return f64::NAN;
     }
-    let var_diff = var(&mut y_true.iter().zip(y_pred).map(|(&t, &p)| f64::from(t - p)));
+    let var_diff = var(y_true.iter().zip(y_pred).map(|(&t, &p)| f64::from(t - p)));
     1.0 - var_diff / var_y
 }
 

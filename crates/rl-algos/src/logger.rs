@@ -129,14 +129,27 @@ impl Logger {
     /// Records `value` under `key` (overwriting an earlier value of this iteration).
     pub fn record(&mut self, key: &str, value: f64) {
         self.int_keys.remove(key);
-        self.values.insert(key.to_string(), value);
+        // A key recorded before keeps its String: training loops record every step.
+        match self.values.get_mut(key) {
+            Some(v) => *v = value,
+            None => {
+                self.values.insert(key.to_string(), value);
+            }
+        }
     }
 
     /// Records an integer (counters such as `time/total_timesteps`), shown without decimals as
     /// SB3 shows Python ints.
     pub fn record_int(&mut self, key: &str, value: i64) {
-        self.values.insert(key.to_string(), value as f64);
-        self.int_keys.insert(key.to_string());
+        match self.values.get_mut(key) {
+            Some(v) => *v = value as f64,
+            None => {
+                self.values.insert(key.to_string(), value as f64);
+            }
+        }
+        if !self.int_keys.contains(key) {
+            self.int_keys.insert(key.to_string());
+        }
     }
 
     /// Records SB3's `rollout/ep_rew_mean` and `rollout/ep_len_mean` over `episodes` (returns

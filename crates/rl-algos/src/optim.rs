@@ -29,6 +29,20 @@ pub trait Optimizer {
         }
         self.step(&scaled)
     }
+    /// Whether [`Optimizer::step_host`] works: f32 variables and state in CPU memory.
+    fn supports_host_step(&self) -> bool {
+        false
+    }
+    /// One update from host gradients, one buffer per variable in [`Optimizer::vars`] order
+    /// (what [`rl_policy::MlpEngine`] writes), multiplied by `scale` as in
+    /// [`Optimizer::step_scaled`]: the same kernel and rounding as a step from a `GradStore`
+    /// holding these values, without allocating. The default is an error.
+    fn step_host(&mut self, grads: &[Vec<f32>], scale: f64) -> Result<()> {
+        let _ = (grads, scale);
+        Err(AlgoError::InvalidArgument(
+            "this optimizer cannot step from host gradients".into(),
+        ))
+    }
     /// The learning rate the next `step` uses.
     fn learning_rate(&self) -> f64;
     /// Sets the learning rate (schedules call this before every step).
@@ -193,6 +207,8 @@ pub(crate) fn all_finite(t: &Tensor) -> Result<bool> {
 /// handful of candle ops per variable otherwise); both paths round identically.
 pub struct RmsProp {
     vars: Vec<(String, Var)>,
+    /// Write handles of the host path ([`host_handles`]), empty off the host path.
+    handles: Vec<Tensor>,
     state: SlotState,
     lr: f64,
     alpha: f64,
@@ -260,8 +276,15 @@ impl RmsProp {
         check_unit("RMSprop alpha", alpha)?;
         check_positive("RMSprop eps", eps)?;
         let vars = sorted_vars(vars)?;
+        let state = SlotState::zeros(&vars)?;
+        let handles = match state {
+            // Variables that are views of a larger storage keep the GradStore path.
+            SlotState::Host(_) => host_handles(&vars).unwrap_or_default(),
+            SlotState::Device(_) => Vec::new(),
+        };
         Ok(RmsProp {
-            state: SlotState::zeros(&vars)?,
+            handles,
+            state,
             vars,
             lr,
             alpha,
@@ -286,6 +309,79 @@ pub(crate) fn update_in_place(
     let g = host_f32_grad(g)?;
     let op = InPlace(std::cell::RefCell::new(update));
     var.as_tensor().inplace_op2(&g, &op)?;
+    Ok(())
+}
+
+/// Handles through which [`Optimizer::step_host`] writes the variables: for each variable, a
+/// one-element view of its first value, which shares the variable's storage.
+///
+/// Candle's in-place ops check the destination layout for overlapping elements by collecting
+/// its axes into a fresh `Vec` on every call; a view whose dimensions are all 1 has no axis to
+/// collect, so the call allocates nothing. The op then updates the whole storage it is handed,
+/// which is exactly the variable: a `Var` owns a contiguous storage of its own (checked here).
+fn host_handles(vars: &[(String, Var)]) -> Result<Vec<Tensor>> {
+    vars.iter()
+        .map(|(name, v)| {
+            if !v.is_contiguous() || v.layout().start_offset() != 0 {
+                return Err(AlgoError::InvalidArgument(format!(
+                    "variable {name} is not a contiguous storage of its own"
+                )));
+            }
+            let flat = v.as_tensor().flatten_all()?;
+            Ok(flat.narrow(0, 0, v.elem_count().min(1))?)
+        })
+        .collect()
+}
+
+/// Runs `update(p, g)` on all values of the f32 CPU variable behind `handle` (see
+/// [`host_handles`]; in place, no allocation) and the host gradient `g` (of the same length).
+fn update_in_place_host(
+    handle: &Tensor,
+    g: &[f32],
+    update: impl FnMut(&mut [f32], &[f32]),
+) -> Result<()> {
+    let op = InPlaceHost(std::cell::RefCell::new(update), g);
+    handle.inplace_op1(&op)?;
+    Ok(())
+}
+
+/// [`InPlace`] with the gradient in host memory, through a handle: updates the `g.len()`
+/// values from the handle's offset.
+struct InPlaceHost<'g, F>(std::cell::RefCell<F>, &'g [f32]);
+
+impl<F: FnMut(&mut [f32], &[f32])> candle_core::InplaceOp1 for InPlaceHost<'_, F> {
+    fn name(&self) -> &'static str {
+        "rl-optimizer-host-step"
+    }
+
+    fn cpu_fwd(&self, dst: &mut CpuStorage, dst_l: &Layout) -> candle_core::Result<()> {
+        let err = |m: &str| candle_core::Error::Msg(format!("optimizer step: {m}"));
+        let start = dst_l.start_offset();
+        let end = start + self.1.len();
+        match dst {
+            CpuStorage::F32(p) if end <= p.len() => {
+                (self.0.borrow_mut())(&mut p[start..end], self.1);
+                Ok(())
+            }
+            _ => Err(err("a variable and its gradient are not f32 of one size")),
+        }
+    }
+}
+
+/// Checks that `grads` has one buffer per variable of `vars`, each of its size.
+fn check_host_grads(vars: &[(String, Var)], grads: &[Vec<f32>]) -> Result<()> {
+    if grads.len() != vars.len()
+        || vars
+            .iter()
+            .zip(grads)
+            .any(|((_, v), g)| v.elem_count() != g.len())
+    {
+        return Err(AlgoError::InvalidArgument(format!(
+            "host gradients: {} buffers for {} variables, or of the wrong sizes",
+            grads.len(),
+            vars.len()
+        )));
+    }
     Ok(())
 }
 
@@ -397,6 +493,34 @@ impl Optimizer for RmsProp {
         Ok(())
     }
 
+    fn supports_host_step(&self) -> bool {
+        matches!(self.state, SlotState::Host(_)) && self.handles.len() == self.vars.len()
+    }
+
+    fn step_host(&mut self, grads: &[Vec<f32>], scale: f64) -> Result<()> {
+        check_host_grads(&self.vars, grads)?;
+        let (SlotState::Host(sqs), true) = (&mut self.state, self.handles.len() == self.vars.len())
+        else {
+            return Err(AlgoError::InvalidArgument(
+                "RMSprop: the variables are not f32 in CPU memory".into(),
+            ));
+        };
+        self.step = self.step.saturating_add(1);
+        let c = RmsPropCoefs {
+            alpha: self.alpha as f32,
+            one_minus_alpha: (1.0 - self.alpha) as f32,
+            neg_lr: (-self.lr) as f32,
+            eps: self.eps as f32,
+            scale: scale as f32,
+        };
+        for ((handle, sq), g) in self.handles.iter().zip(sqs.iter_mut()).zip(grads) {
+            update_in_place_host(handle, g, |p, g| {
+                rl_policy::ops::wide_simd(RmsPropKernel { p, g, v: sq, c })
+            })?;
+        }
+        Ok(())
+    }
+
     fn learning_rate(&self) -> f64 {
         self.lr
     }
@@ -433,6 +557,8 @@ impl Optimizer for RmsProp {
 /// formula without the fused multiply-add.
 pub struct Adam {
     vars: Vec<(String, Var)>,
+    /// Write handles of the host path ([`host_handles`]), empty off the host path.
+    handles: Vec<Tensor>,
     exp_avg: SlotState,
     exp_avg_sq: SlotState,
     lr: f64,
@@ -461,8 +587,15 @@ impl Adam {
         check_unit("Adam beta2", betas.1)?;
         check_positive("Adam eps", eps)?;
         let vars = sorted_vars(vars)?;
+        let exp_avg = SlotState::zeros(&vars)?;
+        let handles = match exp_avg {
+            // Variables that are views of a larger storage keep the GradStore path.
+            SlotState::Host(_) => host_handles(&vars).unwrap_or_default(),
+            SlotState::Device(_) => Vec::new(),
+        };
         Ok(Adam {
-            exp_avg: SlotState::zeros(&vars)?,
+            handles,
+            exp_avg,
             exp_avg_sq: SlotState::zeros(&vars)?,
             vars,
             lr,
@@ -476,6 +609,23 @@ impl Adam {
     /// Steps taken.
     pub fn steps(&self) -> u64 {
         self.step
+    }
+
+    /// The f32 coefficients of the step numbered `self.step`.
+    fn coefs(&self, scale: f64) -> AdamCoefs {
+        let t = self.step as f64;
+        let bc1 = 1.0 - self.beta1.powf(t);
+        let bc2_sqrt = (1.0 - self.beta2.powf(t)).sqrt();
+        let step_size = self.lr / bc1;
+        AdamCoefs {
+            weight: (1.0 - self.beta1) as f32,
+            beta2: self.beta2 as f32,
+            one_minus_beta2: (1.0 - self.beta2) as f32,
+            bc2_sqrt: bc2_sqrt as f32,
+            neg_step_size: (-step_size) as f32,
+            eps: self.eps as f32,
+            scale: scale as f32,
+        }
     }
 }
 
@@ -528,6 +678,35 @@ impl rl_policy::ops::Kernel for AdamKernel<'_> {
 impl Optimizer for Adam {
     fn step(&mut self, grads: &GradStore) -> Result<()> {
         self.step_scaled(grads, 1.0)
+    }
+
+    fn supports_host_step(&self) -> bool {
+        matches!(
+            (&self.exp_avg, &self.exp_avg_sq),
+            (SlotState::Host(_), SlotState::Host(_))
+        ) && self.handles.len() == self.vars.len()
+    }
+
+    fn step_host(&mut self, grads: &[Vec<f32>], scale: f64) -> Result<()> {
+        check_host_grads(&self.vars, grads)?;
+        if !self.supports_host_step() {
+            return Err(AlgoError::InvalidArgument(
+                "Adam: the variables are not f32 in CPU memory".into(),
+            ));
+        }
+        self.step = self.step.saturating_add(1);
+        let c = self.coefs(scale);
+        if let (SlotState::Host(ms), SlotState::Host(vs)) =
+            (&mut self.exp_avg, &mut self.exp_avg_sq)
+        {
+            let state = ms.iter_mut().zip(vs.iter_mut());
+            for ((handle, (m, v)), g) in self.handles.iter().zip(state).zip(grads) {
+                update_in_place_host(handle, g, |p, g| {
+                    rl_policy::ops::wide_simd(AdamKernel { p, g, m, v, c })
+                })?;
+            }
+        }
+        Ok(())
     }
 
     fn step_scaled(&mut self, grads: &GradStore, scale: f64) -> Result<()> {
@@ -704,6 +883,17 @@ pub fn grad_norm(vars: &[(String, Var)], grads: &GradStore) -> Result<f64> {
     let sums: Vec<f64> = Tensor::stack(&sums, 0)?.to_vec1()?;
     let total_sq: f64 = sums.iter().map(|s| s.sqrt().powi(2)).sum();
     Ok(total_sq.sqrt())
+}
+
+/// [`grad_norm`] of host gradients (one buffer per variable, as [`Optimizer::step_host`] takes
+/// them): the same sums in the same order, so the same bits as `grad_norm` on a `GradStore`
+/// holding these values.
+pub fn grad_norm_host(grads: &[Vec<f32>]) -> f64 {
+    grads
+        .iter()
+        .map(|g| sum_of_squares(g).sqrt().powi(2))
+        .sum::<f64>()
+        .sqrt()
 }
 
 /// A learning-rate (or other coefficient) schedule evaluated from SB3's
@@ -942,6 +1132,49 @@ mod tests {
             };
             assert_eq!(bits(&a_vars[0]), bits(&b_vars[0]));
             assert_eq!(a.state().unwrap(), b.state().unwrap());
+        }
+    }
+
+    /// Stepping from host gradients gives the same bits as stepping from a `GradStore` holding
+    /// them (both optimizers, several steps, with a clipping scale), and the gradient norms
+    /// agree bit for bit.
+    #[test]
+    fn step_host_equals_step_scaled() {
+        let a: Vec<f32> = (0..40).map(|i| (i as f32 * 0.37).sin()).collect();
+        let b: Vec<f32> = (0..7).map(|i| (i as f32 * 0.71).cos()).collect();
+        let ga: Vec<f32> = (0..40).map(|i| (i as f32 * 1.3).cos() * 3.0).collect();
+        let gb: Vec<f32> = (0..7).map(|i| (i as f32 * 0.9).sin()).collect();
+        type Make = fn(Vec<(String, Var)>) -> Box<dyn Optimizer>;
+        let makers: [Make; 2] = [
+            |v| Box::new(RmsProp::new(v, 7e-4, 0.99, 1e-5).unwrap()),
+            |v| Box::new(Adam::new(v, 3e-4, 1e-5).unwrap()),
+        ];
+        for make in makers {
+            let x = vec![var("a", &a), var("b", &b)];
+            let y = vec![var("a", &a), var("b", &b)];
+            let (mut ox, mut oy) = (make(x.clone()), make(y.clone()));
+            assert!(oy.supports_host_step());
+            let host = vec![ga.clone(), gb.clone()];
+            for _ in 0..4 {
+                let gx = grads_for(&x, &[&ga, &gb]);
+                let norm = grad_norm(&x, &gx).unwrap();
+                assert_eq!(norm.to_bits(), grad_norm_host(&host).to_bits());
+                ox.step_scaled(&gx, clip_coefficient(norm, 0.5)).unwrap();
+                oy.step_host(&host, clip_coefficient(norm, 0.5)).unwrap();
+            }
+            for (vx, vy) in x.iter().zip(&y) {
+                let bits = |v: &(String, Var)| -> Vec<u32> {
+                    let xs: Vec<f32> = v.1.as_tensor().to_vec1().unwrap();
+                    xs.into_iter().map(f32::to_bits).collect()
+                };
+                assert_eq!(bits(vx), bits(vy));
+            }
+            assert_eq!(ox.state().unwrap(), oy.state().unwrap());
+            assert!(oy.step_host(&host[..1], 1.0).is_err(), "one buffer short");
+            assert!(
+                oy.step_host(&[ga.clone(), ga.clone()], 1.0).is_err(),
+                "wrong size"
+            );
         }
     }
 

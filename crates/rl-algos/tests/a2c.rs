@@ -598,3 +598,121 @@ fn a2c_solves_cartpole_with_rl_zoo_settings() {
         "only {solved} of 5 seeds reached 475 twice in a row: {report:?}"
     );
 }
+
+/// The fast MLP path ([`rl_algos::a2c::A2cFastUpdate`]) and the generic Candle path
+/// ([`rl_algos::a2c::a2c_update`]) give the same losses, gradient norms and parameters to f32
+/// rounding: within 1e-6 (relative above 1) over ten chained updates, for discrete and Box
+/// actions, RMSprop and Adam, with and without the entropy term and advantage normalization.
+#[test]
+fn fast_and_generic_updates_agree_within_1e_6() {
+    use candle_core::Tensor;
+    use rl_algos::a2c::{a2c_update, A2cBatch, A2cFastUpdate, UpdateParams};
+    use rl_algos::optim::{Adam, Optimizer, RmsProp};
+    use rl_policy::ActorCritic;
+    set_threads();
+    for (id, adam, ent_coef, normalize) in [
+        ("CartPole-v1", false, 0.0, false),
+        ("CartPole-v1", true, 0.01, true),
+        ("Pendulum-v1", false, 0.0, true),
+        ("Pendulum-v1", true, 0.02, false),
+    ] {
+        let env = sync_env(id, 4, 200);
+        let (fast_policy, slow_policy) = (policy_for(&env, 3), policy_for(&env, 3));
+        let make = |p: &MlpPolicy| -> Box<dyn Optimizer> {
+            if adam {
+                Box::new(Adam::new(p.trainable_vars(), 1e-3, 1e-5).unwrap())
+            } else {
+                Box::new(RmsProp::new(p.trainable_vars(), 7e-4, 0.99, 1e-5).unwrap())
+            }
+        };
+        let (mut fast_opt, mut slow_opt) = (make(&fast_policy), make(&slow_policy));
+        let b = 40;
+        let obs_dim = env.observation_space().flat_dim();
+        let act_dim = env.action_space().flat_dim();
+        let discrete = act_dim == 1 && id.starts_with("Cart");
+        let mut fast =
+            A2cFastUpdate::new(fast_policy.mlp_layout().unwrap(), b, fast_opt.as_ref()).unwrap();
+        let params = UpdateParams {
+            ent_coef,
+            vf_coef: 0.5,
+            max_grad_norm: 0.5,
+            normalize_advantage: normalize,
+        };
+        let mut worst = 0f64;
+        for it in 0..10u64 {
+            let wave = |i: usize, f: f32| ((i as f32 + it as f32) * f).sin();
+            let obs: Vec<f32> = (0..b * obs_dim).map(|i| wave(i, 0.37)).collect();
+            let actions: Vec<f32> = (0..b * act_dim)
+                .map(|i| {
+                    if discrete {
+                        (i % 2) as f32
+                    } else {
+                        wave(i, 1.7) * 1.5
+                    }
+                })
+                .collect();
+            let adv: Vec<f32> = (0..b).map(|i| wave(i, 0.9) * 2.0).collect();
+            let ret: Vec<f32> = (0..b).map(|i| wave(i, 0.3) * 5.0).collect();
+            let obs_t = Tensor::from_slice(&obs, (b, obs_dim), &Device::Cpu).unwrap();
+            let act_t = if discrete {
+                Tensor::from_slice(&actions, b, &Device::Cpu).unwrap()
+            } else {
+                Tensor::from_slice(&actions, (b, act_dim), &Device::Cpu).unwrap()
+            };
+            let batch = A2cBatch {
+                observations: &obs_t,
+                actions: &act_t,
+                advantages: &adv,
+                returns: &ret,
+            };
+            let s = a2c_update(&slow_policy, slow_opt.as_mut(), &batch, &params, it).unwrap();
+            let f = fast
+                .update(fast_opt.as_mut(), &obs, &actions, &adv, &ret, &params, it)
+                .unwrap();
+            for (x, y) in [
+                (f.loss, s.loss),
+                (f.policy_loss, s.policy_loss),
+                (f.value_loss, s.value_loss),
+                (f.entropy_loss, s.entropy_loss),
+                (f.grad_norm, s.grad_norm),
+            ] {
+                worst = worst.max((x - y).abs() / y.abs().max(1.0));
+            }
+            for ((name, a), (_, c)) in fast_policy
+                .trainable_vars()
+                .iter()
+                .zip(slow_policy.trainable_vars())
+            {
+                let a: Vec<f32> = a.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
+                let c: Vec<f32> = c.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
+                for (x, y) in a.iter().zip(&c) {
+                    let d = f64::from((x - y).abs()) / f64::from(y.abs()).max(1.0);
+                    assert!(d <= 1e-6, "{id} adam={adam}: {name} after {it}: {x} vs {y}");
+                }
+            }
+        }
+        println!("{id} adam={adam} ent={ent_coef} norm={normalize}: worst stat error {worst:.2e}");
+        assert!(
+            worst <= 1e-6,
+            "{id}: losses or gradient norms differ by {worst:e}"
+        );
+    }
+}
+
+/// `A2c` picks the fast path for an `MlpPolicy` without gSDE, and the generic path with gSDE.
+#[test]
+fn mlp_policy_takes_the_fast_path_and_gsde_the_generic_one() {
+    set_threads();
+    let env = sync_env("CartPole-v1", 2, 50);
+    let mut model = A2c::new(policy_for(&env, 0), env, A2cConfig::default()).unwrap();
+    model.learn(20, &mut []).unwrap();
+    assert!(model.uses_fast_path() && model.trainer().uses_fast_path());
+    let env = sync_env("Pendulum-v1", 2, 50);
+    let config = A2cConfig {
+        use_sde: true,
+        ..A2cConfig::default()
+    };
+    let mut model = A2c::new(policy_with(&env, 0, true), env, config).unwrap();
+    model.learn(20, &mut []).unwrap();
+    assert!(!model.uses_fast_path() && !model.trainer().uses_fast_path());
+}

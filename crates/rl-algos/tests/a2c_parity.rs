@@ -1,17 +1,19 @@
 //! Parity with Stable-Baselines3's A2C on recorded rollouts (golden files of kind
 //! `sb3_a2c_update_golden/*`): from the recorded initial parameters, every iteration's timeout
 //! bootstrap, GAE, losses, gradient norm and RMSprop update are recomputed here, chaining from
-//! this crate's own updated parameters, and compared with what SB3 computed.
+//! this crate's own updated parameters, and compared with what SB3 computed. Each file runs
+//! twice: through the generic Candle path ([`a2c_update`]) and, for standard MLP policies
+//! (all but gSDE), through the fast MLP path ([`A2cFastUpdate`]).
 
 mod sb3_golden;
 
 use candle_core::{Device, Tensor};
-use rl_algos::a2c::{a2c_update, A2cBatch, UpdateParams};
+use rl_algos::a2c::{a2c_update, A2cBatch, A2cFastUpdate, UpdateParams};
 use rl_algos::buffer::explained_variance;
 use rl_algos::optim::{Adam, Optimizer, RmsProp};
 use rl_env::Space;
 use rl_golden::{f32s_flat, f64_of, name};
-use rl_policy::{ActionDist, StochasticPolicy};
+use rl_policy::{ActionDist, ActorCritic, StochasticPolicy};
 use sb3_golden::{initial_policy, param_error, redo_rollout, space, MaxErr};
 use serde_json::Value;
 
@@ -24,12 +26,21 @@ fn a2c_updates_match_sb3() {
             .as_str()
             .is_some_and(|f| f.starts_with("sb3_a2c_update_golden/"))
     });
+    let mut fast_runs = 0;
     for (path, data) in &files {
-        check_file(&name(path), data);
+        check_file(&name(path), data, false);
+        fast_runs += usize::from(check_file(
+            &format!("{} (fast path)", name(path)),
+            data,
+            true,
+        ));
     }
+    assert!(fast_runs > 0, "no golden file exercised the fast MLP path");
 }
 
-fn check_file(file: &str, data: &Value) {
+/// Checks one file through the generic or the fast path; `false` when the fast path does not
+/// apply to its policy (gSDE).
+fn check_file(file: &str, data: &Value, fast: bool) -> bool {
     let h = &data["header"];
     let obs_space = space(&h["observation_space"]);
     let act_space = space(&h["action_space"]);
@@ -55,6 +66,16 @@ fn check_file(file: &str, data: &Value) {
     let obs_dim = obs_space.flat_dim();
     let act_dim = act_space.flat_dim();
     let discrete = matches!(act_space, Space::Discrete { .. });
+    let mut fast_update = if fast {
+        let Some(layout) = policy.mlp_layout() else {
+            println!("{file}: not a standard MLP (gSDE), generic path only");
+            return false;
+        };
+        let b = n_steps * n_envs;
+        Some(A2cFastUpdate::new(layout, b, opt.as_ref()).unwrap())
+    } else {
+        None
+    };
 
     let [mut e_val, mut e_rew, mut e_adv, mut e_ret, mut e_loss, mut e_grad, mut e_param, mut e_ev, mut e_std] =
         std::array::from_fn::<MaxErr, 9, _>(|_| MaxErr::default());
@@ -92,7 +113,20 @@ fn check_file(file: &str, data: &Value) {
         };
         opt.set_learning_rate(f64_of(&tr["learning_rate"]));
         let iteration = it["iteration"].as_u64().unwrap();
-        let stats = a2c_update(&policy, opt.as_mut(), &batch, &params, iteration).unwrap();
+        let stats = match &mut fast_update {
+            Some(f) => f
+                .update(
+                    opt.as_mut(),
+                    &ro.observations,
+                    &ro.actions,
+                    &ro.advantages,
+                    &ro.returns,
+                    &params,
+                    iteration,
+                )
+                .unwrap(),
+            None => a2c_update(&policy, opt.as_mut(), &batch, &params, iteration).unwrap(),
+        };
         // The policy loss is a mean of terms of both signs (always so with normalized
         // advantages): its relative error is taken against the mean magnitude of the terms.
         let ps = &tr["per_sample"];
@@ -200,4 +234,5 @@ fn check_file(file: &str, data: &Value) {
         "{file}: explained variance differs by {e_ev:?}"
     );
     assert!(e_std.abs <= TOL, "{file}: logged std differs by {e_std:?}");
+    true
 }

@@ -3,16 +3,18 @@
 //! values, timeout bootstrap and GAE are redone, then every epoch's minibatches (SB3's recorded
 //! shuffle) go through [`ppo_update`], chaining from this crate's own parameters; losses,
 //! per-sample quantities, the target_kl decision, gradient norms, parameters after every epoch
-//! and Adam's state after every iteration are compared with what SB3 computed.
+//! and Adam's state after every iteration are compared with what SB3 computed. Each file runs
+//! twice: the steps through the generic Candle path ([`ppo_update`]) and through the fast MLP
+//! path ([`PpoFastUpdate`]).
 
 mod sb3_golden;
 
 use candle_core::{Device, Tensor};
 use rl_algos::buffer::{actions_to_tensor, explained_variance};
 use rl_algos::optim::{Adam, Optimizer, Schedule};
-use rl_algos::ppo::{ppo_loss, ppo_update, PpoBatch, PpoParams};
+use rl_algos::ppo::{ppo_loss, ppo_update, PpoBatch, PpoFastUpdate, PpoHostBatch, PpoParams};
 use rl_golden::{f32s, f64_of, name};
-use rl_policy::StochasticPolicy;
+use rl_policy::{ActorCritic, StochasticPolicy};
 use sb3_golden::{initial_policy, named_tensors, param_error, redo_rollout, space, MaxErr};
 use serde_json::Value;
 
@@ -26,7 +28,8 @@ fn ppo_updates_match_sb3() {
             .is_some_and(|f| f.starts_with("sb3_ppo_update_golden/"))
     });
     for (path, data) in &files {
-        check_file(&name(path), data);
+        check_file(&name(path), data, false);
+        check_file(&format!("{} (fast path)", name(path)), data, true);
     }
 }
 
@@ -63,7 +66,7 @@ struct Errors {
     logged: MaxErr,
 }
 
-fn check_file(file: &str, data: &Value) {
+fn check_file(file: &str, data: &Value, fast: bool) {
     let h = &data["header"];
     let act_space = space(&h["action_space"]);
     let obs_dim = space(&h["observation_space"]).flat_dim();
@@ -78,6 +81,10 @@ fn check_file(file: &str, data: &Value) {
     let policy = initial_policy(data);
     let eps = f64_of(&h["optimizer"]["eps"]);
     let mut adam = Adam::new(policy.trainable_vars(), lr_schedule.value(1.0), eps).unwrap();
+    let mut fast_update = fast.then(|| {
+        let layout = policy.mlp_layout().expect("a standard MLP");
+        PpoFastUpdate::new(layout, n_steps * n_envs, &adam).unwrap()
+    });
 
     let mut e = Errors::default();
     let (mut steps_compared, mut minibatches_compared, mut skipped, mut truncations) = (0, 0, 0, 0);
@@ -180,7 +187,22 @@ fn check_file(file: &str, data: &Value) {
             e.per_sample
                 .add_all(&loss.advantages, &f32s(&ps["advantages_used"]));
 
-            let stats = ppo_update(&policy, &mut adam, &batch, &params, 1).unwrap();
+            let stats = match &mut fast_update {
+                Some(f) => {
+                    let obs_host = take(&ro.observations, obs_dim);
+                    let act_host = take(&ro.actions, act_dim);
+                    let host = PpoHostBatch {
+                        observations: &obs_host,
+                        actions: &act_host,
+                        old_values: &old_values,
+                        old_log_probs: &old_lp,
+                        advantages: &advantages,
+                        returns: &returns,
+                    };
+                    f.update(&mut adam, &host, &params, 1).unwrap()
+                }
+                None => ppo_update(&policy, &mut adam, &batch, &params, 1).unwrap(),
+            };
             let stepped = mb["stepped"].as_bool().unwrap();
             assert_eq!(
                 stats.stepped, stepped,

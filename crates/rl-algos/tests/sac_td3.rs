@@ -5,7 +5,9 @@
 
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{Linear, Module, VarBuilder, VarMap};
+use rand::SeedableRng;
 use rl_algos::noise::ActionNoise;
+use rl_algos::off_policy::OffPolicyTrainer;
 use rl_algos::off_policy::{GradientSteps, TrainFreq};
 use rl_algos::optim::Schedule;
 use rl_algos::sac::{EntCoef, Sac, SacConfig};
@@ -14,8 +16,8 @@ use rl_algos::{evaluate_policy, Callback, Locals, Logger};
 use rl_env::registry::EnvSpec;
 use rl_env::{AutoresetMode, SyncVecEnv, ThreadVecEnv, VecEnv};
 use rl_policy::{
-    Activation, ContinuousCritic, Critic, DeterministicActor, GaussianActor, MlpConfig, SacActor,
-    SacSdeConfig, Td3Actor,
+    Activation, ContinuousCritic, Critic, DeterministicActor, GaussianActor, MlpConfig, Policy,
+    SacActor, SacModel, SacSdeConfig, SavedModel, Td3Actor, Td3Model,
 };
 use std::path::PathBuf;
 
@@ -822,6 +824,123 @@ fn two_of_three(name: &str, threshold: f64, run: impl Fn(u64) -> (f64, u64, f64)
         reached >= 2,
         "{name}: only {reached} of 3 seeds reached {threshold}: {report:?}"
     );
+}
+
+/// A gSDE SAC learner's model file: its actor keeps the gSDE head (`mu.0`, the `log_std`
+/// matrix) and settings, loads back bit for bit and acts as the learner's policy.
+#[test]
+fn gsde_models_save_and_reload_bit_for_bit() {
+    set_threads();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    let obs = Tensor::new(&[[0.5f32, -0.5, 1.0], [-1.0, 0.2, -7.0]], &Device::Cpu).unwrap();
+    let host = |t: Tensor| -> Vec<f32> { t.flatten_all().unwrap().to_vec1().unwrap() };
+    let sde = SacSdeConfig {
+        log_std_init: -2.0,
+        use_expln: true,
+        clip_mean: 1.5,
+    };
+    let env = pendulum(2, 50);
+    let (actor, critic) = sde_nets(&env, 3, sde);
+    let config = SacConfig {
+        use_sde: true,
+        ..small_sac(3)
+    };
+    let mut m = Sac::new(actor, critic, env, config).unwrap();
+    m.learn(120, &mut []).unwrap();
+    let dir = temp_path("sac-gsde-model");
+    m.save_policy(&dir).unwrap();
+    let back = SacModel::load(&dir, &Device::Cpu).unwrap();
+    assert_eq!(back.actor.config().sde, Some(sde));
+    assert_eq!(
+        bits_of(back.networks().named_parameters().unwrap()),
+        bits_of(m.networks().named_parameters().unwrap())
+    );
+    let ours = host(m.trainer().policy().act(&obs, true, &mut rng).unwrap());
+    let loaded = host(
+        back.into_policy()
+            .unwrap()
+            .act(&obs, true, &mut rng)
+            .unwrap(),
+    );
+    assert_eq!(ours, loaded);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `save_policy` writes the trained networks (targets included) through rl-policy's model
+/// file; loaded back they are bit-identical and play exactly as the learner's own policy.
+#[test]
+fn trained_models_save_and_reload_bit_for_bit() {
+    set_threads();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    let obs = Tensor::new(&[[0.5f32, -0.5, 1.0], [-1.0, 0.2, -7.0]], &Device::Cpu).unwrap();
+    let host = |t: Tensor| -> Vec<f32> { t.flatten_all().unwrap().to_vec1().unwrap() };
+
+    let env = pendulum(2, 50);
+    let (actor, critic) = sac_nets(&env, 3);
+    let mut m = Sac::new(actor, critic, env, small_sac(3)).unwrap();
+    m.learn(120, &mut []).unwrap();
+    let dir = temp_path("sac-model");
+    m.save_policy(&dir).unwrap();
+    let back = SacModel::load(&dir, &Device::Cpu).unwrap();
+    let t = m.trainer();
+    assert_eq!(
+        bits_of(back.networks().named_parameters().unwrap()),
+        bits_of(m.networks().named_parameters().unwrap())
+    );
+    // The targets moved away from the critics during training, and were saved as they are.
+    assert_ne!(
+        bits_of(t.critic().trainable_vars()),
+        bits_of(t.critic_target().trainable_vars())
+    );
+    assert_eq!(
+        bits_of(back.critic_target.trainable_vars()),
+        bits_of(t.critic_target().trainable_vars())
+    );
+    let ours = host(t.policy().act(&obs, true, &mut rng).unwrap());
+    let loaded = host(
+        back.into_policy()
+            .unwrap()
+            .act(&obs, true, &mut rng)
+            .unwrap(),
+    );
+    assert_eq!(ours, loaded);
+    assert_eq!(
+        SavedModel::load(&dir, &Device::Cpu).unwrap().kind(),
+        "SacPolicy"
+    );
+
+    for (n_critics, config) in [
+        (2, small_td3(4)),
+        (
+            1,
+            Td3Config {
+                seed: Some(4),
+                log_interval: 0,
+                ..Td3Config::ddpg()
+            },
+        ),
+    ] {
+        let env = pendulum(1, 50);
+        let (actor, critic) = td3_nets(&env, 4, n_critics);
+        let mut m = Td3::new(actor, critic, env, config).unwrap();
+        m.learn(100, &mut []).unwrap();
+        let dir = temp_path(&format!("td3-model-{n_critics}"));
+        m.save_policy(&dir).unwrap();
+        let back = Td3Model::load(&dir, &Device::Cpu).unwrap();
+        assert_eq!(back.config().n_critics, n_critics);
+        assert_eq!(
+            bits_of(back.networks().named_parameters().unwrap()),
+            bits_of(m.networks().named_parameters().unwrap())
+        );
+        let ours = host(m.trainer().policy().act(&obs, true, &mut rng).unwrap());
+        let loaded = host(
+            back.into_policy()
+                .unwrap()
+                .act(&obs, true, &mut rng)
+                .unwrap(),
+        );
+        assert_eq!(ours, loaded);
+    }
 }
 
 #[test]

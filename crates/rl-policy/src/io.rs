@@ -1,7 +1,8 @@
 //! Saving and loading an [`MlpPolicy`]: one self-describing, checksummed file, replaced
 //! atomically.
 //!
-//! # Format (version 2, written by [`MlpPolicy::save`] and [`QNetwork::save`])
+//! # Format (version 2, written by [`MlpPolicy::save`], [`QNetwork::save`], [`SacModel::save`]
+//! and [`Td3Model::save`])
 //!
 //! `MlpPolicy::save(dir)` writes a directory holding one file, [`MODEL_FILE`]
 //! (`policy.safetensors`). It is an ordinary [safetensors] file, so any safetensors tool reads
@@ -11,9 +12,13 @@
 //! - the header's `__metadata__` string map holds
 //!   - `format`: [`MODEL_FORMAT`] (`rl-policy/MlpPolicy/2`) or, for a [`QNetwork`] (DQN's
 //!     Q-function, parameters `q_net.{0,2,..}.{weight,bias}`), [`QNETWORK_FORMAT`]
-//!     (`rl-policy/QNetwork/1`);
-//!   - `policy`: JSON with the same `format` tag, the model's config ([`MlpPolicyConfig`] or
-//!     [`QNetworkConfig`]) and both spaces
+//!     (`rl-policy/QNetwork/1`), or for SAC's networks (`actor.*`, `critic.*`,
+//!     `critic_target.*`) [`SAC_FORMAT`] (`rl-policy/SacPolicy/1`), or for TD3's and DDPG's
+//!     (`actor.*`, `actor_target.*`, `critic.*`, `critic_target.*`) [`TD3_FORMAT`]
+//!     (`rl-policy/Td3Policy/1`), with SB3's `state_dict` names (see
+//!     [`crate::offpolicy_model`]);
+//!   - `policy`: JSON with the same `format` tag, the model's config ([`MlpPolicyConfig`],
+//!     [`QNetworkConfig`], [`SacModelConfig`] or [`Td3ModelConfig`]) and both spaces
 //!     (infinite Box bounds as `"inf"` / `"-inf"`), so the file reloads without restating its
 //!     architecture;
 //!   - `checksum`: `fnv1a64:` and 16 hex digits, FNV-1a (64 bit) over a canonical encoding of
@@ -26,9 +31,9 @@
 //! [`PolicyError::Unsupported`]; a reader that meets a tensor it does not know refuses the file
 //! and names the tensor.
 //!
-//! Both kinds go through one save path (atomic, below) and one loader (checksum, format
-//! tag, description, tensors); [`SavedModel::load`] opens either and says which it is, and
-//! [`SavedModel::open`] also takes Stable-Baselines3 zips.
+//! Every kind goes through one save path (atomic, below) and one loader (checksum, format
+//! tag, description, tensors); [`SavedModel::load`] opens any of them and says which it is,
+//! and [`SavedModel::open`] also takes Stable-Baselines3 zips (A2C, PPO, DQN, SAC, TD3, DDPG).
 //!
 //! # Integrity
 //!
@@ -66,6 +71,9 @@
 use crate::error::{PolicyError, ReadError, Result};
 use crate::limits::{MAX_DESCRIPTION_BYTES, MAX_FILE_BYTES, MAX_TENSOR_RANK};
 use crate::mlp::{MlpPolicy, MlpPolicyConfig};
+use crate::offpolicy_model::{
+    self, SacModel, SacModelConfig, SacNetworks, Td3Model, Td3ModelConfig, Td3Networks,
+};
 use crate::qnet::{QFunction, QNetwork, QNetworkConfig};
 use crate::validate::{self, HostTensor};
 use candle_core::Var;
@@ -86,6 +94,14 @@ pub const MODEL_FILE: &str = "policy.safetensors";
 pub const MODEL_FORMAT: &str = "rl-policy/MlpPolicy/2";
 /// The `format` tag of a [`MODEL_FILE`] holding a [`QNetwork`] (DQN's Q-function).
 pub const QNETWORK_FORMAT: &str = "rl-policy/QNetwork/1";
+/// The `format` tag of a [`MODEL_FILE`] holding a [`SacModel`] (SAC's actor, critics and
+/// target critics).
+pub const SAC_FORMAT: &str = "rl-policy/SacPolicy/1";
+/// The `format` tag of a [`MODEL_FILE`] holding a [`Td3Model`] (TD3's or DDPG's actor, target
+/// actor, critics and target critics).
+pub const TD3_FORMAT: &str = "rl-policy/Td3Policy/1";
+/// Every format tag this version reads from a [`MODEL_FILE`].
+const MODEL_FORMATS: [&str; 4] = [MODEL_FORMAT, QNETWORK_FORMAT, SAC_FORMAT, TD3_FORMAT];
 /// Legacy layout: file name of the weights inside a saved-policy directory.
 pub const WEIGHTS_FILE: &str = "model.safetensors";
 /// Legacy layout: file name of the description inside a saved-policy directory.
@@ -229,7 +245,7 @@ impl<C: DeserializeOwned> Saved<C> {
     }
 }
 
-fn io_err(path: &Path, source: std::io::Error) -> PolicyError {
+pub(crate) fn io_err(path: &Path, source: std::io::Error) -> PolicyError {
     PolicyError::Io {
         path: path.display().to_string(),
         source,
@@ -281,10 +297,10 @@ impl Fnv {
 }
 
 /// One tensor as stored: name, dtype, shape, little-endian bytes.
-struct StoredTensor<'a> {
-    dtype: Dtype,
-    shape: Vec<usize>,
-    data: &'a [u8],
+pub(crate) struct StoredTensor<'a> {
+    pub(crate) dtype: Dtype,
+    pub(crate) shape: Vec<usize>,
+    pub(crate) data: &'a [u8],
 }
 
 /// Domain tag of the checksum. The scheme stays the same when the format changes, so a file
@@ -292,7 +308,7 @@ struct StoredTensor<'a> {
 const CHECKSUM_SCHEME: &str = "rl-policy checksum 1";
 
 /// The checksum of the metadata (without `checksum`) and the tensors, as stored.
-fn checksum(
+pub(crate) fn checksum(
     metadata: &BTreeMap<String, String>,
     tensors: &BTreeMap<String, StoredTensor>,
 ) -> String {
@@ -364,7 +380,7 @@ fn host_tensors(
 /// The `safetensors` crate checks the header length, the JSON, and that the tensors' byte
 /// ranges tile the data exactly with sizes matching dtype and shape (checked arithmetic).
 #[allow(clippy::type_complexity)]
-fn parse_safetensors(
+pub(crate) fn parse_safetensors(
     bytes: &[u8],
 ) -> Result<(BTreeMap<String, String>, BTreeMap<String, StoredTensor<'_>>), ReadError> {
     // The header's declared length, checked before the header is parsed.
@@ -425,6 +441,16 @@ fn encode_model_file(
     let mut metadata = BTreeMap::new();
     metadata.insert("format".to_string(), format.to_string());
     metadata.insert("policy".to_string(), description);
+    encode_with_metadata(metadata, tensors)
+}
+
+/// The bytes of a [`MODEL_FILE`] holding `metadata` (its `checksum` entry is recomputed) and
+/// `tensors` (float32).
+pub(crate) fn encode_with_metadata(
+    mut metadata: BTreeMap<String, String>,
+    tensors: &BTreeMap<String, StoredTensor>,
+) -> Result<Vec<u8>> {
+    metadata.remove("checksum");
     metadata.insert("checksum".to_string(), checksum(&metadata, tensors));
     let json_err = |e: serde_json::Error| {
         PolicyError::InvalidArgument(format!("cannot serialize the safetensors header: {e}"))
@@ -476,9 +502,9 @@ fn load_model_file(bytes: &[u8], device: &Device, path: &str) -> Result<SavedMod
         )));
     }
     // Intact, so an unknown tag is a file from another version, not damage.
-    if format != MODEL_FORMAT && format != QNETWORK_FORMAT {
+    if !MODEL_FORMATS.contains(&format.as_str()) {
         return Err(PolicyError::Unsupported(format!(
-            "{path}: format {format:?} (this version reads {MODEL_FORMAT:?} and {QNETWORK_FORMAT:?})"
+            "{path}: format {format:?} (this version reads {MODEL_FORMATS:?})"
         )));
     }
     let description = metadata
@@ -489,6 +515,16 @@ fn load_model_file(bytes: &[u8], device: &Device, path: &str) -> Result<SavedMod
             .map_err(|e| e.at(path))?;
         let host = host_tensors(&tensors).map_err(|e| e.at(path))?;
         validate::build_qnetwork(&obs, &act, config, host, device, path).map(SavedModel::QNetwork)
+    } else if format == SAC_FORMAT {
+        let (config, obs, act) = Saved::<SacModelConfig>::parse(description.as_bytes(), format)
+            .map_err(|e| e.at(path))?;
+        let host = host_tensors(&tensors).map_err(|e| e.at(path))?;
+        offpolicy_model::build_sac(obs, act, config, host, device, path).map(SavedModel::Sac)
+    } else if format == TD3_FORMAT {
+        let (config, obs, act) = Saved::<Td3ModelConfig>::parse(description.as_bytes(), format)
+            .map_err(|e| e.at(path))?;
+        let host = host_tensors(&tensors).map_err(|e| e.at(path))?;
+        offpolicy_model::build_td3(obs, act, config, host, device, path).map(SavedModel::Td3)
     } else {
         let (config, obs, act) =
             SavedPolicy::parse(description.as_bytes(), format).map_err(|e| e.at(path))?;
@@ -505,10 +541,15 @@ pub enum SavedModel {
     MlpPolicy(MlpPolicy),
     /// A Q-network (DQN), format [`QNETWORK_FORMAT`].
     QNetwork(QNetwork),
+    /// SAC's actor, critics and target critics, format [`SAC_FORMAT`].
+    Sac(SacModel),
+    /// TD3's or DDPG's actor, critics and their targets, format [`TD3_FORMAT`].
+    Td3(Td3Model),
 }
 
 impl SavedModel {
-    /// Loads any model saved by [`MlpPolicy::save`] or [`QNetwork::save`] from `path` (the
+    /// Loads any model saved by [`MlpPolicy::save`], [`QNetwork::save`], [`SacModel::save`]
+    /// or [`Td3Model::save`] (or `save_policy` of `rl_algos`' SAC/TD3/DDPG) from `path` (the
     /// directory, or the [`MODEL_FILE`] inside it; a legacy [`MlpPolicy`] directory loads too)
     /// onto `device`, with the checksum, shape, size and finiteness checks of the
     /// [module docs](crate::io).
@@ -545,7 +586,8 @@ impl SavedModel {
     /// Opens any model file this crate reads, for playing it: what [`SavedModel::load`] reads
     /// (a directory, or its [`MODEL_FILE`]), or a Stable-Baselines3 zip (told apart by its
     /// `PK` signature): A2C/PPO give an [`MlpPolicy`] (see [`MlpPolicy::from_sb3_zip`]), DQN
-    /// its online [`QNetwork`] (see [`QNetwork::from_sb3_zip`]).
+    /// its online [`QNetwork`] (see [`QNetwork::from_sb3_zip`]), SAC a [`SacModel`] and
+    /// TD3/DDPG a [`Td3Model`] (see [`crate::Sb3Sac`] and [`crate::Sb3Td3`]).
     pub fn open(path: impl AsRef<Path>, device: &Device) -> Result<SavedModel> {
         let path = path.as_ref();
         if !path.is_file() {
@@ -554,6 +596,16 @@ impl SavedModel {
         let bytes = read_bounded(path)?;
         let shown = path.display().to_string();
         if bytes.starts_with(b"PK") {
+            use crate::sb3_offpolicy::{zip_kind, ZipKind};
+            match zip_kind(&bytes, &shown)? {
+                ZipKind::Sac => {
+                    return SacModel::from_zip_bytes_at(&bytes, device, &shown).map(SavedModel::Sac)
+                }
+                ZipKind::Td3 => {
+                    return Td3Model::from_zip_bytes_at(&bytes, device, &shown).map(SavedModel::Td3)
+                }
+                ZipKind::Other => {}
+            }
             Ok(match crate::sb3::import_any(&bytes, device, &shown)? {
                 crate::sb3::Sb3Model::ActorCritic(p) => SavedModel::MlpPolicy(p),
                 crate::sb3::Sb3Model::Dqn(d) => SavedModel::QNetwork(d.q_net),
@@ -568,11 +620,13 @@ impl SavedModel {
         load_model_file(bytes, device, "<saved model>")
     }
 
-    /// What the file held: `"MlpPolicy"` or `"QNetwork"`.
+    /// What the file held: `"MlpPolicy"`, `"QNetwork"`, `"SacPolicy"` or `"Td3Policy"`.
     pub fn kind(&self) -> &'static str {
         match self {
             SavedModel::MlpPolicy(_) => "MlpPolicy",
             SavedModel::QNetwork(_) => "QNetwork",
+            SavedModel::Sac(_) => "SacPolicy",
+            SavedModel::Td3(_) => "Td3Policy",
         }
     }
 
@@ -581,6 +635,8 @@ impl SavedModel {
         match self {
             SavedModel::MlpPolicy(p) => p.observation_space(),
             SavedModel::QNetwork(q) => q.observation_space(),
+            SavedModel::Sac(m) => &m.observation_space,
+            SavedModel::Td3(m) => &m.observation_space,
         }
     }
 
@@ -589,6 +645,8 @@ impl SavedModel {
         match self {
             SavedModel::MlpPolicy(p) => p.action_space(),
             SavedModel::QNetwork(q) => q.action_space(),
+            SavedModel::Sac(m) => &m.action_space,
+            SavedModel::Td3(m) => &m.action_space,
         }
     }
 
@@ -607,6 +665,26 @@ impl SavedModel {
             SavedModel::QNetwork(q) => Ok(q),
             other => Err(PolicyError::Unsupported(format!(
                 "{path} holds a {}, not a QNetwork",
+                other.kind()
+            ))),
+        }
+    }
+
+    fn into_sac(self, path: &str) -> Result<SacModel> {
+        match self {
+            SavedModel::Sac(m) => Ok(m),
+            other => Err(PolicyError::Unsupported(format!(
+                "{path} holds a {}, not a SacPolicy",
+                other.kind()
+            ))),
+        }
+    }
+
+    fn into_td3(self, path: &str) -> Result<Td3Model> {
+        match self {
+            SavedModel::Td3(m) => Ok(m),
+            other => Err(PolicyError::Unsupported(format!(
+                "{path} holds a {}, not a Td3Policy",
                 other.kind()
             ))),
         }
@@ -768,6 +846,11 @@ fn clean_up(dir: &Path, own_pid: u32) {
     }
 }
 
+/// Writes the bytes of a [`MODEL_FILE`] into `dir` through the atomic save path.
+pub(crate) fn save_model_file_bytes(bytes: &[u8], dir: &Path) -> Result<()> {
+    save_model_bytes(bytes, dir, std::process::id(), None)
+}
+
 /// Writes `bytes` as [`MODEL_FILE`] into `dir` atomically, as process `pid`, stopping at
 /// `interrupt` (tests only): the one save path of every model kind.
 fn save_model_bytes(bytes: &[u8], dir: &Path, pid: u32, interrupt: Option<Stage>) -> Result<()> {
@@ -899,6 +982,112 @@ impl QNetwork {
     pub fn load(path: impl AsRef<Path>, device: &Device) -> Result<QNetwork> {
         let path = path.as_ref();
         SavedModel::load(path, device)?.into_qnetwork(&path.display().to_string())
+    }
+}
+
+impl SacNetworks<'_> {
+    /// The networks as the bytes of one self-describing, checksummed [`MODEL_FILE`] tagged
+    /// [`SAC_FORMAT`] (config, spaces, and the `actor.*`, `critic.*`, `critic_target.*`
+    /// parameters). A NaN or infinite parameter is an error.
+    pub fn save_to_bytes(&self) -> Result<Vec<u8>> {
+        encode_model(
+            SAC_FORMAT,
+            &self.config(),
+            self.observation_space,
+            self.action_space,
+            self.named_parameters()?,
+        )
+    }
+
+    /// Saves the networks into directory `dir` (created if needed) as one [`MODEL_FILE`],
+    /// replaced atomically, through the same path as [`MlpPolicy::save`]. Reload with
+    /// [`SacModel::load`] or [`SavedModel::load`].
+    pub fn save(&self, dir: impl AsRef<Path>) -> Result<()> {
+        save_model_bytes(
+            &self.save_to_bytes()?,
+            dir.as_ref(),
+            std::process::id(),
+            None,
+        )
+    }
+}
+
+impl Td3Networks<'_> {
+    /// The networks as the bytes of one self-describing, checksummed [`MODEL_FILE`] tagged
+    /// [`TD3_FORMAT`] (config, spaces, and the `actor.*`, `actor_target.*`, `critic.*`,
+    /// `critic_target.*` parameters). A NaN or infinite parameter is an error.
+    pub fn save_to_bytes(&self) -> Result<Vec<u8>> {
+        encode_model(
+            TD3_FORMAT,
+            &self.config(),
+            self.observation_space,
+            self.action_space,
+            self.named_parameters()?,
+        )
+    }
+
+    /// Saves the networks into directory `dir` (created if needed) as one [`MODEL_FILE`],
+    /// replaced atomically, through the same path as [`MlpPolicy::save`]. Reload with
+    /// [`Td3Model::load`] or [`SavedModel::load`].
+    pub fn save(&self, dir: impl AsRef<Path>) -> Result<()> {
+        save_model_bytes(
+            &self.save_to_bytes()?,
+            dir.as_ref(),
+            std::process::id(),
+            None,
+        )
+    }
+}
+
+impl SacModel {
+    /// The model as the bytes of one [`MODEL_FILE`] (see [`SacNetworks::save_to_bytes`]).
+    pub fn save_to_bytes(&self) -> Result<Vec<u8>> {
+        self.networks().save_to_bytes()
+    }
+
+    /// Saves the model into directory `dir` (see [`SacNetworks::save`]).
+    pub fn save(&self, dir: impl AsRef<Path>) -> Result<()> {
+        self.networks().save(dir)
+    }
+
+    /// Loads a model saved by [`SacModel::save`] (the directory or its [`MODEL_FILE`]) onto
+    /// `device`, verifying its checksum, shapes and values; another kind of saved model is
+    /// [`PolicyError::Unsupported`]. (SB3 zips: [`SavedModel::open`] or
+    /// [`crate::Sb3Sac::from_zip`].)
+    pub fn load(path: impl AsRef<Path>, device: &Device) -> Result<SacModel> {
+        let path = path.as_ref();
+        SavedModel::load(path, device)?.into_sac(&path.display().to_string())
+    }
+
+    /// Loads a model from the bytes [`SacModel::save_to_bytes`] returns onto `device`.
+    pub fn load_from_bytes(bytes: &[u8], device: &Device) -> Result<SacModel> {
+        load_model_file(bytes, device, "<saved model>")?.into_sac("<saved model>")
+    }
+}
+
+impl Td3Model {
+    /// The model as the bytes of one [`MODEL_FILE`] (see [`Td3Networks::save_to_bytes`]).
+    pub fn save_to_bytes(&self) -> Result<Vec<u8>> {
+        self.networks().save_to_bytes()
+    }
+
+    /// Saves the model into directory `dir` (see [`Td3Networks::save`]).
+    pub fn save(&self, dir: impl AsRef<Path>) -> Result<()> {
+        self.networks().save(dir)
+    }
+
+    /// Loads a model saved by [`Td3Model::save`] (the directory or its [`MODEL_FILE`]) onto
+    /// `device`, verifying its checksum, shapes and values; another kind of saved model is
+    /// [`PolicyError::Unsupported`]. (SB3 zips: [`SavedModel::open`] or
+    /// [`crate::Sb3Td3::from_zip`].)
+    pub fn load(path: impl AsRef<Path>, device: &Device) -> Result<Td3Model> {
+        let path = path.as_ref();
+        SavedModel::load(path, device)?.into_td3(&path.display().to_string())
+    }
+
+    /// Loads a model from the bytes [`Td3Model::save_to_bytes`] returns onto `device`.
+    pub fn load_from_bytes(bytes: &[u8], device: &Device) -> Result<Td3Model> {
+        load_model_file(bytes, device, "<saved model>")?.into_td3("<saved model>")
     }
 }
 
@@ -1258,5 +1447,187 @@ mod tests {
             MlpPolicy::load_from_bytes(&swapped, &Device::Cpu),
             Err(PolicyError::Corrupt { .. })
         ));
+    }
+
+    fn sac_model() -> SacModel {
+        use crate::continuous::{ContinuousCritic, MlpConfig, SacActor};
+        let obs = Space::boxed(vec![-1.0; 3], vec![1.0; 3], vec![3]).unwrap();
+        let act = Space::boxed(vec![-2.0; 2], vec![2.0; 2], vec![2]).unwrap();
+        let cfg = MlpConfig {
+            net_arch: vec![8],
+            activation: crate::Activation::ReLU,
+            sde: None,
+        };
+        let dev = Device::Cpu;
+        SacModel {
+            actor: SacActor::new(&obs, &act, cfg.clone(), 0, &dev).unwrap(),
+            critic: ContinuousCritic::new(&obs, &act, cfg.clone(), 2, 1, &dev).unwrap(),
+            critic_target: ContinuousCritic::new(&obs, &act, cfg, 2, 2, &dev).unwrap(),
+            observation_space: obs,
+            action_space: act,
+        }
+    }
+
+    /// SAC/TD3 descriptions edited with a valid checksum: errors before allocation.
+    #[test]
+    fn hostile_sac_and_td3_descriptions_with_valid_checksums_are_rejected() {
+        let m = sac_model();
+        let bytes = m.save_to_bytes().unwrap();
+        let (metadata, tensors) = parse_safetensors(&bytes).unwrap();
+        assert_eq!(metadata["format"], SAC_FORMAT);
+        let description: serde_json::Value = serde_json::from_str(&metadata["policy"]).unwrap();
+        type Edit = fn(&mut serde_json::Value);
+        let cases: [(Edit, &str); 9] = [
+            (
+                |d| d["config"]["actor"]["net_arch"] = serde_json::json!([100_000, 100_000]),
+                "exceeds the limit",
+            ),
+            (
+                |d| d["config"]["critic"]["net_arch"] = serde_json::json!(vec![65_536; 64]),
+                "exceeds the limit",
+            ),
+            (
+                |d| d["config"]["n_critics"] = serde_json::json!(1u64 << 40),
+                "n_critics",
+            ),
+            (
+                |d| d["config"]["n_critics"] = serde_json::json!(3),
+                "missing parameter critic.qf2",
+            ),
+            (
+                |d| d["config"]["actor"]["net_arch"] = serde_json::json!([16]),
+                "actor.latent_pi.0.weight has shape [8, 3]",
+            ),
+            (
+                |d| d["config"]["critic"]["net_arch"] = serde_json::json!([0]),
+                "zero-width",
+            ),
+            (
+                |d| d["action_space"] = serde_json::json!({"type": "Discrete", "n": 2, "start": 0}),
+                "Box",
+            ),
+            (
+                |d| d["observation_space"]["shape"] = serde_json::json!([usize::MAX, 2]),
+                "overflows",
+            ),
+            (
+                |d| {
+                    d["action_space"]["low"] = serde_json::json!(["-inf", "-inf"]);
+                },
+                "finite bounds",
+            ),
+        ];
+        for (edit, message) in cases {
+            let mut d = description.clone();
+            edit(&mut d);
+            let forged = encode_model_file(SAC_FORMAT, d.to_string(), &tensors).unwrap();
+            let err = SacModel::load_from_bytes(&forged, &Device::Cpu).unwrap_err();
+            assert!(err.to_string().contains(message), "{message}: {err}");
+        }
+        // Config fields left out read as their defaults (files written before a field was
+        // added): n_critics 2 fits; the default [256, 256] actor does not fit these tensors.
+        let mut d = description.clone();
+        d["config"].as_object_mut().unwrap().remove("n_critics");
+        let forged = encode_model_file(SAC_FORMAT, d.to_string(), &tensors).unwrap();
+        assert_eq!(
+            SacModel::load_from_bytes(&forged, &Device::Cpu)
+                .unwrap()
+                .config(),
+            m.config()
+        );
+        d["config"].as_object_mut().unwrap().remove("actor");
+        let forged = encode_model_file(SAC_FORMAT, d.to_string(), &tensors).unwrap();
+        let err = SacModel::load_from_bytes(&forged, &Device::Cpu).unwrap_err();
+        assert!(err.to_string().contains("has shape"), "{err}");
+        d.as_object_mut().unwrap().remove("config");
+        let forged = encode_model_file(SAC_FORMAT, d.to_string(), &tensors).unwrap();
+        let err = SacModel::load_from_bytes(&forged, &Device::Cpu).unwrap_err();
+        assert!(err.to_string().contains("config"), "{err}");
+        // Non-finite weights, in a target too: named.
+        let mut nan = parse_safetensors(&bytes).unwrap().1;
+        let bad = [0u8, 0, 0xc0, 0x7f];
+        nan.insert(
+            "critic_target.qf1.2.bias".into(),
+            StoredTensor {
+                dtype: Dtype::F32,
+                shape: vec![1],
+                data: &bad,
+            },
+        );
+        let forged = encode_model_file(SAC_FORMAT, metadata["policy"].clone(), &nan).unwrap();
+        assert!(matches!(
+            SacModel::load_from_bytes(&forged, &Device::Cpu),
+            Err(PolicyError::NonFiniteWeight { tensor, .. }) if tensor == "critic_target.qf1.2.bias"
+        ));
+        // Extra tensors are refused by name; a SAC description under the TD3 tag is corrupt.
+        let mut extra = parse_safetensors(&bytes).unwrap().1;
+        extra.insert(
+            "actor_target.mu.0.bias".into(),
+            StoredTensor {
+                dtype: Dtype::F32,
+                shape: vec![1],
+                data: &[0u8; 4],
+            },
+        );
+        let forged = encode_model_file(SAC_FORMAT, metadata["policy"].clone(), &extra).unwrap();
+        let err = SacModel::load_from_bytes(&forged, &Device::Cpu).unwrap_err();
+        assert!(err.to_string().contains("actor_target.mu.0.bias"), "{err}");
+        let swapped = encode_model_file(TD3_FORMAT, metadata["policy"].clone(), &tensors).unwrap();
+        assert!(matches!(
+            Td3Model::load_from_bytes(&swapped, &Device::Cpu),
+            Err(PolicyError::Corrupt { .. })
+        ));
+        // An intact file of a later SAC version is unsupported, not damaged.
+        let later = encode_model_file(
+            "rl-policy/SacPolicy/2",
+            metadata["policy"].clone(),
+            &tensors,
+        )
+        .unwrap();
+        assert!(matches!(
+            SacModel::load_from_bytes(&later, &Device::Cpu),
+            Err(PolicyError::Unsupported(m)) if m.contains("rl-policy/SacPolicy/2")
+        ));
+    }
+
+    #[test]
+    fn sac_and_td3_saves_share_the_atomic_path() {
+        let (old, new) = (sac_model(), sac_model());
+        let (_, var) = crate::GaussianActor::trainable_vars(&new.actor).swap_remove(0);
+        var.set(&candle_core::Tensor::ones(var.dims(), DType::F32, &Device::Cpu).unwrap())
+            .unwrap();
+        let sac_bits = |m: &SacModel| -> Vec<u32> {
+            m.networks()
+                .named_parameters()
+                .unwrap()
+                .iter()
+                .flat_map(|(_, v)| {
+                    v.as_tensor()
+                        .flatten_all()
+                        .unwrap()
+                        .to_vec1::<f32>()
+                        .unwrap()
+                })
+                .map(f32::to_bits)
+                .collect()
+        };
+        assert_ne!(sac_bits(&old), sac_bits(&new));
+        for stage in [Stage::PartialWrite, Stage::Written, Stage::Synced] {
+            let dir = scratch("sac-interrupted");
+            old.save(&dir).unwrap();
+            let bytes = new.save_to_bytes().unwrap();
+            assert!(save_model_bytes(&bytes, &dir, DEAD_PID, Some(stage)).is_err());
+            assert_eq!(
+                sac_bits(&SacModel::load(&dir, &Device::Cpu).unwrap()),
+                sac_bits(&old)
+            );
+            new.save(&dir).unwrap();
+            assert_eq!(files(&dir), [MODEL_FILE], "{stage:?}");
+            assert_eq!(
+                sac_bits(&SacModel::load(&dir, &Device::Cpu).unwrap()),
+                sac_bits(&new)
+            );
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
     }
 }

@@ -37,13 +37,17 @@
 #![warn(missing_docs)]
 
 pub mod activation;
+pub mod context;
 pub mod continuous;
 pub mod distributions;
 pub mod error;
+pub mod fast;
 pub mod init;
 pub mod io;
 pub mod limits;
 pub mod mlp;
+pub mod normalized;
+pub mod offpolicy_model;
 pub mod ops;
 mod pickle;
 pub mod policy;
@@ -57,14 +61,20 @@ mod validate;
 mod zipread;
 
 pub use activation::Activation;
+pub use context::TrainingContext;
 pub use continuous::{
     ContinuousCritic, Critic, DeterministicActor, DeterministicPolicy, GaussianActor, MlpConfig,
     SacActor, SacPolicy, SacSdeConfig, Td3Actor,
 };
 pub use distributions::{ActionDist, Categorical, DiagGaussian};
 pub use error::{PolicyError, Result};
+pub use fast::{DenseParams, EngineOutputs, MlpEngine, MlpHead, MlpLayout};
 pub use io::SavedModel;
 pub use mlp::{MlpPolicy, MlpPolicyConfig, NetArch};
+pub use normalized::NormalizedPolicy;
+pub use offpolicy_model::{
+    SacModel, SacModelConfig, SacNetworks, Td3Model, Td3ModelConfig, Td3Networks,
+};
 pub use policy::{ActorCritic, Evaluation, Policy, StochasticPolicy};
 pub use qnet::{GreedyQPolicy, QFunction, QNetwork, QNetworkConfig};
 pub use sb3::Sb3Dqn;

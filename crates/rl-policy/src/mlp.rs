@@ -10,6 +10,7 @@
 use crate::activation::Activation;
 use crate::distributions::{ActionDist, Categorical, DiagGaussian};
 use crate::error::{PolicyError, Result};
+use crate::fast::{DenseParams, MlpHead, MlpLayout};
 use crate::policy::{ActorCritic, StochasticPolicy};
 use crate::sde::{ExplorationNoise, StateDependentNoise};
 use crate::{init, ops};
@@ -99,6 +100,14 @@ impl Dense {
     /// `activation(x W^T + b)`, one op where possible ([`ops::linear`]).
     fn forward(&self, x: &Tensor, activation: Option<Activation>) -> Result<Tensor> {
         Ok(ops::linear(x, &self.weight, &self.bias, activation)?)
+    }
+
+    /// The layer's variables, for the fast path.
+    fn params(&self) -> DenseParams {
+        DenseParams {
+            weight: self.weight.clone(),
+            bias: self.bias.clone(),
+        }
     }
 }
 
@@ -585,6 +594,31 @@ impl ActorCritic for MlpPolicy {
             .forward(&self.mlp(&self.vf, &latent)?, None)?
             .squeeze(1)?;
         Ok((dist, value))
+    }
+
+    fn mlp_layout(&self) -> Option<MlpLayout> {
+        let head = match (&self.head, &self.log_std) {
+            (HeadKind::Discrete(_), None) => MlpHead::Categorical,
+            (HeadKind::Gaussian(_), Some(log_std)) => MlpHead::DiagGaussian {
+                log_std: log_std.clone(),
+            },
+            _ => return None,
+        };
+        if !self.device.is_cpu() {
+            return None;
+        }
+        let params =
+            |layers: &[Dense]| -> Vec<DenseParams> { layers.iter().map(Dense::params).collect() };
+        Some(MlpLayout {
+            obs_dim: self.obs_dim,
+            activation: self.config.activation,
+            shared: params(&self.shared),
+            pi: params(&self.pi),
+            vf: params(&self.vf),
+            action_net: self.action_net.params(),
+            value_net: self.value_net.params(),
+            head,
+        })
     }
 
     fn predict_values(&self, obs: &Tensor) -> Result<Tensor> {

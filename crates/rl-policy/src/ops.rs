@@ -14,11 +14,13 @@
 
 mod categorical;
 mod elementwise;
+pub(crate) mod matmul;
 
 pub use elementwise::{clamp, hardtanh, log1p};
 
 pub(crate) use categorical::{
     log_prob as categorical_log_prob, log_prob_and_entropy as categorical_log_prob_and_entropy,
+    shift_and_lse,
 };
 
 use crate::activation::Activation;

@@ -6,9 +6,12 @@
 
 use crate::distributions::ActionDist;
 use crate::error::{PolicyError, Result};
+use crate::fast::MlpLayout;
 use crate::sde::ExplorationNoise;
 use candle_core::{Device, Tensor, Var};
 use rand::RngCore;
+use rl_env::VecAction;
+use rl_tensor_bridge::ActionBuffer;
 
 /// A policy that gives an action distribution for a batch of observations `[batch, obs_dim]`.
 pub trait StochasticPolicy {
@@ -138,6 +141,15 @@ pub trait ActorCritic: StochasticPolicy {
             value,
         })
     }
+
+    /// The network as a standard actor-critic MLP for the fast path ([`crate::MlpEngine`]),
+    /// when it is one: the algorithms then act and train through the engine, which reads and
+    /// updates these same variables. The default, `None`, keeps the generic Candle path (any
+    /// network); [`crate::MlpPolicy`] returns its layers unless it uses gSDE or lives off the
+    /// CPU.
+    fn mlp_layout(&self) -> Option<MlpLayout> {
+        None
+    }
 }
 
 /// Acting: observations in, actions out (`[batch]` u32 for discrete, `[batch, d]` f32 for
@@ -157,6 +169,24 @@ pub trait Policy {
         deterministic: bool,
         rng: &mut dyn RngCore,
     ) -> Result<Tensor>;
+
+    /// SB3's `model.predict` on host arrays, in the environment's terms: actions for
+    /// `actions.n_envs()` observations written into `actions` (built for the environment's
+    /// action space) — discrete indices shifted by the space's `start`, Box actions clipped
+    /// into the bounds — and returned as the batch a [`rl_env::VecEnv`] steps with (row `i`:
+    /// [`ActionBuffer::action`]). Apart from the policy's own output, nothing is allocated.
+    fn predict_into<'b>(
+        &self,
+        obs: &[f32],
+        deterministic: bool,
+        rng: &mut dyn RngCore,
+        actions: &'b mut ActionBuffer,
+    ) -> Result<VecAction<'b>> {
+        let out = self.predict(obs, actions.n_envs(), deterministic, rng)?;
+        actions
+            .fill_from_policy(&out)
+            .map_err(|e| PolicyError::InvalidArgument(format!("the policy's actions: {e}")))
+    }
 }
 
 /// `obs` as a `[batch, obs.len() / batch]` tensor on `device`.

@@ -19,6 +19,7 @@ use crate::continuous::{
 };
 use crate::error::{PolicyError, Result};
 use crate::limits::MAX_SPACE_ELEMENTS;
+use crate::offpolicy_model::{SacModel, Td3Model};
 use crate::sb3::{int_list, open_model, policy_class_names, read_space, sequential_sizes};
 use crate::validate::HostTensor;
 use crate::{io, pth};
@@ -28,41 +29,16 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// A Stable-Baselines3 SAC model: its actor, critics and target critics, and its spaces.
-#[derive(Debug)]
-pub struct Sb3Sac {
-    /// The actor (`actor.*`).
-    pub actor: SacActor,
-    /// The critics (`critic.qf{i}.*`).
-    pub critic: ContinuousCritic,
-    /// The target critics (`critic_target.qf{i}.*`).
-    pub critic_target: ContinuousCritic,
-    /// The observation space.
-    pub observation_space: Space,
-    /// The action space.
-    pub action_space: Space,
-}
+/// A Stable-Baselines3 SAC model: its actor, critics and target critics, and its spaces (the
+/// same type as a SAC model this crate saves, [`SacModel`]).
+pub type Sb3Sac = SacModel;
 
 /// A Stable-Baselines3 TD3 or DDPG model (both save a `TD3Policy`): its actor and target
-/// actor, critics and target critics, and its spaces.
-#[derive(Debug)]
-pub struct Sb3Td3 {
-    /// The actor (`actor.mu.*`).
-    pub actor: Td3Actor,
-    /// The target actor (`actor_target.mu.*`).
-    pub actor_target: Td3Actor,
-    /// The critics (`critic.qf{i}.*`; one for DDPG).
-    pub critic: ContinuousCritic,
-    /// The target critics.
-    pub critic_target: ContinuousCritic,
-    /// The observation space.
-    pub observation_space: Space,
-    /// The action space.
-    pub action_space: Space,
-}
+/// actor, critics and target critics, and its spaces (the same type as [`Td3Model`]).
+pub type Sb3Td3 = Td3Model;
 
 impl Sb3Sac {
-    /// Loads the SAC model file at `path` onto `device`. Errors as
+    /// Loads the SB3 SAC model file at `path` onto `device`. Errors as
     /// [`crate::MlpPolicy::from_sb3_zip`]'s: [`PolicyError::Unsupported`] names what is not
     /// supported, [`PolicyError::Corrupt`] a damaged file, [`PolicyError::LimitExceeded`] sizes
     /// over [`crate::limits`].
@@ -77,7 +53,7 @@ impl Sb3Sac {
         Self::from_zip_bytes_at(bytes, device, "<SB3 zip>")
     }
 
-    fn from_zip_bytes_at(bytes: &[u8], device: &Device, path: &str) -> Result<Self> {
+    pub(crate) fn from_zip_bytes_at(bytes: &[u8], device: &Device, path: &str) -> Result<Self> {
         let m = Model::open(bytes, path, "stable_baselines3.sac.policies", "SACPolicy")?;
         let use_sde =
             m.data.get("use_sde").and_then(Value::as_bool) == Some(true) || m.kwargs.use_sde;
@@ -144,7 +120,7 @@ impl Sb3Td3 {
         Self::from_zip_bytes_at(bytes, device, "<SB3 zip>")
     }
 
-    fn from_zip_bytes_at(bytes: &[u8], device: &Device, path: &str) -> Result<Self> {
+    pub(crate) fn from_zip_bytes_at(bytes: &[u8], device: &Device, path: &str) -> Result<Self> {
         let m = Model::open(bytes, path, "stable_baselines3.td3.policies", "TD3Policy")?;
         let obs_dim = m.observation_space.flat_dim();
         let act_dim = m.action_space.flat_dim();
@@ -190,6 +166,30 @@ impl Sb3Td3 {
             action_space: m.action_space,
         })
     }
+}
+
+/// Which kind of model an SB3 zip holds, by its policy class.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ZipKind {
+    /// SAC's `SACPolicy`.
+    Sac,
+    /// TD3's (and DDPG's) `TD3Policy`.
+    Td3,
+    /// Anything else (A2C/PPO/DQN, or unsupported: the importers say which).
+    Other,
+}
+
+/// Reads the policy class of the SB3 zip `bytes` (errors name `path`).
+pub(crate) fn zip_kind(bytes: &[u8], path: &str) -> Result<ZipKind> {
+    let (_, data) = open_model(bytes, path)?;
+    let Ok((module, _)) = policy_class_names(&data) else {
+        return Ok(ZipKind::Other);
+    };
+    Ok(match module.as_str() {
+        "stable_baselines3.sac.policies" => ZipKind::Sac,
+        "stable_baselines3.td3.policies" => ZipKind::Td3,
+        _ => ZipKind::Other,
+    })
 }
 
 /// What an off-policy policy's `policy_kwargs` say.

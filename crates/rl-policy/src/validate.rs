@@ -232,7 +232,7 @@ pub(crate) fn expected_q_parameters(
 }
 
 /// Checks `tensors` against the `expected` names and shapes and that every value is finite.
-fn check_tensors(
+pub(crate) fn check_tensors(
     expected: &[(String, Vec<usize>)],
     tensors: &BTreeMap<String, HostTensor>,
     declared_by: &str,

@@ -245,6 +245,53 @@ impl ActionBuffer {
         Ok(self.as_vec_action())
     }
 
+    /// [`ActionBuffer::fill_from_policy`] from host values `[n_envs, act_dim]` (action indices
+    /// as whole `f32`s for `Discrete`, unclipped values for `Box`), as a fast policy path
+    /// writes them: the same checks, no tensor, no allocation.
+    pub fn fill_from_policy_values(&mut self, values: &[f32]) -> Result<VecAction<'_>> {
+        if values.len() != self.policy.len() {
+            return Err(BridgeError::ElementCount {
+                what: "policy actions",
+                shape: vec![self.n_envs, self.act_dim],
+                expected: self.policy.len(),
+                actual: values.len(),
+            });
+        }
+        match &mut self.data {
+            Data::Discrete { n, start, buf } => {
+                let (n, start) = (*n, *start);
+                for (env, (&v, a)) in values.iter().zip(buf.iter_mut()).enumerate() {
+                    // Whole numbers below 2^24 are exact in f32; n itself may be larger.
+                    if !(v >= 0.0 && f64::from(v) < n as f64 && v.fract() == 0.0) {
+                        return Err(BridgeError::ActionIndexOutOfRange {
+                            env,
+                            index: v as i64,
+                            n,
+                        });
+                    }
+                    *a = start.wrapping_add(v as i64);
+                }
+                self.policy.copy_from_slice(values);
+            }
+            Data::Continuous { space, buf } => {
+                if let Some(i) = values.iter().position(|x| !x.is_finite()) {
+                    let d = self.act_dim.max(1);
+                    return Err(BridgeError::NonFiniteAction {
+                        env: i / d,
+                        component: i % d,
+                        value: f64::from(values[i]),
+                    });
+                }
+                self.policy.copy_from_slice(values);
+                buf.copy_from_slice(values);
+                for row in buf.chunks_exact_mut(self.act_dim.max(1)) {
+                    space.clip(row);
+                }
+            }
+        }
+        Ok(self.as_vec_action())
+    }
+
     /// The policy's actions of the last [`ActionBuffer::fill_from_policy`], flat
     /// `[n_envs, act_dim]`: action indices as `f32` (exact below 2^24) for `Discrete`, the
     /// unclipped values for `Box` — what a rollout buffer stores.
@@ -438,7 +485,50 @@ pub fn discrete_actions_to_tensor(
 
 #[cfg(test)]
 mod tests {
-    use super::in_range;
+    use super::{in_range, ActionBuffer};
+    use candle_core::{Device, Tensor};
+    use rl_env::{Space, VecAction};
+
+    /// Host values fill the buffer exactly as a tensor of the same values does, and bad values
+    /// are the same errors.
+    #[test]
+    fn host_values_fill_like_tensors() {
+        let d = Space::Discrete { n: 3, start: -1 };
+        let (mut a, mut b) = (ActionBuffer::new(&d, 3), ActionBuffer::new(&d, 3));
+        let t = Tensor::new(&[2f32, 0.0, 1.0], &Device::Cpu).unwrap();
+        assert_eq!(
+            a.fill_from_policy_values(&[2.0, 0.0, 1.0]).unwrap(),
+            VecAction::Discrete(&[1, -1, 0])
+        );
+        b.fill_from_policy(&t).unwrap();
+        assert_eq!(a, b);
+        for bad in [
+            [3.0, 0.0, 0.0],
+            [0.5, 0.0, 0.0],
+            [-1.0, 0.0, 0.0],
+            [f32::NAN, 0.0, 0.0],
+        ] {
+            assert!(a.fill_from_policy_values(&bad).is_err(), "{bad:?}");
+        }
+        assert!(
+            a.fill_from_policy_values(&[0.0, 1.0]).is_err(),
+            "too few values"
+        );
+        let c = Space::boxed(vec![-1.0; 2], vec![1.0; 2], vec![2]).unwrap();
+        let (mut a, mut b) = (ActionBuffer::new(&c, 2), ActionBuffer::new(&c, 2));
+        let v = [0.5f32, -3.0, 2.0, 0.25];
+        assert_eq!(
+            a.fill_from_policy_values(&v).unwrap(),
+            VecAction::Continuous(&[0.5, -1.0, 1.0, 0.25])
+        );
+        b.fill_from_policy(&Tensor::from_slice(&v, (2, 2), &Device::Cpu).unwrap())
+            .unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.policy_actions(), v);
+        assert!(a
+            .fill_from_policy_values(&[0.0, f32::INFINITY, 0.0, 0.0])
+            .is_err());
+    }
 
     #[test]
     fn in_range_is_exact_at_the_extremes() {

@@ -667,3 +667,271 @@ fn train_dqn_resumes_bit_for_bit_and_enjoy_plays_q_networks() {
     assert!(stderr.contains("run.json says algo"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// rl-zoo's A2C Pendulum-v1 section asks for VecNormalize (and gSDE): `train` wraps the
+/// environments, says so, and saves the statistics, the env id and its kwargs with the model;
+/// `enjoy` without `--env` plays that env with those kwargs through the frozen statistics and
+/// reproduces `train`'s final evaluation exactly (which seeds its env with seed + 2000 and then
+/// plays the episodes after that reset: enjoy's second episode).
+#[test]
+fn train_under_vec_normalize_saves_what_enjoy_needs() {
+    let dir = scratch_dir("vecnormalize");
+    let out = dir.join("out");
+    let summary = dir.join("summary.json");
+    let args: Vec<String> = [
+        "--algo",
+        "a2c",
+        "--env",
+        "Pendulum-v1",
+        "--env-kwargs",
+        "max_episode_steps:50",
+        "--total-timesteps",
+        "400",
+        "--eval-freq",
+        "200",
+        "--eval-episodes",
+        "1",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+        "--json-out",
+        summary.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let run_out = run_train(&args, Stdio::piped());
+    let stdout = text(&run_out.stdout);
+    assert_eq!(run_out.status.code(), Some(0), "{}", text(&run_out.stderr));
+    assert!(
+        stdout.contains("VecNormalize: norm_obs=true, norm_reward=true, gamma=0.9"),
+        "{stdout}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    let final_mean = json["final_mean"].as_f64().unwrap();
+
+    let model = out.join("model");
+    let enjoy = run(
+        "enjoy",
+        &[
+            "--model",
+            model.to_str().unwrap(),
+            "--episodes",
+            "2",
+            "--seed",
+            "2000",
+        ],
+        Stdio::piped(),
+    );
+    let stdout = text(&enjoy.stdout);
+    assert_eq!(enjoy.status.code(), Some(0), "{}", text(&enjoy.stderr));
+    assert!(
+        stdout.contains("playing Pendulum-v1 with max_episode_steps=50"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("VecNormalize statistics"), "{stdout}");
+    assert!(stdout.contains("length    50"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("episode   1: return {final_mean:>8.2}")),
+        "train's final evaluation {final_mean:.2}, enjoy: {stdout}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `train --algo sac|td3|ddpg` on Pendulum-v1 (small networks and budgets through
+/// `--hyperparams`): a run cut in two by `--save`/`--resume` (the checkpoint holds the replay
+/// buffer, every optimizer, α and the action noise) ends with the same model file, byte for
+/// byte, as one uninterrupted run; the saved model holds the zoo-shaped networks with their
+/// targets; `enjoy` plays it and SB3's SAC/TD3/DDPG zips; discrete actions are a named error.
+#[test]
+fn train_sac_td3_ddpg_resume_bit_for_bit_and_enjoy_plays_them() {
+    let dir = scratch_dir("offpolicy");
+    for algo in ["sac", "td3", "ddpg"] {
+        let train = |total: &str, out: &str, extra: &[String]| -> Output {
+            let mut args: Vec<String> = [
+                "--algo",
+                algo,
+                "--env",
+                "Pendulum-v1",
+                "--total-timesteps",
+                total,
+                "--eval-freq",
+                "300",
+                "--eval-episodes",
+                "1",
+                "--hyperparams",
+                "learning_starts:100",
+                "batch_size:32",
+                "policy_kwargs:'dict(net_arch=[32, 16])'",
+                "--quiet",
+                "--out",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            args.push(dir.join(format!("{algo}-{out}")).display().to_string());
+            args.extend_from_slice(extra);
+            run_train(&args, Stdio::null())
+        };
+        let model = |out: &str| dir.join(format!("{algo}-{out}")).join("model");
+        let json = dir.join(format!("{algo}.json")).display().to_string();
+        let out = train("600", "straight", &["--json-out".into(), json.clone()]);
+        assert_eq!(out.status.code(), Some(0), "{algo}: {}", text(&out.stderr));
+        let summary: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        assert_eq!(summary["algo"], algo);
+        assert_eq!(summary["total_timesteps"], 600);
+        assert_eq!(
+            summary["evals"].as_array().map(Vec::len),
+            Some(2),
+            "{summary}"
+        );
+        assert!(summary["final_mean"].as_f64().is_some_and(f64::is_finite));
+        let curve = std::fs::read_to_string(model("straight").with_file_name("learning_curve.csv"))
+            .expect("learning curve");
+        assert_eq!(curve.lines().count(), 3, "{curve}");
+
+        let save = dir.join(format!("{algo}-save")).display().to_string();
+        let out = train("300", "first", &["--save".into(), save.clone()]);
+        assert_eq!(out.status.code(), Some(0), "{algo}: {}", text(&out.stderr));
+        let resumed = [
+            "--resume".to_string(),
+            save.clone(),
+            "--total-timesteps".into(),
+            "600".into(),
+            "--quiet".into(),
+            "--out".into(),
+            model("second").parent().unwrap().display().to_string(),
+        ];
+        let out = run_train(&resumed, Stdio::null());
+        assert_eq!(out.status.code(), Some(0), "{algo}: {}", text(&out.stderr));
+        let file = |out: &str| std::fs::read(model(out).join("policy.safetensors")).unwrap();
+        assert!(
+            file("straight") == file("second"),
+            "{algo}: the resumed run ended with another model"
+        );
+        // An edited algo in run.json is refused, naming it.
+        let run_json = Path::new(&save).join("run.json");
+        let original = std::fs::read_to_string(&run_json).expect("run.json");
+        let other = if algo == "td3" { "ddpg" } else { "td3" };
+        std::fs::write(
+            &run_json,
+            original.replace(
+                &format!("\"algo\": \"{algo}\""),
+                &format!("\"algo\": \"{other}\""),
+            ),
+        )
+        .expect("edit run.json");
+        let mut again = resumed.to_vec();
+        again[3] = "900".into();
+        let out = run_train(&again, Stdio::null());
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{algo}: {stderr}");
+        assert!(
+            stderr.contains(&format!("run.json says algo {other}"))
+                || stderr.contains(&format!("run.json's algo {other}")),
+            "{algo}: {stderr}"
+        );
+
+        let saved = rl::policy::SavedModel::load(model("straight"), &candle_core::Device::Cpu)
+            .expect("the saved model loads");
+        match (&saved, algo) {
+            (rl::policy::SavedModel::Sac(m), "sac") => {
+                assert_eq!(m.config().actor.net_arch, vec![32, 16]);
+                assert_eq!(m.config().n_critics, 2);
+            }
+            (rl::policy::SavedModel::Td3(m), "td3" | "ddpg") => {
+                assert_eq!(m.config().critic.net_arch, vec![32, 16]);
+                assert_eq!(m.config().n_critics, if algo == "ddpg" { 1 } else { 2 });
+            }
+            _ => panic!("{algo} saved a {}", saved.kind()),
+        }
+        let played = model("straight").display().to_string();
+        let args = [
+            "--model",
+            &played,
+            "--env",
+            "Pendulum-v1",
+            "--episodes",
+            "1",
+        ];
+        let out = run("enjoy", &args, Stdio::piped());
+        assert_eq!(out.status.code(), Some(0), "{algo}: {}", text(&out.stderr));
+        assert!(text(&out.stdout).contains("mean return"), "{algo}");
+        // Not on an environment with other spaces.
+        let out = run(
+            "enjoy",
+            &[
+                "--model",
+                &played,
+                "--env",
+                "CartPole-v1",
+                "--episodes",
+                "1",
+            ],
+            Stdio::piped(),
+        );
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    }
+
+    let golden = std::env::var_os("RL_GOLDEN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("tests/golden"))
+        .join("sb3");
+    for (zip, env) in [
+        ("sac_pendulum.zip", "Pendulum-v1"),
+        ("td3_pendulum.zip", "Pendulum-v1"),
+        ("ddpg_mountaincar.zip", "MountainCarContinuous-v0"),
+    ] {
+        let m = golden.join(zip).display().to_string();
+        let out = run(
+            "enjoy",
+            &["--model", &m, "--env", env, "--episodes", "1"],
+            Stdio::piped(),
+        );
+        assert_eq!(out.status.code(), Some(0), "{zip}: {}", text(&out.stderr));
+        assert!(text(&out.stdout).contains("mean return"), "{zip}");
+    }
+
+    // Discrete actions: a named error before anything is written.
+    for algo in ["sac", "td3", "ddpg"] {
+        let out_dir = dir.join(format!("{algo}-cartpole"));
+        let out = run_train(
+            &[
+                "--algo".into(),
+                algo.into(),
+                "--env".into(),
+                "CartPole-v1".into(),
+                "--out".into(),
+                out_dir.display().to_string(),
+            ],
+            Stdio::null(),
+        );
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains("needs a Box") && stderr.contains("Discrete"),
+            "{stderr}"
+        );
+        assert!(!out_dir.exists());
+    }
+    // SAC's gSDE settings (rl-zoo's MountainCarContinuous-v0) are refused by name.
+    let out_dir = dir.join("sac-mcc");
+    let out = run_train(
+        &[
+            "--algo".into(),
+            "sac".into(),
+            "--env".into(),
+            "MountainCarContinuous-v0".into(),
+            "--out".into(),
+            out_dir.display().to_string(),
+        ],
+        Stdio::null(),
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("use_sde"), "{stderr}");
+    assert!(!out_dir.exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -24,10 +24,13 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod fast;
 mod update;
 
+pub use fast::A2cFastUpdate;
 pub use update::{
-    a2c_loss, a2c_update, normalize_advantages, A2cBatch, A2cLoss, UpdateParams, UpdateStats,
+    a2c_loss, a2c_update, normalize_advantages, normalize_advantages_into, A2cBatch, A2cLoss,
+    UpdateParams, UpdateStats,
 };
 
 use crate::buffer::{actions_to_tensor, explained_variance};
@@ -230,12 +233,21 @@ pub struct A2cTrainer {
     config: A2cConfig,
     optimizer: Box<dyn Optimizer>,
     last_stats: Option<UpdateStats>,
+    /// The fast MLP path, set up at the first `train` when the policy is a standard MLP.
+    fast: Option<A2cFastUpdate>,
+    fast_checked: bool,
 }
 
 impl A2cTrainer {
     /// Statistics of the last update.
     pub fn last_update(&self) -> Option<UpdateStats> {
         self.last_stats
+    }
+
+    /// Whether the updates run on the fast MLP path ([`A2cFastUpdate`]); decided at the first
+    /// update.
+    pub fn uses_fast_path(&self) -> bool {
+        self.fast.is_some()
     }
 }
 
@@ -255,6 +267,8 @@ impl OnPolicyTrainer for A2cTrainer {
             config,
             optimizer,
             last_stats: None,
+            fast: None,
+            fast_checked: false,
         })
     }
 
@@ -281,23 +295,45 @@ impl OnPolicyTrainer for A2cTrainer {
         logger.record("train/learning_rate", lr);
         let buffer = ctx.buffer;
         let b = buffer.n_steps() * buffer.n_envs();
-        let device = ctx.policy.device();
-        let obs = Tensor::from_slice(buffer.observations(), (b, buffer.obs_dim()), device)?;
-        let actions = actions_to_tensor(buffer.actions(), b, ctx.action_space, device)?;
-        let batch = A2cBatch {
-            observations: &obs,
-            actions: &actions,
-            advantages: buffer.advantages(),
-            returns: buffer.returns(),
-        };
         let params = self.config.update_params();
-        let stats = a2c_update(
-            ctx.policy,
-            self.optimizer.as_mut(),
-            &batch,
-            &params,
-            ctx.iteration,
-        )?;
+        if !self.fast_checked {
+            self.fast_checked = true;
+            // A standard MLP trains on the fast path; anything it cannot take (another
+            // optimizer state, a device) stays on the generic one.
+            self.fast = ctx
+                .policy
+                .mlp_layout()
+                .and_then(|l| A2cFastUpdate::new(l, b, self.optimizer.as_ref()).ok());
+        }
+        let stats = match &mut self.fast {
+            Some(fast) => fast.update(
+                self.optimizer.as_mut(),
+                buffer.observations(),
+                buffer.actions(),
+                buffer.advantages(),
+                buffer.returns(),
+                &params,
+                ctx.iteration,
+            )?,
+            None => {
+                let device = ctx.policy.device();
+                let obs = Tensor::from_slice(buffer.observations(), (b, buffer.obs_dim()), device)?;
+                let actions = actions_to_tensor(buffer.actions(), b, ctx.action_space, device)?;
+                let batch = A2cBatch {
+                    observations: &obs,
+                    actions: &actions,
+                    advantages: buffer.advantages(),
+                    returns: buffer.returns(),
+                };
+                a2c_update(
+                    ctx.policy,
+                    self.optimizer.as_mut(),
+                    &batch,
+                    &params,
+                    ctx.iteration,
+                )?
+            }
+        };
         *ctx.n_updates = ctx.n_updates.saturating_add(1);
         self.last_stats = Some(stats);
         let ev = explained_variance(buffer.values(), buffer.returns());
@@ -306,7 +342,15 @@ impl OnPolicyTrainer for A2cTrainer {
         logger.record("train/entropy_loss", stats.entropy_loss);
         logger.record("train/policy_loss", stats.policy_loss);
         logger.record("train/value_loss", stats.value_loss);
-        record_std(ctx.policy, buffer, logger)
+        match &self.fast {
+            Some(fast) => {
+                if let Some(std) = fast.engine().std_mean()? {
+                    logger.record("train/std", std);
+                }
+                Ok(())
+            }
+            None => record_std(ctx.policy, buffer, logger),
+        }
     }
 
     fn save_state(&self) -> Result<Vec<u8>> {

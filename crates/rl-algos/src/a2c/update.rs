@@ -62,6 +62,13 @@ pub struct UpdateStats {
 
 /// `(A - mean(A)) / (std(A) + 1e-8)` with the unbiased std, as SB3 does with torch.
 pub fn normalize_advantages(adv: &[f32]) -> Vec<f32> {
+    let mut out = vec![0.0; adv.len()];
+    normalize_advantages_into(adv, &mut out);
+    out
+}
+
+/// [`normalize_advantages`] into `out` (the first `adv.len()` values), without allocating.
+pub fn normalize_advantages_into(adv: &[f32], out: &mut [f32]) {
     let n = adv.len() as f64;
     let mean = adv.iter().map(|&a| f64::from(a)).sum::<f64>() / n;
     let var = adv
@@ -70,9 +77,9 @@ pub fn normalize_advantages(adv: &[f32]) -> Vec<f32> {
         .sum::<f64>()
         / (n - 1.0);
     let denom = var.sqrt() + 1e-8;
-    adv.iter()
-        .map(|&a| ((f64::from(a) - mean) / denom) as f32)
-        .collect()
+    for (o, &a) in out.iter_mut().zip(adv) {
+        *o = ((f64::from(a) - mean) / denom) as f32;
+    }
 }
 
 /// SB3's A2C loss on `batch` (one forward pass with gradients).

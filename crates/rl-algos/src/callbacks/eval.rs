@@ -8,6 +8,7 @@ use crate::logger::Logger;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use rl_env::Env;
+use rl_policy::{NormalizedPolicy, Policy};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -60,7 +61,9 @@ pub struct EvalRecord {
 /// [`evaluate_policy`], records `eval/mean_reward`, `eval/mean_ep_length` and
 /// `time/total_timesteps` and dumps the logger (as SB3 does), keeps the best mean reward and
 /// the learning curve ([`EvalCallback::history`], [`EvalCallback::learning_curve_csv`]), and
-/// optionally saves the best model and runs child callbacks.
+/// optionally saves the best model and runs child callbacks. When the training environments
+/// are a `VecNormalize` ([`crate::Algorithm::normalization`]), the policy acts on observations
+/// normalized with their current statistics, frozen; returns stay unnormalized.
 ///
 /// Defaults are SB3's: 5 episodes, deterministic actions, verbose. Evaluation is reproducible:
 /// the environment is reset with `seed` (default 0) before the first evaluation, and sampled
@@ -220,8 +223,18 @@ impl EvalCallback {
             }
             self.seeded = true;
         }
+        // Under a VecNormalize the policy acts on observations normalized with the training
+        // statistics as they are now, frozen (SB3's `sync_envs_normalization`).
+        let normalized = locals
+            .algo
+            .normalization()
+            .map(|stats| NormalizedPolicy::new(locals.algo.policy(), stats));
+        let policy: &dyn Policy = match &normalized {
+            Some(p) => p,
+            None => locals.algo.policy(),
+        };
         let result = evaluate_policy(
-            locals.algo.policy(),
+            policy,
             &mut *self.env,
             self.n_eval_episodes,
             self.deterministic,

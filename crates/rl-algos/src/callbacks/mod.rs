@@ -45,6 +45,12 @@ pub trait Algorithm {
     fn num_timesteps(&self) -> u64;
     /// Writes a checkpoint from which training resumes bit-for-bit (atomically).
     fn save_checkpoint(&self, path: &Path) -> Result<()>;
+    /// The observation normalization of the training environments, when they are a
+    /// `VecNormalize` ([`rl_env::VecEnv::normalization`]): evaluations act through it with
+    /// frozen statistics, as SB3's `EvalCallback` does after `sync_envs_normalization`.
+    fn normalization(&self) -> Option<rl_env::VecNormalizeSnapshot> {
+        None
+    }
 }
 
 /// The state a callback sees (SB3's `self.locals` / `self.num_timesteps`).

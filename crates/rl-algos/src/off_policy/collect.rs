@@ -124,7 +124,8 @@ impl<V: VecEnv, T: OffPolicyTrainer> OffPolicyAlgorithm<V, T> {
     /// statistics window (skipped with `record == false`, as SB3 skips `_update_info_buffer`
     /// when a callback stops training).
     fn finish_episodes(&mut self, record: bool) {
-        let rewards = self.env.rewards();
+        // Unscaled: under a VecNormalize the statistics stay in the environment's units.
+        let rewards = self.env.unscaled_rewards();
         for (i, &done) in self.scratch.dones.iter().enumerate() {
             self.ep_returns[i] += rewards[i];
             self.ep_lengths[i] = self.ep_lengths[i].saturating_add(1);

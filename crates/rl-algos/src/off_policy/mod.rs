@@ -688,6 +688,10 @@ impl<V: VecEnv, T: OffPolicyTrainer> OffPolicyAlgorithm<V, T> {
 }
 
 impl<V: VecEnv, T: OffPolicyTrainer> Algorithm for OffPolicyAlgorithm<V, T> {
+    fn normalization(&self) -> Option<rl_env::VecNormalizeSnapshot> {
+        self.env.normalization()
+    }
+
     fn policy(&self) -> &dyn Policy {
         self.trainer.policy()
     }

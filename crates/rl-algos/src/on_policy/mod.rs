@@ -33,7 +33,7 @@ use crate::run::{EpisodeWindow, RunState};
 use candle_core::{DType, Device, Tensor, Var};
 use rand::RngCore;
 use rl_env::{AutoresetMode, Space, VecEnv};
-use rl_policy::{ActionDist, ActorCritic, Policy};
+use rl_policy::{ActionDist, ActorCritic, MlpEngine, Policy};
 use rl_tensor_bridge::{ActionBuffer, ObsBatcher};
 use std::path::Path;
 use std::time::Instant;
@@ -204,6 +204,8 @@ pub struct OnPolicyAlgorithm<P: ActorCritic, V: VecEnv, T: OnPolicyTrainer> {
     obs_batcher: ObsBatcher,
     actions: ActionBuffer,
     scratch: Scratch,
+    /// The fast MLP path for acting and values, when the policy is a standard MLP.
+    fast: Option<MlpEngine>,
 }
 
 impl<P: ActorCritic, V: VecEnv, T: OnPolicyTrainer> OnPolicyAlgorithm<P, V, T> {
@@ -242,6 +244,12 @@ impl<P: ActorCritic, V: VecEnv, T: OnPolicyTrainer> OnPolicyAlgorithm<P, V, T> {
         let obs_batcher = ObsBatcher::new(obs_space, n_envs, DType::F32, policy.device().clone())?;
         let actions = ActionBuffer::new(env.action_space(), n_envs);
         let action_log = ActionLog::for_space(env.action_space());
+        // A standard MLP acts through the engine (gSDE policies have no layout).
+        let fast = policy
+            .mlp_layout()
+            .filter(|_| !settings.use_sde)
+            .and_then(|l| MlpEngine::new(l, n_envs).ok())
+            .filter(|e| e.obs_dim() == obs_dim && e.act_dim() == act_dim);
         let scratch = Scratch {
             obs: vec![0.0; n_envs * obs_dim],
             policy_actions: vec![0.0; n_envs * act_dim],
@@ -270,7 +278,13 @@ impl<P: ActorCritic, V: VecEnv, T: OnPolicyTrainer> OnPolicyAlgorithm<P, V, T> {
             obs_batcher,
             actions,
             scratch,
+            fast,
         })
+    }
+
+    /// Whether the rollouts act through the fast MLP path ([`rl_policy::MlpEngine`]).
+    pub fn uses_fast_path(&self) -> bool {
+        self.fast.is_some()
     }
 
     /// The configuration.
@@ -551,6 +565,10 @@ pub fn record_std<P: ActorCritic + ?Sized>(
 }
 
 impl<P: ActorCritic, V: VecEnv, T: OnPolicyTrainer> Algorithm for OnPolicyAlgorithm<P, V, T> {
+    fn normalization(&self) -> Option<rl_env::VecNormalizeSnapshot> {
+        self.env.normalization()
+    }
+
     fn policy(&self) -> &dyn Policy {
         &self.policy
     }

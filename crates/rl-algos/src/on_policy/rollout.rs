@@ -34,9 +34,13 @@ impl<P: ActorCritic, V: VecEnv, T: OnPolicyTrainer> OnPolicyAlgorithm<P, V, T> {
             }
             self.complete_step()?;
         }
-        let obs = self.obs_batcher.to_tensor(self.env.observations())?;
-        let last_values = self.policy.predict_values(&obs)?;
-        copy_tensor_to_f32(&last_values, &mut self.scratch.values)?;
+        if let Some(engine) = &mut self.fast {
+            engine.predict_values(self.env.observations(), &mut self.scratch.values)?;
+        } else {
+            let obs = self.obs_batcher.to_tensor(self.env.observations())?;
+            let last_values = self.policy.predict_values(&obs)?;
+            copy_tensor_to_f32(&last_values, &mut self.scratch.values)?;
+        }
         self.buffer.compute_returns_and_advantage(
             &self.scratch.values,
             &self.last_episode_starts,
@@ -57,13 +61,24 @@ impl<P: ActorCritic, V: VecEnv, T: OnPolicyTrainer> OnPolicyAlgorithm<P, V, T> {
         }
         let s = &mut self.scratch;
         s.obs.copy_from_slice(self.env.observations());
-        let obs = self.obs_batcher.to_tensor(&s.obs)?;
-        let (dist, values) = self.policy.forward(&obs)?;
-        let actions = dist.sample(&mut self.run.rng)?;
-        let log_probs = dist.log_prob(&actions)?;
-        copy_tensor_to_f32(&values, &mut s.values)?;
-        copy_tensor_to_f32(&log_probs, &mut s.log_probs)?;
-        self.actions.fill_from_policy(&actions)?;
+        if let Some(engine) = &mut self.fast {
+            engine.act(
+                &s.obs,
+                &mut self.run.rng,
+                &mut s.policy_actions,
+                &mut s.values,
+                &mut s.log_probs,
+            )?;
+            self.actions.fill_from_policy_values(&s.policy_actions)?;
+        } else {
+            let obs = self.obs_batcher.to_tensor(&s.obs)?;
+            let (dist, values) = self.policy.forward(&obs)?;
+            let actions = dist.sample(&mut self.run.rng)?;
+            let log_probs = dist.log_prob(&actions)?;
+            copy_tensor_to_f32(&values, &mut s.values)?;
+            copy_tensor_to_f32(&log_probs, &mut s.log_probs)?;
+            self.actions.fill_from_policy(&actions)?;
+        }
         s.policy_actions
             .copy_from_slice(self.actions.policy_actions());
         let env_actions = self.actions.as_vec_action();
@@ -105,7 +120,8 @@ impl<P: ActorCritic, V: VecEnv, T: OnPolicyTrainer> OnPolicyAlgorithm<P, V, T> {
     /// statistics window (SB3's `_update_info_buffer`, skipped with `record == false` as SB3
     /// skips it when a callback stops training).
     fn finish_episodes(&mut self, record: bool) {
-        let rewards = self.env.rewards();
+        // Unscaled: under a VecNormalize the statistics stay in the environment's units.
+        let rewards = self.env.unscaled_rewards();
         for (i, &done) in self.scratch.dones.iter().enumerate() {
             self.ep_returns[i] += rewards[i];
             self.ep_lengths[i] = self.ep_lengths[i].saturating_add(1);
@@ -137,10 +153,14 @@ impl<P: ActorCritic, V: VecEnv, T: OnPolicyTrainer> OnPolicyAlgorithm<P, V, T> {
                 ))
             })?;
             // Batch 1, as SB3 evaluates each terminal observation on its own.
-            let t = self.obs_batcher.one_to_tensor(final_obs)?.unsqueeze(0)?;
-            let v = self.policy.predict_values(&t)?;
             let mut value = [0.0f32];
-            copy_tensor_to_f32(&v, &mut value)?;
+            if let Some(engine) = &mut self.fast {
+                engine.predict_values(final_obs, &mut value)?;
+            } else {
+                let t = self.obs_batcher.one_to_tensor(final_obs)?.unsqueeze(0)?;
+                let v = self.policy.predict_values(&t)?;
+                copy_tensor_to_f32(&v, &mut value)?;
+            }
             *r = bootstrap_truncated(*r, gamma, value[0]);
         }
         self.buffer.add(&Transition {

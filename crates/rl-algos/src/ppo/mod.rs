@@ -43,8 +43,11 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod fast;
 mod fused;
 mod update;
+
+pub use fast::{PpoFastUpdate, PpoHostBatch};
 
 pub use update::{ppo_loss, ppo_update, PpoBatch, PpoLoss, PpoParams, PpoStats};
 
@@ -328,12 +331,21 @@ pub struct PpoTrainer {
     optimizer: Adam,
     minibatch: Minibatch,
     last_stats: Option<PpoTrainStats>,
+    /// The fast MLP path, set up at the first `train` when the policy is a standard MLP.
+    fast: Option<PpoFastUpdate>,
+    fast_checked: bool,
 }
 
 impl PpoTrainer {
     /// Statistics of the last `train()`.
     pub fn last_train(&self) -> Option<PpoTrainStats> {
         self.last_stats
+    }
+
+    /// Whether the minibatch steps run on the fast MLP path ([`PpoFastUpdate`]); decided at
+    /// the first `train`.
+    pub fn uses_fast_path(&self) -> bool {
+        self.fast.is_some()
     }
 }
 
@@ -349,6 +361,8 @@ impl OnPolicyTrainer for PpoTrainer {
             optimizer,
             minibatch: Minibatch::default(),
             last_stats: None,
+            fast: None,
+            fast_checked: false,
         })
     }
 
@@ -377,6 +391,15 @@ impl OnPolicyTrainer for PpoTrainer {
         let buffer = ctx.buffer;
         let n = buffer.n_steps() * buffer.n_envs();
         let device = ctx.policy.device().clone();
+        if !self.fast_checked {
+            self.fast_checked = true;
+            // A standard MLP trains on the fast path; anything it cannot take stays generic.
+            let max_batch = self.config.batch_size.min(n);
+            self.fast = ctx
+                .policy
+                .mlp_layout()
+                .and_then(|l| PpoFastUpdate::new(l, max_batch, &self.optimizer).ok());
+        }
         let mb = &mut self.minibatch;
         mb.indices.clear();
         mb.indices.extend(0..n);
@@ -395,23 +418,38 @@ impl OnPolicyTrainer for PpoTrainer {
                 mb.gather(buffer, &rows[start..end]);
                 mb.indices = rows;
                 let b = end - start;
-                let obs = Tensor::from_slice(&mb.obs, (b, buffer.obs_dim()), &device)?;
-                let actions = actions_to_tensor(&mb.actions, b, ctx.action_space, &device)?;
-                let batch = PpoBatch {
-                    observations: &obs,
-                    actions: &actions,
-                    old_values: &mb.old_values,
-                    old_log_probs: &mb.old_log_probs,
-                    advantages: &mb.advantages,
-                    returns: &mb.returns,
+                let stats = match &mut self.fast {
+                    Some(fast) => {
+                        let batch = PpoHostBatch {
+                            observations: &mb.obs,
+                            actions: &mb.actions,
+                            old_values: &mb.old_values,
+                            old_log_probs: &mb.old_log_probs,
+                            advantages: &mb.advantages,
+                            returns: &mb.returns,
+                        };
+                        fast.update(&mut self.optimizer, &batch, &params, ctx.iteration)?
+                    }
+                    None => {
+                        let obs = Tensor::from_slice(&mb.obs, (b, buffer.obs_dim()), &device)?;
+                        let actions = actions_to_tensor(&mb.actions, b, ctx.action_space, &device)?;
+                        let batch = PpoBatch {
+                            observations: &obs,
+                            actions: &actions,
+                            old_values: &mb.old_values,
+                            old_log_probs: &mb.old_log_probs,
+                            advantages: &mb.advantages,
+                            returns: &mb.returns,
+                        };
+                        ppo_update(
+                            ctx.policy,
+                            &mut self.optimizer,
+                            &batch,
+                            &params,
+                            ctx.iteration,
+                        )?
+                    }
                 };
-                let stats = ppo_update(
-                    ctx.policy,
-                    &mut self.optimizer,
-                    &batch,
-                    &params,
-                    ctx.iteration,
-                )?;
                 pg += stats.policy_loss;
                 vl += stats.value_loss;
                 ent += stats.entropy_loss;
@@ -456,7 +494,14 @@ impl OnPolicyTrainer for PpoTrainer {
             "train/explained_variance",
             explained_variance(buffer.values(), buffer.returns()),
         );
-        record_std(ctx.policy, buffer, logger)?;
+        match &self.fast {
+            Some(fast) => {
+                if let Some(std) = fast.engine().std_mean()? {
+                    logger.record("train/std", std);
+                }
+            }
+            None => record_std(ctx.policy, buffer, logger)?,
+        }
         logger.record_int("train/n_updates", *ctx.n_updates as i64);
         logger.record("train/clip_range", params.clip_range);
         if let Some(cv) = params.clip_range_vf {

@@ -63,7 +63,10 @@ use rand::{Rng, RngCore};
 use rand_distr::StandardNormal;
 use rl_env::{Space, VecEnv};
 use rl_policy::sde::draw_weight_eps;
-use rl_policy::{Critic, ExplorationNoise, GaussianActor, Policy, SacPolicy};
+use rl_policy::{
+    ContinuousCritic, Critic, ExplorationNoise, GaussianActor, Policy, SacActor, SacNetworks,
+    SacPolicy,
+};
 use std::path::Path;
 
 /// SAC's entropy coefficient setting (SB3's `ent_coef`).
@@ -698,5 +701,29 @@ impl<A: GaussianActor, C: Critic, V: VecEnv> OffPolicyAlgorithm<V, SacTrainer<A,
     /// Statistics of the last `train()` call.
     pub fn last_train(&self) -> Option<SacTrainStats> {
         self.trainer().last_train()
+    }
+}
+
+impl<V: VecEnv> OffPolicyAlgorithm<V, SacTrainer<SacActor, ContinuousCritic>> {
+    /// The trained model's networks (actor, critics, target critics) with the environment's
+    /// spaces, borrowed: [`SacNetworks::save`] writes them.
+    pub fn networks(&self) -> SacNetworks<'_> {
+        let t = self.trainer();
+        SacNetworks {
+            actor: t.actor(),
+            critic: t.critic(),
+            critic_target: t.critic_target(),
+            observation_space: self.env().observation_space(),
+            action_space: self.env().action_space(),
+        }
+    }
+
+    /// Saves the model (actor, critics, target critics, spaces) into directory `dir` as one
+    /// atomic, checksummed file tagged `rl-policy/SacPolicy/1` (see [`rl_policy::io`]);
+    /// [`rl_policy::SacModel::load`] or [`rl_policy::SavedModel`] read it back, `enjoy` plays
+    /// it. The training state (replay buffer, optimizers, α) is the checkpoint's:
+    /// [`OffPolicyAlgorithm::save`].
+    pub fn save_policy(&self, dir: impl AsRef<Path>) -> Result<()> {
+        Ok(self.networks().save(dir)?)
     }
 }

@@ -59,7 +59,10 @@ use candle_core::{Device, Tensor, Var};
 use rand::{Rng, RngCore};
 use rand_distr::StandardNormal;
 use rl_env::{Space, VecEnv};
-use rl_policy::{Critic, DeterministicActor, DeterministicPolicy, Policy};
+use rl_policy::{
+    ContinuousCritic, Critic, DeterministicActor, DeterministicPolicy, Policy, Td3Actor,
+    Td3Networks,
+};
 use std::path::Path;
 
 /// TD3's configuration: SB3's `TD3` constructor arguments, with its defaults
@@ -524,5 +527,30 @@ impl<A: DeterministicActor, C: Critic, V: VecEnv> OffPolicyAlgorithm<V, Td3Train
     /// Statistics of the last `train()` call.
     pub fn last_train(&self) -> Option<Td3TrainStats> {
         self.trainer().last_train()
+    }
+}
+
+impl<V: VecEnv> OffPolicyAlgorithm<V, Td3Trainer<Td3Actor, ContinuousCritic>> {
+    /// The trained model's networks (actor, critics and both targets) with the
+    /// environment's spaces, borrowed: [`Td3Networks::save`] writes them.
+    pub fn networks(&self) -> Td3Networks<'_> {
+        let t = self.trainer();
+        Td3Networks {
+            actor: t.actor(),
+            actor_target: t.actor_target(),
+            critic: t.critic(),
+            critic_target: t.critic_target(),
+            observation_space: self.env().observation_space(),
+            action_space: self.env().action_space(),
+        }
+    }
+
+    /// Saves the model (actor, target actor, critics, target critics, spaces) into directory
+    /// `dir` as one atomic, checksummed file tagged `rl-policy/Td3Policy/1` (see
+    /// [`rl_policy::io`]); [`rl_policy::Td3Model::load`] or [`rl_policy::SavedModel`] read it
+    /// back, `enjoy` plays it. The training state (replay buffer, optimizers, noise) is the
+    /// checkpoint's: [`OffPolicyAlgorithm::save`].
+    pub fn save_policy(&self, dir: impl AsRef<Path>) -> Result<()> {
+        Ok(self.networks().save(dir)?)
     }
 }

@@ -35,7 +35,8 @@ use crate::optim::Schedule;
 use crate::ppo::PpoConfig;
 use crate::sac::{EntCoef, SacConfig};
 use crate::td3::Td3Config;
-use rl_policy::{Activation, MlpConfig, SacSdeConfig};
+use rl_env::VecNormalizeConfig;
+use rl_policy::{Activation, MlpConfig, MlpPolicyConfig, NetArch, SacSdeConfig};
 use std::collections::BTreeSet;
 use std::fmt;
 use yaml_rust2::{Yaml, YamlLoader};
@@ -238,6 +239,34 @@ pub struct NormalizeKwargs {
     pub other: Vec<(String, f64)>,
 }
 
+impl NormalizeKwargs {
+    /// The [`VecNormalizeConfig`] these arguments ask for (SB3's defaults for the rest), as
+    /// rl-zoo builds the training `VecNormalize`; an invalid value is an error naming it.
+    pub fn config(&self) -> Result<VecNormalizeConfig> {
+        let mut c = VecNormalizeConfig {
+            norm_obs: self.norm_obs,
+            norm_reward: self.norm_reward,
+            ..VecNormalizeConfig::default()
+        };
+        for (k, v) in &self.other {
+            match k.as_str() {
+                "gamma" => c.gamma = *v,
+                "clip_obs" => c.clip_obs = *v,
+                "clip_reward" => c.clip_reward = *v,
+                "epsilon" => c.epsilon = *v,
+                _ => {
+                    return Err(AlgoError::InvalidArgument(format!(
+                        "normalize: unsupported VecNormalize argument {k}"
+                    )))
+                }
+            }
+        }
+        c.validate()
+            .map_err(|e| AlgoError::InvalidArgument(format!("normalize: {e}")))?;
+        Ok(c)
+    }
+}
+
 /// A network architecture of `policy_kwargs`.
 #[derive(Clone, Debug, PartialEq)]
 pub enum NetArchKwarg {
@@ -301,6 +330,38 @@ impl PolicyKwargs {
                 sde: None,
             },
         )
+    }
+}
+
+impl PolicyKwargs {
+    /// SB3's `MlpPolicy` (A2C, PPO) these kwargs describe, SB3's defaults for what they leave
+    /// out; `use_sde` comes from the algorithm's section. `n_critics` is an error (SAC/TD3's).
+    pub fn mlp_policy_config(&self, use_sde: bool) -> Result<MlpPolicyConfig> {
+        let d = MlpPolicyConfig::default();
+        if self.n_critics.is_some() {
+            return Err(AlgoError::InvalidArgument(
+                "policy_kwargs n_critics is for SAC/TD3, not an MlpPolicy".into(),
+            ));
+        }
+        Ok(MlpPolicyConfig {
+            net_arch: match &self.net_arch {
+                None => d.net_arch,
+                Some(NetArchKwarg::Same(l)) => NetArch {
+                    shared: vec![],
+                    pi: l.clone(),
+                    vf: l.clone(),
+                },
+                Some(NetArchKwarg::Split { pi, critic }) => NetArch {
+                    shared: vec![],
+                    pi: pi.clone(),
+                    vf: critic.clone(),
+                },
+            },
+            activation: self.activation_fn.unwrap_or(d.activation),
+            ortho_init: self.ortho_init.unwrap_or(d.ortho_init),
+            log_std_init: self.log_std_init.unwrap_or(d.log_std_init),
+            use_sde,
+        })
     }
 }
 
@@ -494,7 +555,19 @@ impl<'a> Reader<'a> {
                 )
             })?),
         };
-        let normalize = self.normalize()?;
+        let mut normalize = self.normalize()?;
+        // rl-zoo gives VecNormalize the algorithm's discount when the section sets `gamma`.
+        if let (Some(n), Some(g)) = (
+            normalize.as_mut(),
+            self.entry
+                .items
+                .iter()
+                .find(|(k, _)| k == "gamma")
+                .and_then(|(_, v)| v.as_f64()),
+        ) {
+            n.other.retain(|(k, _)| k != "gamma");
+            n.other.push(("gamma".into(), g));
+        }
         let policy_kwargs = self.policy_kwargs(on_policy)?;
         let env_kwargs = match self.get("env_kwargs") {
             None | Some(ZooValue::Null) => Vec::new(),

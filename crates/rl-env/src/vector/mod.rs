@@ -224,6 +224,21 @@ pub trait VecEnv: Send {
     fn truncated(&self) -> &[bool] {
         self.buffers().truncated()
     }
+
+    /// Rewards of the last step before any scaling a wrapper of the vector applies (what
+    /// SB3's `Monitor` records under a `VecNormalize`): [`VecNormalize`] forwards its inner
+    /// vector's, every other vector its own [`VecEnv::rewards`]. Learners sum these into
+    /// their episode statistics.
+    fn unscaled_rewards(&self) -> &[f64] {
+        self.rewards()
+    }
+
+    /// The observation normalization this vector applies, if it is (or forwards to) a
+    /// [`VecNormalize`]: its current statistics and settings. Evaluations and saved models use
+    /// it (SB3's `sync_envs_normalization`, rl-zoo's `vecnormalize.pkl`); `None` by default.
+    fn normalization(&self) -> Option<VecNormalizeSnapshot> {
+        None
+    }
 }
 
 impl<V: VecEnv + ?Sized> VecEnv for Box<V> {
@@ -247,5 +262,11 @@ impl<V: VecEnv + ?Sized> VecEnv for Box<V> {
     }
     fn buffers(&self) -> &VecBuffers {
         (**self).buffers()
+    }
+    fn unscaled_rewards(&self) -> &[f64] {
+        (**self).unscaled_rewards()
+    }
+    fn normalization(&self) -> Option<VecNormalizeSnapshot> {
+        (**self).normalization()
     }
 }

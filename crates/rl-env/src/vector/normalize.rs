@@ -585,6 +585,13 @@ impl<V: VecEnv> VecEnv for VecNormalize<V> {
     fn buffers(&self) -> &VecBuffers {
         &self.out
     }
+    /// The inner vector's unscaled rewards (not rounded to f32 as [`Self::original_rewards`]).
+    fn unscaled_rewards(&self) -> &[f64] {
+        self.venv.unscaled_rewards()
+    }
+    fn normalization(&self) -> Option<VecNormalizeSnapshot> {
+        Some(self.snapshot())
+    }
 }
 
 impl<V: VecEnv> VecNormalize<V> {
@@ -634,6 +641,23 @@ impl VecNormalizeSnapshot {
         }
         self.obs_rms.check("observation")?;
         self.ret_rms.check("return")
+    }
+
+    /// `obs` (one or more rows) normalized with these statistics and settings, as
+    /// [`VecNormalize::normalize_obs_into`] does (no update): what a model trained under a
+    /// `VecNormalize` needs to act on raw observations. `obs.len()` must equal `out.len()` and
+    /// be a multiple of the observation length; a NaN or infinite value is an error.
+    pub fn normalize_obs_into(&self, obs: &[f32], out: &mut [f32]) -> Result<()> {
+        let d = self.obs_rms.mean.len();
+        if obs.len() != out.len() || d == 0 || !obs.len().is_multiple_of(d) {
+            return Err(EnvError::ObservationBuffer {
+                expected: d,
+                actual: obs.len(),
+            });
+        }
+        check_finite_f32(obs, d, "observation", 0)?;
+        normalize_rows(&self.config, &self.obs_rms, obs, out);
+        Ok(())
     }
 
     /// The version-1 binary encoding.

@@ -53,7 +53,7 @@ fn rows<'a>(s: &'a CpuStorage, l: &Layout) -> Result<(&'a [f32], usize)> {
 /// `(z - max z, ln sum exp(z - max z))` for one row, as [`crate::Categorical::log_probs`]
 /// computes them (f32, summed left to right); `log p_j = shifted_j - lse`.
 #[inline]
-fn shift_and_lse(row: &[f32], shifted: &mut [f32]) -> f32 {
+pub(crate) fn shift_and_lse(row: &[f32], shifted: &mut [f32]) -> f32 {
     let max = row.iter().fold(f32::NEG_INFINITY, |m, &z| m.max(z));
     let mut sum = 0f32;
     for (s, &z) in shifted.iter_mut().zip(row) {
