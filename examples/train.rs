@@ -4,18 +4,11 @@
 //! cargo run --release --example train -- --algo a2c --env CartPole-v1
 //! ```
 //!
-//! A2C uses rl-zoo's CartPole-v1 settings (8 environments, 500k steps) and SB3's defaults for
-//! everything else; PPO uses rl-zoo's settings for CartPole-v1 (8 environments, 100k steps,
-//! n_steps 32, batch 256, 20 epochs, linear lr 1e-3 and clip 0.2 schedules) and Pendulum-v1
-//! (4 environments, 100k steps, n_steps 1024, gamma 0.9, lr 1e-3; the zoo's gSDE is not used)
-//! and SB3's defaults with 8 environments elsewhere; REINFORCE trains on one environment; DQN
-//! trains with rl-zoo's settings too (`hyperparams/dqn.yml`: CartPole-v1 50k steps,
-//! MountainCar-v0 120k, Acrobot-v1 100k; a [256, 256] Q-network; one environment) and SB3's
-//! defaults elsewhere. SAC, TD3 and DDPG (`--algo sac|td3|ddpg`, environments with a Box
-//! action space) train with rl-zoo's settings from `hyperparams/sac.yml` / `td3.yml` /
-//! `ddpg.yml` (Pendulum-v1: 20k steps; SAC lr 1e-3; TD3/DDPG gamma 0.98, a 200k buffer, 10k
-//! random steps first, normal action noise 0.1, [400, 300] networks) and SB3's defaults
-//! elsewhere (SAC [256, 256], TD3/DDPG [400, 300], ReLU; DDPG one critic). Every
+//! A2C, PPO, DQN, SAC, TD3 and DDPG train with rl-zoo's settings for the env
+//! (`hyperparams/<algo>.yml`, the zoo's classic-control entries: `n_envs`, `n_timesteps`,
+//! `normalize` (VecNormalize), gSDE, `policy_kwargs`, schedules, action noise; see
+//! `docs/zoo.md`) and SB3's defaults for envs without an entry (one environment, 1M steps);
+//! SAC, TD3 and DDPG need a Box action space. REINFORCE trains on one environment. Every
 //! `--eval-freq` environment steps
 //! the deterministic policy is evaluated on its own environment (`--eval-episodes` episodes);
 //! training stops early once `--solved-evals` evaluations in a row reach the environment's
@@ -501,7 +494,7 @@ fn resolve(cli: &Cli, saved: Option<&RunInfo>) -> Result<Spec, BoxError> {
                 Algo::Sac => {
                     let run = entry.sac(act_dim)?;
                     run.config.validate().map_err(invalid)?;
-                    continuous_configs(&run.policy_kwargs, MlpConfig::sac(), 2)?;
+                    sac_configs(&run.policy_kwargs, run.config.use_sde)?;
                     Hyper::Sac(Box::new(run))
                 }
                 _ => {
@@ -743,9 +736,10 @@ fn continuous_configs(
     if kwargs.ortho_init.is_some() {
         return Err("policy_kwargs ortho_init is for A2C/PPO, not SAC/TD3/DDPG".into());
     }
-    if kwargs.log_std_init.is_some() {
+    if kwargs.log_std_init.is_some() || kwargs.use_expln.is_some() || kwargs.clip_mean.is_some() {
         return Err(
-            "policy_kwargs log_std_init belongs to gSDE (use_sde), which SAC does not support yet"
+            "policy_kwargs log_std_init, use_expln and clip_mean belong to gSDE (use_sde), which \
+             TD3 and DDPG do not have"
                 .into(),
         );
     }
@@ -763,6 +757,20 @@ fn continuous_configs(
     Ok((mlp(pi), mlp(qf), kwargs.n_critics.unwrap_or(n_critics)))
 }
 
+/// SAC's actor (with gSDE when the section's `use_sde` asks for it: `log_std_init`,
+/// `use_expln`, `clip_mean`) and critics from rl-zoo's `policy_kwargs`, SB3's defaults for the
+/// rest, and the number of critics.
+fn sac_configs(
+    kwargs: &PolicyKwargs,
+    use_sde: bool,
+) -> Result<(MlpConfig, MlpConfig, usize), BoxError> {
+    if kwargs.ortho_init.is_some() {
+        return Err("policy_kwargs ortho_init is for A2C/PPO, not SAC".into());
+    }
+    let (actor, critic) = kwargs.sac_networks(use_sde);
+    Ok((actor, critic, kwargs.n_critics.unwrap_or(2)))
+}
+
 /// SAC's actor and critics of a fresh run (actor init from the run's seed, critics' from the
 /// seed + 100, as the learning tests draw them).
 fn new_sac_networks(
@@ -773,7 +781,7 @@ fn new_sac_networks(
     let Hyper::Sac(run) = &spec.hyper else {
         return Err(format!("{} does not train SAC's networks", spec.algo).into());
     };
-    let (actor, critic, n) = continuous_configs(&run.policy_kwargs, MlpConfig::sac(), 2)?;
+    let (actor, critic, n) = sac_configs(&run.policy_kwargs, run.config.use_sde)?;
     let (o, a) = (env.observation_space(), env.action_space());
     let cannot = |e| -> BoxError { format!("sac cannot train on {}: {e}", spec.env).into() };
     Ok((
