@@ -28,7 +28,7 @@
 
 use crate::activation::Activation;
 use crate::error::{PolicyError, Result};
-use crate::ops::matmul::gemm_nn;
+use crate::ops::matmul::{gemm_nn, gemm_tn};
 use crate::ops::{shift_and_lse, tanh_f32, wide_simd, Kernel};
 use candle_core::{DType, Storage, Tensor, Var};
 use rand::{Rng, RngCore};
@@ -108,8 +108,7 @@ struct Slot {
     act: Option<Activation>,
     src: Src,
     branch: Branch,
-    /// The weight's transpose `[in, out]` (backward) and the bias `[out]` (forward).
-    wt: Vec<f32>,
+    /// The bias `[out]` (forward).
     b: Vec<f32>,
     /// Output, feature-major: `[out, batch]` (row `o` holds unit `o` for every sample).
     y: Vec<f32>,
@@ -266,7 +265,6 @@ impl SlotBuilder {
             act,
             src,
             branch,
-            wt: vec![0.0; n_out * n_in],
             b: vec![0.0; n_out],
             y: vec![0.0; size],
             dy: vec![0.0; size],
@@ -782,17 +780,18 @@ impl MlpEngine {
             };
             gemm_nn(n_out, n_in, m, dz, x, &mut self.grads[s.grad_w]);
             if let Src::Layer(j) = s.src {
-                // dX^T = W^T dZ^T.
-                with_f32(&s.weight, |w| transpose(w, n_out, n_in, &mut s.wt))?;
+                // dX^T = W^T dZ^T, reading the stored weight transposed (no copy).
                 let t = &mut lo[j];
                 if t.dy_written {
-                    gemm_nn(n_in, m, n_out, &s.wt, dz, &mut self.tmp);
+                    let tmp = &mut self.tmp;
+                    with_f32(&s.weight, |w| gemm_tn(n_in, m, n_out, w, dz, tmp))?;
                     t.dy[..n_in * m]
                         .iter_mut()
                         .zip(&self.tmp)
                         .for_each(|(d, &x)| *d += x);
                 } else {
-                    gemm_nn(n_in, m, n_out, &s.wt, dz, &mut t.dy);
+                    let dy = &mut t.dy;
+                    with_f32(&s.weight, |w| gemm_tn(n_in, m, n_out, w, dz, dy))?;
                     t.dy_written = true;
                 }
             }
@@ -829,17 +828,34 @@ fn act_dim_out(head: &Head) -> usize {
 }
 
 /// `dst` `[cols, rows]` = the transpose of `src` `[rows, cols]` (row-major), in 8 x 8 blocks
-/// so that neither side is walked with a large stride for long.
+/// held in registers (whole rows in, whole rows out) so that neither side is walked with a
+/// large stride for long; the ragged edges element by element.
 fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
     const B: usize = 8;
     let (src, dst) = (&src[..rows * cols], &mut dst[..rows * cols]);
-    for r0 in (0..rows).step_by(B) {
-        for c0 in (0..cols).step_by(B) {
-            for r in r0..(r0 + B).min(rows) {
-                for c in c0..(c0 + B).min(cols) {
-                    dst[c * rows + r] = src[r * cols + c];
+    let (rb, cb) = (rows / B * B, cols / B * B);
+    for r0 in (0..rb).step_by(B) {
+        for c0 in (0..cb).step_by(B) {
+            let mut blk = [[0f32; B]; B];
+            for (r, row) in blk.iter_mut().enumerate() {
+                row.copy_from_slice(&src[(r0 + r) * cols + c0..][..B]);
+            }
+            for c in 0..B {
+                let out = &mut dst[(c0 + c) * rows + r0..][..B];
+                for (o, row) in out.iter_mut().zip(&blk) {
+                    *o = row[c];
                 }
             }
+        }
+        for r in r0..r0 + B {
+            for c in cb..cols {
+                dst[c * rows + r] = src[r * cols + c];
+            }
+        }
+    }
+    for r in rb..rows {
+        for c in 0..cols {
+            dst[c * rows + r] = src[r * cols + c];
         }
     }
 }
@@ -998,6 +1014,33 @@ mod tests {
     /// Acting, evaluation and every parameter's gradient agree with the generic Candle path
     /// within 1e-6 (relative above 1), for both heads, shared and separate layers, both
     /// activations; the sampled actions are the same draws.
+    #[test]
+    fn transpose_moves_every_element_for_ragged_shapes() {
+        for (rows, cols) in [
+            (1, 1),
+            (8, 8),
+            (40, 64),
+            (64, 40),
+            (3, 17),
+            (17, 3),
+            (9, 8),
+            (8, 9),
+        ] {
+            let src: Vec<f32> = (0..rows * cols).map(|i| i as f32).collect();
+            let mut dst = vec![f32::NAN; rows * cols];
+            transpose(&src, rows, cols, &mut dst);
+            for r in 0..rows {
+                for c in 0..cols {
+                    assert_eq!(
+                        dst[c * rows + r],
+                        src[r * cols + c],
+                        "{rows}x{cols} at {r},{c}"
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn engine_matches_the_generic_path() {
         let batch = 9;

@@ -19,7 +19,7 @@ use super::{wide_simd, Kernel};
 /// the first `m * k`, `k * n` and `m * n` values of each slice are used; shorter slices
 /// panic, which callers rule out by sizing their buffers at construction).
 pub(crate) fn gemm_nn(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
-    wide_simd(Gemm {
+    wide_simd(Gemm::<false> {
         m,
         n,
         k,
@@ -29,7 +29,32 @@ pub(crate) fn gemm_nn(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mu
     })
 }
 
-struct Gemm<'a> {
+/// `c = aᵀ · b` for row-major contiguous `a` `[k, m]` (read transposed, never copied), `b`
+/// `[k, n]` and `c` `[m, n]`: the same in-order sums as [`gemm_nn`] of the transposed `a`,
+/// bit for bit.
+pub(crate) fn gemm_tn(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
+    wide_simd(Gemm::<true> {
+        m,
+        n,
+        k,
+        a: &a[..m * k],
+        b: &b[..k * n],
+        c: &mut c[..m * n],
+    })
+}
+
+/// Element `(i, p)` of the left operand: `a[i][p]` as stored (`[m, k]`), or with `TA` the
+/// transpose of a stored `[k, m]`.
+#[inline(always)]
+fn at<const TA: bool>(a: &[f32], m: usize, k: usize, i: usize, p: usize) -> f32 {
+    if TA {
+        a[p * m + i]
+    } else {
+        a[i * k + p]
+    }
+}
+
+struct Gemm<'a, const TA: bool> {
     m: usize,
     n: usize,
     k: usize,
@@ -41,7 +66,7 @@ struct Gemm<'a> {
 /// Rows of `c` computed together (they share each loaded row of `b`).
 const ROWS: usize = 4;
 
-impl Kernel for Gemm<'_> {
+impl<const TA: bool> Kernel for Gemm<'_, TA> {
     #[inline(always)]
     fn run(self) {
         let Gemm { m, n, k, a, b, c } = self;
@@ -51,19 +76,12 @@ impl Kernel for Gemm<'_> {
         let mut i = 0;
         while i < m {
             let rows = (m - i).min(ROWS);
-            let a_blk = &a[i * k..(i + rows) * k];
             let c_blk = &mut c[i * n..(i + rows) * n];
             if rows == ROWS {
-                columns::<ROWS>(n, k, a_blk, b, c_blk);
+                columns::<ROWS, TA>((i, m), n, k, a, b, c_blk);
             } else {
                 for r in 0..rows {
-                    columns::<1>(
-                        n,
-                        k,
-                        &a_blk[r * k..(r + 1) * k],
-                        b,
-                        &mut c_blk[r * n..(r + 1) * n],
-                    );
+                    columns::<1, TA>((i + r, m), n, k, a, b, &mut c_blk[r * n..(r + 1) * n]);
                 }
             }
             i += rows;
@@ -71,19 +89,25 @@ impl Kernel for Gemm<'_> {
     }
 }
 
-/// All columns of `R` rows: tiles of 16, 8 and 4 columns held in registers, then single
-/// columns.
+/// All columns of the `R` rows from row `i0` (of `m`): tiles of 16, 8 and 4 columns held in
+/// registers, then single columns.
 #[inline(always)]
-fn columns<const R: usize>(n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
-    let mut j = tiles::<R, 16>(0, n, k, a, b, c);
-    j = tiles::<R, 8>(j, n, k, a, b, c);
-    j = tiles::<R, 4>(j, n, k, a, b, c);
+fn columns<const R: usize, const TA: bool>(
+    (i0, m): (usize, usize),
+    n: usize,
+    k: usize,
+    a: &[f32],
+    b: &[f32],
+    c: &mut [f32],
+) {
+    let mut j = tiles::<R, 16, TA>((i0, m), 0, n, k, a, b, c);
+    j = tiles::<R, 8, TA>((i0, m), j, n, k, a, b, c);
+    j = tiles::<R, 4, TA>((i0, m), j, n, k, a, b, c);
     for jj in j..n {
         for r in 0..R {
-            let row = &a[r * k..(r + 1) * k];
             let mut s = 0f32;
-            for (p, &x) in row.iter().enumerate() {
-                s += x * b[p * n + jj];
+            for p in 0..k {
+                s += at::<TA>(a, m, k, i0 + r, p) * b[p * n + jj];
             }
             c[r * n + jj] = s;
         }
@@ -93,7 +117,8 @@ fn columns<const R: usize>(n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f3
 /// Tiles of `R` rows by `W` columns from column `j` while a whole tile fits; returns the first
 /// column left.
 #[inline(always)]
-fn tiles<const R: usize, const W: usize>(
+fn tiles<const R: usize, const W: usize, const TA: bool>(
+    (i0, m): (usize, usize),
     mut j: usize,
     n: usize,
     k: usize,
@@ -107,7 +132,7 @@ fn tiles<const R: usize, const W: usize>(
             let mut bw = [0f32; W];
             bw.copy_from_slice(&b[p * n + j..p * n + j + W]);
             for (r, acc_r) in acc.iter_mut().enumerate() {
-                let x = a[r * k + p];
+                let x = at::<TA>(a, m, k, i0 + r, p);
                 for (s, &y) in acc_r.iter_mut().zip(&bw) {
                     *s += x * y;
                 }
@@ -166,6 +191,20 @@ mod tests {
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&c[..m * n]), bits(&want), "{m}x{n}x{k}");
             assert!(c[m * n..].iter().all(|x| x.is_nan()), "wrote past m * n");
+            // The same product from the stored transpose of `a` (`[k, m]`).
+            let mut a_t = vec![0f32; m * k];
+            for i in 0..m {
+                for p in 0..k {
+                    a_t[p * m + i] = a[i * k + p];
+                }
+            }
+            let mut c_t = vec![f32::NAN; m * n + 3];
+            gemm_tn(m, n, k, &a_t, &b, &mut c_t);
+            assert_eq!(bits(&c_t[..m * n]), bits(&want), "tn {m}x{n}x{k}");
+            assert!(
+                c_t[m * n..].iter().all(|x| x.is_nan()),
+                "tn wrote past m * n"
+            );
         }
     }
 }
