@@ -2,6 +2,8 @@
 //! checkpoint resume, corrupt checkpoints, divergence, configuration errors, and (ignored,
 //! release-only) learning CartPole-v1.
 
+mod support;
+
 use candle_core::Device;
 use rl_algos::a2c::{A2c, A2cConfig};
 use rl_algos::optim::Schedule;
@@ -10,6 +12,7 @@ use rl_env::registry::EnvSpec;
 use rl_env::{AutoresetMode, Env, SyncVecEnv, ThreadVecEnv, VecEnv};
 use rl_policy::{MlpPolicy, MlpPolicyConfig, StochasticPolicy};
 use std::path::PathBuf;
+use support::SaveAt;
 
 fn set_threads() {
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
@@ -225,23 +228,6 @@ fn same_seed_gives_bit_identical_parameters_with_sync_and_thread_engines() {
     let mut other = model(sync_env("CartPole-v1", 4, 40), seeded(12));
     other.learn(600, &mut []).unwrap();
     assert_ne!(a, params(&other));
-}
-
-/// Saves a checkpoint from a callback once `num_timesteps` reaches `at`.
-struct SaveAt {
-    at: u64,
-    path: PathBuf,
-    saved: bool,
-}
-
-impl Callback for SaveAt {
-    fn on_step(&mut self, locals: &Locals<'_>, _logger: &mut Logger) -> rl_algos::Result<bool> {
-        if !self.saved && locals.num_timesteps >= self.at {
-            locals.algo.save_checkpoint(&self.path)?;
-            self.saved = true;
-        }
-        Ok(true)
-    }
 }
 
 fn resume_case(id: &str, max_steps: u64, config: A2cConfig, at: u64, total: u64, file: &str) {

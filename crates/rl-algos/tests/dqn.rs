@@ -2,6 +2,8 @@
 //! (replay buffer included), configuration and space errors, a user's own Q-network, and
 //! (ignored in debug builds) learning with rl-zoo's settings.
 
+mod support;
+
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{Linear, Module, VarBuilder, VarMap};
 use rl_algos::dqn::{Dqn, DqnConfig, DqnLoss};
@@ -13,6 +15,7 @@ use rl_env::registry::EnvSpec;
 use rl_env::{AutoresetMode, Env, SyncVecEnv, ThreadVecEnv, VecEnv};
 use rl_policy::{MlpPolicy, MlpPolicyConfig, QFunction, QNetwork, QNetworkConfig};
 use std::path::PathBuf;
+use support::SaveAt;
 
 fn set_threads() {
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
@@ -138,22 +141,6 @@ fn same_seed_gives_bit_identical_parameters_with_sync_and_thread_engines() {
         bits_of(q_for(&env, vec![32], 7).trainable_vars())
     };
     assert_ne!(a, initial, "training changed nothing");
-}
-
-struct SaveAt {
-    at: u64,
-    path: PathBuf,
-    saved: bool,
-}
-
-impl Callback for SaveAt {
-    fn on_step(&mut self, locals: &Locals<'_>, _logger: &mut Logger) -> rl_algos::Result<bool> {
-        if !self.saved && locals.num_timesteps >= self.at {
-            locals.algo.save_checkpoint(&self.path)?;
-            self.saved = true;
-        }
-        Ok(true)
-    }
 }
 
 fn resume_case(config: DqnConfig, at: u64, total: u64, file: &str) {

@@ -3,6 +3,8 @@
 //! configuration errors, a user's own network, and (ignored, release-only) learning CartPole-v1
 //! and Pendulum-v1 with rl-zoo's settings.
 
+mod support;
+
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{Linear, Module, VarBuilder, VarMap};
 use rl_algos::a2c::{A2c, A2cConfig};
@@ -15,6 +17,7 @@ use rl_policy::{
     ActionDist, ActorCritic, Categorical, MlpPolicy, MlpPolicyConfig, StochasticPolicy,
 };
 use std::path::PathBuf;
+use support::SaveAt;
 
 fn set_threads() {
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
@@ -191,23 +194,6 @@ fn same_seed_gives_bit_identical_parameters_with_sync_and_thread_engines() {
     }
     assert!(runs[0].1 == runs[1].1, "two sync runs differ");
     assert!(runs[0].1 == runs[2].1, "sync and thread runs differ");
-}
-
-/// Saves a checkpoint from inside `on_step` once `at` steps are reached.
-struct SaveAt {
-    at: u64,
-    path: PathBuf,
-    saved: bool,
-}
-
-impl Callback for SaveAt {
-    fn on_step(&mut self, locals: &Locals<'_>, _logger: &mut Logger) -> rl_algos::Result<bool> {
-        if !self.saved && locals.num_timesteps >= self.at {
-            locals.algo.save_checkpoint(&self.path)?;
-            self.saved = true;
-        }
-        Ok(true)
-    }
 }
 
 fn resume_case(id: &str, max_steps: u64, config: PpoConfig, at: u64, total: u64, file: &str) {

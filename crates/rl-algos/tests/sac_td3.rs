@@ -3,6 +3,8 @@
 //! space errors, and (ignored: release only) learning on Pendulum-v1 with rl-zoo's settings, stopped
 //! once an evaluation reaches the target.
 
+mod support;
+
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{Linear, Module, VarBuilder, VarMap};
 use rand::SeedableRng;
@@ -20,6 +22,7 @@ use rl_policy::{
     SacActor, SacModel, SacSdeConfig, SavedModel, Td3Actor, Td3Model,
 };
 use std::path::PathBuf;
+use support::SaveAt;
 
 fn set_threads() {
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
@@ -218,22 +221,6 @@ fn same_seed_gives_bit_identical_parameters_with_sync_and_thread_engines() {
         run_td3(true),
         "sync and threaded TD3 runs differ"
     );
-}
-
-struct SaveAt {
-    at: u64,
-    path: PathBuf,
-    saved: bool,
-}
-
-impl Callback for SaveAt {
-    fn on_step(&mut self, locals: &Locals<'_>, _logger: &mut Logger) -> rl_algos::Result<bool> {
-        if !self.saved && locals.num_timesteps >= self.at {
-            locals.algo.save_checkpoint(&self.path)?;
-            self.saved = true;
-        }
-        Ok(true)
-    }
 }
 
 #[test]

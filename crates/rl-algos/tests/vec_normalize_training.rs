@@ -4,6 +4,8 @@
 //! checkpoints resume bit for bit (statistics included), and (ignored, release-only, run by
 //! CI) A2C and PPO learn the zoo's normalized continuous-control tasks.
 
+mod support;
+
 use candle_core::Device;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -14,7 +16,7 @@ use rl_algos::{
 };
 use rl_env::{make, AutoresetMode, Env, SyncVecEnv, VecEnv, VecNormalize, VecNormalizeConfig};
 use rl_policy::{MlpPolicy, MlpPolicyConfig, NormalizedPolicy, StochasticPolicy};
-use std::path::PathBuf;
+use support::SaveAt;
 
 fn set_threads() {
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
@@ -121,23 +123,6 @@ fn episode_statistics_stay_in_the_environments_units() {
     // The environment really scales the rewards the learner trains on.
     assert!(m.env().rewards().iter().any(|&r| r != 1.0));
     assert_eq!(m.env().unscaled_rewards(), &[1.0; 4]);
-}
-
-/// Saves a checkpoint at `at` steps.
-struct SaveAt {
-    at: u64,
-    path: PathBuf,
-    saved: bool,
-}
-
-impl Callback for SaveAt {
-    fn on_step(&mut self, locals: &Locals<'_>, _logger: &mut Logger) -> rl_algos::Result<bool> {
-        if !self.saved && locals.num_timesteps >= self.at {
-            locals.algo.save_checkpoint(&self.path)?;
-            self.saved = true;
-        }
-        Ok(true)
-    }
 }
 
 #[test]
