@@ -15,7 +15,7 @@
 
 use crate::error::{PolicyError, ReadError, Result};
 use crate::io::{
-    encode_with_metadata, parse_safetensors, read_bounded, save_model_file_bytes, MODEL_FILE,
+    encode_with_metadata, read_bounded, save_model_file_bytes, verified_model_file, MODEL_FILE,
 };
 use rl_env::VecNormalizeSnapshot;
 use safetensors::tensor::Dtype;
@@ -50,38 +50,6 @@ fn corrupt(path: &str, msg: String) -> PolicyError {
     ReadError::Corrupt(msg).at(path)
 }
 
-/// Parses `bytes` as a [`MODEL_FILE`] and verifies its checksum; returns its metadata and
-/// tensors.
-#[allow(clippy::type_complexity)]
-fn verified<'a>(
-    bytes: &'a [u8],
-    path: &str,
-) -> Result<(
-    std::collections::BTreeMap<String, String>,
-    std::collections::BTreeMap<String, crate::io::StoredTensor<'a>>,
-)> {
-    let (metadata, tensors) = parse_safetensors(bytes).map_err(|e| e.at(path))?;
-    if !metadata.contains_key("format") {
-        return Err(corrupt(
-            path,
-            "no `format` in the metadata: not a saved rl-policy model".into(),
-        ));
-    }
-    let stored = metadata
-        .get("checksum")
-        .ok_or_else(|| corrupt(path, "no `checksum` in the metadata".into()))?;
-    let computed = crate::io::checksum(&metadata, &tensors);
-    if *stored != computed && !cfg!(fuzzing) {
-        return Err(corrupt(
-            path,
-            format!(
-                "checksum mismatch (stored {stored}, computed {computed}): the file is damaged"
-            ),
-        ));
-    }
-    Ok((metadata, tensors))
-}
-
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -101,7 +69,7 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
 /// (checksum mismatch) or an invalid snapshot is an error.
 pub fn with_context(model_file: &[u8], context: &TrainingContext) -> Result<Vec<u8>> {
     let path = "<model file>";
-    let (mut metadata, tensors) = verified(model_file, path)?;
+    let (mut metadata, tensors) = verified_model_file(model_file, path)?;
     if let Some((name, t)) = tensors.iter().find(|(_, t)| t.dtype != Dtype::F32) {
         return Err(PolicyError::Unsupported(format!(
             "{path}: tensor {name} is {:?}; only float32 model files take a context",
@@ -137,7 +105,7 @@ pub fn context_from_bytes(model_file: &[u8]) -> Result<TrainingContext> {
 }
 
 fn read_context(bytes: &[u8], path: &str) -> Result<TrainingContext> {
-    let (metadata, _) = verified(bytes, path)?;
+    let (metadata, _) = verified_model_file(bytes, path)?;
     let mut context = TrainingContext::default();
     if let Some(json) = metadata.get(ENV_KEY) {
         let entry: EnvEntry = serde_json::from_str(json)
@@ -183,6 +151,6 @@ pub fn load_context(path: impl AsRef<Path>) -> Result<TrainingContext> {
 /// save path every model uses, after checking that the bytes are an intact model file.
 /// Together with [`with_context`]: `save_model_file(dir, &with_context(&policy.save_to_bytes()?, &ctx)?)`.
 pub fn save_model_file(dir: impl AsRef<Path>, model_file: &[u8]) -> Result<()> {
-    verified(model_file, "<model file>")?;
+    verified_model_file(model_file, "<model file>")?;
     save_model_file_bytes(model_file, dir.as_ref())
 }

@@ -308,7 +308,7 @@ pub(crate) struct StoredTensor<'a> {
 const CHECKSUM_SCHEME: &str = "rl-policy checksum 1";
 
 /// The checksum of the metadata (without `checksum`) and the tensors, as stored.
-pub(crate) fn checksum(
+fn checksum(
     metadata: &BTreeMap<String, String>,
     tensors: &BTreeMap<String, StoredTensor>,
 ) -> String {
@@ -380,7 +380,7 @@ fn host_tensors(
 /// The `safetensors` crate checks the header length, the JSON, and that the tensors' byte
 /// ranges tile the data exactly with sizes matching dtype and shape (checked arithmetic).
 #[allow(clippy::type_complexity)]
-pub(crate) fn parse_safetensors(
+fn parse_safetensors(
     bytes: &[u8],
 ) -> Result<(BTreeMap<String, String>, BTreeMap<String, StoredTensor<'_>>), ReadError> {
     // The header's declared length, checked before the header is parsed.
@@ -482,14 +482,20 @@ pub(crate) fn encode_with_metadata(
     Ok(out)
 }
 
-/// Reads [`MODEL_FILE`] bytes: checksum first, then the format tag, then the description,
-/// then the model it describes.
-fn load_model_file(bytes: &[u8], device: &Device, path: &str) -> Result<SavedModel> {
+/// A [`MODEL_FILE`]'s metadata and tensors, after checking that it has a `format` tag and
+/// that its checksum matches (the first checks of every reader of model files).
+#[allow(clippy::type_complexity)]
+pub(crate) fn verified_model_file<'a>(
+    bytes: &'a [u8],
+    path: &str,
+) -> Result<(BTreeMap<String, String>, BTreeMap<String, StoredTensor<'a>>)> {
     let (metadata, tensors) = parse_safetensors(bytes).map_err(|e| e.at(path))?;
     let corrupt = |m: String| ReadError::Corrupt(m).at(path);
-    let format = metadata.get("format").ok_or_else(|| {
-        corrupt("no `format` in the metadata: not a saved rl-policy model".into())
-    })?;
+    if !metadata.contains_key("format") {
+        return Err(corrupt(
+            "no `format` in the metadata: not a saved rl-policy model".into(),
+        ));
+    }
     let stored = metadata
         .get("checksum")
         .ok_or_else(|| corrupt("no `checksum` in the metadata".into()))?;
@@ -501,6 +507,15 @@ fn load_model_file(bytes: &[u8], device: &Device, path: &str) -> Result<SavedMod
             "checksum mismatch (stored {stored}, computed {computed}): the file is damaged"
         )));
     }
+    Ok((metadata, tensors))
+}
+
+/// Reads [`MODEL_FILE`] bytes: checksum first, then the format tag, then the description,
+/// then the model it describes.
+fn load_model_file(bytes: &[u8], device: &Device, path: &str) -> Result<SavedModel> {
+    let (metadata, tensors) = verified_model_file(bytes, path)?;
+    let corrupt = |m: String| ReadError::Corrupt(m).at(path);
+    let format = &metadata["format"];
     // Intact, so an unknown tag is a file from another version, not damage.
     if !MODEL_FORMATS.contains(&format.as_str()) {
         return Err(PolicyError::Unsupported(format!(
