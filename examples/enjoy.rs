@@ -101,13 +101,8 @@ fn run(args: &Args) -> Result<(), BoxError> {
         .unwrap_or_else(|| "CartPole-v1".to_string());
     // The training kwargs apply to the training env, unless the command line gives its own.
     let kwargs = if args.env_kwargs.is_empty() && context.env_id.as_deref() == Some(&env_id) {
-        let parsed: Vec<(String, KwargValue)> = context
-            .env_kwargs
-            .iter()
-            .map(|t| cli::env_kwarg(t))
-            .collect::<Result<_, _>>()
-            .map_err(|e| format!("the model's saved env_kwargs: {e}"))?;
-        cli::env_kwargs(&parsed)
+        cli::env_kwargs_from_texts(&context.env_kwargs)
+            .map_err(|e| format!("the model's saved env_kwargs: {e}"))?
     } else {
         cli::env_kwargs(&args.env_kwargs)
     };

@@ -523,13 +523,8 @@ fn resolve(cli: &Cli, saved: Option<&RunInfo>) -> Result<Spec, BoxError> {
     all_kwargs.extend(cli.env_kwargs.iter().cloned());
     let mut kwargs = cli::env_kwargs(&all_kwargs);
     if let Some(saved) = saved {
-        let saved_kwargs: Vec<(String, KwargValue)> = saved
-            .env_kwargs
-            .iter()
-            .map(|t| cli::env_kwarg(t))
-            .collect::<Result<_, _>>()
+        let saved_kwargs = cli::env_kwargs_from_texts(&saved.env_kwargs)
             .map_err(|e| format!("{RUN_FILE}: env_kwargs: {e}"))?;
-        let saved_kwargs = cli::env_kwargs(&saved_kwargs);
         let sorted = |k: &rl_env::EnvKwargs| {
             let mut texts: Vec<String> = k.iter().map(|(k, v)| format!("{k}:{v}")).collect();
             texts.sort();

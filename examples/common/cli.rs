@@ -193,3 +193,13 @@ pub fn env_kwarg(s: &str) -> Result<(String, rl_env::KwargValue), String> {
 pub fn env_kwargs(pairs: &[(String, rl_env::KwargValue)]) -> rl_env::EnvKwargs {
     pairs.iter().cloned().collect()
 }
+
+/// Saved `key:value` texts (a run's `run.json`, a model's training context) read back as
+/// [`env_kwarg`] reads `--env-kwargs`, as a dictionary.
+pub fn env_kwargs_from_texts(texts: &[String]) -> Result<rl_env::EnvKwargs, String> {
+    let pairs: Vec<(String, rl_env::KwargValue)> = texts
+        .iter()
+        .map(|t| env_kwarg(t))
+        .collect::<Result<_, _>>()?;
+    Ok(env_kwargs(&pairs))
+}
