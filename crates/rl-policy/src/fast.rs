@@ -19,8 +19,9 @@
 //! forward, and the optimizers write them in place, so saving, loading, checkpoints and the
 //! generic Candle path see the same values at all times.
 //!
-//! Numerics: the layers' products use [`crate::ops`]'s in-order kernel rather than `gemm`,
-//! and the distribution terms are written out rather than taken from Candle's autograd, so
+//! Numerics: the layers' products use [`crate::ops`]'s in-order kernel rather than `gemm`
+//! (bias gradients and the weight gradients of narrow layers sum over the batch in a fixed
+//! lane order instead, the same on every CPU), and the distribution terms are written out rather than taken from Candle's autograd, so
 //! results agree with the generic path to f32 rounding, not bit for bit (the tests bound the
 //! difference by 1e-6 relative on outputs, gradients and updated parameters); the activation
 //! ([`crate::ops::tanh_f32`]), the sampling and the categorical log-probability are the
@@ -28,7 +29,7 @@
 
 use crate::activation::Activation;
 use crate::error::{PolicyError, Result};
-use crate::ops::matmul::{gemm_nn, gemm_tn};
+use crate::ops::matmul::{gemm_nn, gemm_nt, gemm_tn, lane_sum};
 use crate::ops::{shift_and_lse, tanh_f32, wide_simd, Kernel};
 use candle_core::{DType, Storage, Tensor, Var};
 use rand::{Rng, RngCore};
@@ -130,6 +131,10 @@ enum Head {
         weights: Vec<f64>,
         /// `z - max z` of one row.
         shifted: Vec<f32>,
+        /// `log pi(j | s_i)` and `pi(j | s_i)` of the last evaluate (`[batch, n]`), which the
+        /// backward pass reuses.
+        log_p: Vec<f32>,
+        p: Vec<f32>,
     },
     Gaussian {
         d: usize,
@@ -332,6 +337,8 @@ impl MlpEngine {
                 n: n_out,
                 weights: vec![0.0; n_out],
                 shifted: vec![0.0; n_out],
+                log_p: vec![0.0; max_batch.saturating_mul(n_out)],
+                p: vec![0.0; max_batch.saturating_mul(n_out)],
             },
             MlpHead::DiagGaussian { log_std } => {
                 check_param(&log_std, &[n_out], "log_std")?;
@@ -629,9 +636,16 @@ impl MlpEngine {
             &mut self.row,
         );
         match &mut self.head {
-            Head::Categorical { n, shifted, .. } => {
+            Head::Categorical {
+                n,
+                shifted,
+                log_p,
+                p,
+                ..
+            } => {
                 let n = *n;
-                for (i, &a) in actions.iter().enumerate() {
+                let rows = log_p.chunks_exact_mut(n).zip(p.chunks_exact_mut(n));
+                for (i, (&a, (log_p, p))) in actions.iter().zip(rows).enumerate() {
                     if !(a >= 0.0 && a < n as f32 && a.fract() == 0.0) {
                         return Err(invalid(format!(
                             "discrete actions must be whole numbers in 0..{n}, got {a}"
@@ -640,10 +654,13 @@ impl MlpEngine {
                     gather(out, m, i, row);
                     let lse = shift_and_lse(row, shifted);
                     lp[i] = shifted[a as usize] - lse;
-                    ent[i] = -shifted.iter().fold(0f32, |acc, &s| {
-                        let l = s - lse;
-                        acc + l.exp() * l
-                    });
+                    let mut h = 0f32;
+                    for ((lj, pj), &s) in log_p.iter_mut().zip(p.iter_mut()).zip(shifted.iter()) {
+                        *lj = s - lse;
+                        *pj = lj.exp();
+                        h += *pj * *lj;
+                    }
+                    ent[i] = -h;
                 }
             }
             Head::Gaussian {
@@ -707,15 +724,14 @@ impl MlpEngine {
         s.dy_written = true;
         let (row, grow) = (&mut self.row, &mut self.grow);
         match &mut self.head {
-            Head::Categorical { shifted, .. } => {
-                for i in 0..m {
-                    gather(out, m, i, row);
-                    let lse = shift_and_lse(row, shifted);
+            Head::Categorical { n, log_p, p, .. } => {
+                let n = *n;
+                let rows = log_p.chunks_exact(n).zip(p.chunks_exact(n)).take(m);
+                for (i, (log_p, p)) in rows.enumerate() {
                     let a = self.actions[i] as usize;
                     let (u, h) = (d_log_prob[i], self.entropy[i]);
-                    for (j, (g, &sh)) in grow.iter_mut().zip(shifted.iter()).enumerate() {
-                        let l = sh - lse;
-                        let p = l.exp();
+                    let lp = log_p.iter().zip(p.iter());
+                    for (j, (g, (&l, &p))) in grow.iter_mut().zip(lp).enumerate() {
                         let hit = if j == a { 1.0 } else { 0.0 };
                         *g = u * (hit - p);
                         if let Some(de) = d_entropy {
@@ -754,31 +770,34 @@ impl MlpEngine {
             let (n_in, n_out) = (s.n_in, s.n_out);
             let dz = &mut s.dy[..n_out * m];
             let y = &s.y[..n_out * m];
-            match s.act {
-                None => {}
-                Some(Activation::Tanh) => {
-                    dz.iter_mut().zip(y).for_each(|(g, &r)| *g *= 1.0 - r * r)
-                }
-                // relu'(z) = [z > 0], and z > 0 exactly when relu(z) > 0.
-                Some(Activation::ReLU) => dz
-                    .iter_mut()
-                    .zip(y)
-                    .for_each(|(g, &r)| *g = if r > 0.0 { *g } else { 0.0 }),
-            }
-            // db = sum over samples, in sample order.
-            let db = &mut self.grads[s.grad_b];
-            for (d, row) in db.iter_mut().zip(dz.chunks_exact(m)) {
-                *d = row.iter().fold(0f32, |acc, &g| acc + g);
-            }
-            // dW = dZ^T X: the input turned row-major `[batch, in]`.
-            let x: &[f32] = match s.src {
-                Src::Obs => &self.obs,
-                Src::Layer(j) => {
-                    transpose(&lo[j].y, n_in, m, &mut self.xr);
-                    &self.xr
-                }
+            wide_simd(ActivationGradBias {
+                dz,
+                y,
+                m,
+                act: s.act,
+                db: &mut self.grads[s.grad_b],
+            });
+            // dW = dZ X (`[out, batch]` times `[batch, in]`). A product too narrow for the
+            // tiles of `gemm_nn` (a head's few outputs, a first layer's few inputs) is taken
+            // as dot products of the feature-major rows; otherwise the input is turned
+            // row-major (the observations already are).
+            let x_t: &[f32] = match s.src {
+                Src::Obs => &self.obs_t,
+                Src::Layer(j) => &lo[j].y,
             };
-            gemm_nn(n_out, n_in, m, dz, x, &mut self.grads[s.grad_w]);
+            let dw = &mut self.grads[s.grad_w];
+            if n_out < NARROW_OUT || n_in < NARROW_IN {
+                gemm_nt(n_out, n_in, m, dz, x_t, dw);
+            } else {
+                let x: &[f32] = match s.src {
+                    Src::Obs => &self.obs,
+                    Src::Layer(_) => {
+                        transpose(x_t, n_in, m, &mut self.xr);
+                        &self.xr
+                    }
+                };
+                gemm_nn(n_out, n_in, m, dz, x, dw);
+            }
             if let Src::Layer(j) = s.src {
                 // dX^T = W^T dZ^T, reading the stored weight transposed (no copy).
                 let t = &mut lo[j];
@@ -819,6 +838,13 @@ impl MlpEngine {
     }
 }
 
+/// Weight gradients of layers with fewer outputs than this, or fewer inputs than
+/// [`NARROW_IN`], are computed by [`gemm_nt`] (measured faster there than transposing the input
+/// for [`gemm_nn`], whose tiles need four rows and sixteen columns to reach full speed).
+const NARROW_OUT: usize = 4;
+/// See [`NARROW_OUT`].
+const NARROW_IN: usize = 16;
+
 /// The outputs of the action head: logits or mean.
 fn act_dim_out(head: &Head) -> usize {
     match head {
@@ -827,35 +853,62 @@ fn act_dim_out(head: &Head) -> usize {
     }
 }
 
-/// `dst` `[cols, rows]` = the transpose of `src` `[rows, cols]` (row-major), in 8 x 8 blocks
-/// held in registers (whole rows in, whole rows out) so that neither side is walked with a
-/// large stride for long; the ragged edges element by element.
+/// `dst` `[cols, rows]` = the transpose of `src` `[rows, cols]` (row-major), compiled for the
+/// CPU's vector unit ([`wide_simd`]).
 fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
-    const B: usize = 8;
-    let (src, dst) = (&src[..rows * cols], &mut dst[..rows * cols]);
-    let (rb, cb) = (rows / B * B, cols / B * B);
-    for r0 in (0..rb).step_by(B) {
-        for c0 in (0..cb).step_by(B) {
-            let mut blk = [[0f32; B]; B];
-            for (r, row) in blk.iter_mut().enumerate() {
-                row.copy_from_slice(&src[(r0 + r) * cols + c0..][..B]);
+    wide_simd(Transpose {
+        src,
+        rows,
+        cols,
+        dst,
+    })
+}
+
+/// The loop of [`transpose`]: 4 x 4 blocks (four rows in, two rounds of pairwise interleaving,
+/// four rows out, which compile to vector shuffles), the ragged edges element by element.
+struct Transpose<'a> {
+    src: &'a [f32],
+    rows: usize,
+    cols: usize,
+    dst: &'a mut [f32],
+}
+
+impl Kernel for Transpose<'_> {
+    #[inline(always)]
+    fn run(self) {
+        const B: usize = 4;
+        let (rows, cols) = (self.rows, self.cols);
+        let (src, dst) = (&self.src[..rows * cols], &mut self.dst[..rows * cols]);
+        let (rb, cb) = (rows / B * B, cols / B * B);
+        let quad = |at: usize| -> [f32; B] {
+            let q = &src[at..at + B];
+            [q[0], q[1], q[2], q[3]]
+        };
+        for r0 in (0..rb).step_by(B) {
+            for c0 in (0..cb).step_by(B) {
+                let [a, b, c, d] = [0, 1, 2, 3].map(|r| quad((r0 + r) * cols + c0));
+                let (ab_lo, ab_hi) = ([a[0], b[0], a[1], b[1]], [a[2], b[2], a[3], b[3]]);
+                let (cd_lo, cd_hi) = ([c[0], d[0], c[1], d[1]], [c[2], d[2], c[3], d[3]]);
+                let out = [
+                    [ab_lo[0], ab_lo[1], cd_lo[0], cd_lo[1]],
+                    [ab_lo[2], ab_lo[3], cd_lo[2], cd_lo[3]],
+                    [ab_hi[0], ab_hi[1], cd_hi[0], cd_hi[1]],
+                    [ab_hi[2], ab_hi[3], cd_hi[2], cd_hi[3]],
+                ];
+                for (k, col) in out.iter().enumerate() {
+                    dst[(c0 + k) * rows + r0..][..B].copy_from_slice(col);
+                }
             }
-            for c in 0..B {
-                let out = &mut dst[(c0 + c) * rows + r0..][..B];
-                for (o, row) in out.iter_mut().zip(&blk) {
-                    *o = row[c];
+            for r in r0..r0 + B {
+                for c in cb..cols {
+                    dst[c * rows + r] = src[r * cols + c];
                 }
             }
         }
-        for r in r0..r0 + B {
-            for c in cb..cols {
+        for r in rb..rows {
+            for c in 0..cols {
                 dst[c * rows + r] = src[r * cols + c];
             }
-        }
-    }
-    for r in rb..rows {
-        for c in 0..cols {
-            dst[c * rows + r] = src[r * cols + c];
         }
     }
 }
@@ -916,6 +969,39 @@ impl Kernel for BiasActRows<'_> {
             None => {}
             Some(Activation::Tanh) => self.y.iter_mut().for_each(|y| *y = tanh_f32(*y)),
             Some(Activation::ReLU) => self.y.iter_mut().for_each(|y| *y = y.max(0.0)),
+        }
+    }
+}
+
+/// The backward step through a layer's activation and bias over a feature-major `[units, m]`
+/// buffer: `dz *= act'(z)` (from the stored output `y`), then `db[o]` = the sum of row `o` of
+/// `dz` over the samples ([`lane_sum`]).
+struct ActivationGradBias<'a> {
+    dz: &'a mut [f32],
+    y: &'a [f32],
+    m: usize,
+    act: Option<Activation>,
+    db: &'a mut [f32],
+}
+
+impl Kernel for ActivationGradBias<'_> {
+    #[inline(always)]
+    fn run(self) {
+        let ActivationGradBias { dz, y, m, act, db } = self;
+        match act {
+            None => {}
+            Some(Activation::Tanh) => dz.iter_mut().zip(y).for_each(|(g, &r)| *g *= 1.0 - r * r),
+            // relu'(z) = [z > 0], and z > 0 exactly when relu(z) > 0.
+            Some(Activation::ReLU) => dz
+                .iter_mut()
+                .zip(y)
+                .for_each(|(g, &r)| *g = if r > 0.0 { *g } else { 0.0 }),
+        }
+        if m == 0 {
+            return;
+        }
+        for (d, row) in db.iter_mut().zip(dz.chunks_exact(m)) {
+            *d = lane_sum(row);
         }
     }
 }

@@ -44,6 +44,7 @@ pub struct PpoHostBatch<'a> {
 pub struct PpoFastUpdate {
     engine: MlpEngine,
     advantages: Vec<f32>,
+    ratio: Vec<f32>,
     d_log_prob: Vec<f32>,
     d_entropy: Vec<f32>,
     d_value: Vec<f32>,
@@ -68,6 +69,7 @@ impl PpoFastUpdate {
         Ok(PpoFastUpdate {
             engine,
             advantages: vec![0.0; max_batch],
+            ratio: vec![0.0; max_batch],
             d_log_prob: vec![0.0; max_batch],
             d_entropy: vec![0.0; max_batch],
             d_value: vec![0.0; max_batch],
@@ -125,16 +127,18 @@ impl PpoFastUpdate {
         let clip_vf = params.clip_range_vf.map(|v| v as f32);
         // Logged statistics, as `ppo_loss` computes them.
         let (mut kl_sum, mut clipped_n) = (0.0f64, 0usize);
-        for (&lp, &old) in out.log_prob.iter().zip(old_lp) {
+        let ratios = &mut self.ratio[..b];
+        for ((r, &lp), &old) in ratios.iter_mut().zip(out.log_prob).zip(old_lp) {
             let log_ratio = lp - old;
-            let r = log_ratio.exp();
-            kl_sum += f64::from((r - 1.0) - log_ratio);
-            clipped_n += usize::from((r - 1.0).abs() > c32);
+            *r = log_ratio.exp();
+            kl_sum += f64::from((*r - 1.0) - log_ratio);
+            clipped_n += usize::from((*r - 1.0).abs() > c32);
         }
         let approx_kl = kl_sum / b as f64;
         let clip_fraction = clipped_n as f64 / b as f64;
         // The loss terms, as the fused op computes them.
-        let ratio = |i: usize| (out.log_prob[i] - old_lp[i]).exp();
+        let ratios = &self.ratio[..b];
+        let ratio = |i: usize| ratios[i];
         let value_delta = |i: usize| {
             let d = out.value[i] - batch.old_values[i];
             match clip_vf {
