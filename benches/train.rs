@@ -67,7 +67,7 @@ use rl_algos::StopTrainingOnRewardThreshold;
 use rl_env::{AutoresetMode, SyncVecEnv, VecEnv, VecNormalize};
 use rl_policy::{
     ActionDist, Activation, ActorCritic, ContinuousCritic, MlpConfig, MlpEngine, MlpPolicy,
-    MlpPolicyConfig, NetArch, QNetwork, QNetworkConfig, SacActor, StochasticPolicy,
+    MlpPolicyConfig, NetArch, QFunction, QNetwork, QNetworkConfig, SacActor, StochasticPolicy,
 };
 
 fn single_thread() {
@@ -628,10 +628,28 @@ fn q_network(
     .expect("QNetwork")
 }
 
-type MatchedDqn = Dqn<QNetwork, SyncVecEnv>;
+/// `QNetwork` seen as a user's own Q-network: it has no `q_layout`, so DQN takes the generic
+/// Candle path with it (what `QNetwork` itself used before the fast path).
+struct GenericQ(QNetwork);
 
-/// A matched DQN learner past its warm-up transitions and 2,000 learning steps.
-fn dqn_matched_model() -> MatchedDqn {
+impl QFunction for GenericQ {
+    fn q_values(&self, obs: &Tensor) -> rl_policy::Result<Tensor> {
+        self.0.q_values(obs)
+    }
+    fn trainable_vars(&self) -> Vec<(String, candle_core::Var)> {
+        self.0.trainable_vars()
+    }
+    fn device(&self) -> &Device {
+        self.0.device()
+    }
+    fn duplicate(&self) -> rl_policy::Result<Self> {
+        Ok(GenericQ(self.0.duplicate()?))
+    }
+}
+
+/// A matched DQN learner past its warm-up transitions and 2,000 learning steps, for the
+/// network `wrap` makes of the matched `QNetwork`.
+fn dqn_matched_model<Q: QFunction>(wrap: impl FnOnce(QNetwork) -> Q) -> Dqn<Q, SyncVecEnv> {
     let env = SyncVecEnv::make("CartPole-v1", 1, AutoresetMode::SameStep).expect("vec env");
     let q = q_network(
         env.observation_space(),
@@ -639,7 +657,7 @@ fn dqn_matched_model() -> MatchedDqn {
         vec![64, 64],
         Activation::Tanh,
     );
-    let mut model = Dqn::new(q, env, dqn_matched_config()).expect("DQN");
+    let mut model = Dqn::new(wrap(q), env, dqn_matched_config()).expect("DQN");
     model.learn(1024 + 2000, &mut []).expect("warm-up");
     model
 }
@@ -649,7 +667,7 @@ fn dqn_matched_model() -> MatchedDqn {
 fn dqn_learn(c: &mut Criterion) {
     single_thread();
     const STEPS: u64 = 4000;
-    let mut model = dqn_matched_model();
+    let mut model = dqn_matched_model(|q| q);
     let mut group = c.benchmark_group("dqn");
     group.sample_size(10);
     group.throughput(Throughput::Elements(STEPS));
@@ -659,9 +677,16 @@ fn dqn_learn(c: &mut Criterion) {
             model.learn(target, &mut []).expect("learn")
         })
     });
+    let mut generic = dqn_matched_model(GenericQ);
+    group.bench_function("learn_matched_cartpole_1env_env_steps_generic", |b| {
+        b.iter(|| {
+            let target = generic.num_timesteps() + STEPS;
+            generic.learn(target, &mut []).expect("learn")
+        })
+    });
     group.finish();
     sb3_baseline("dqn", "sb3_dqn_cartpole.py", &["--steps", "20000"], || {
-        let mut model = dqn_matched_model();
+        let mut model = dqn_matched_model(|q| q);
         let start = std::time::Instant::now();
         let from = model.num_timesteps();
         model.learn(from + 20_000, &mut []).expect("learn");
@@ -713,13 +738,20 @@ fn dqn_update(c: &mut Criterion) {
         ),
     ] {
         let q = q_network(&obs_space, &act_space, arch, activation);
-        let mut trainer = DqnTrainer::new(config, q, &obs_space, &act_space).expect("trainer");
+        let generic_q = GenericQ(q.duplicate().expect("copy"));
+        let mut trainer =
+            DqnTrainer::new(config.clone(), q, &obs_space, &act_space).expect("trainer");
+        let mut generic =
+            DqnTrainer::new(config, generic_q, &obs_space, &act_space).expect("trainer");
         let mut samples = ReplaySamples::default();
         buffer
             .sample(batch, &mut rng, &mut samples)
             .expect("sample");
         group.bench_function(name, |b| {
             b.iter(|| trainer.gradient_step(black_box(&samples)).expect("step"))
+        });
+        group.bench_function(format!("{name}_generic"), |b| {
+            b.iter(|| generic.gradient_step(black_box(&samples)).expect("step"))
         });
     }
     let mut samples = ReplaySamples::default();

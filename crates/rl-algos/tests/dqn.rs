@@ -636,3 +636,110 @@ fn dqn_learns_mountaincar_with_rl_zoo_settings() {
 fn dqn_learns_acrobot_with_rl_zoo_settings() {
     zoo_case("Acrobot-v1", -100.0, 20_000);
 }
+
+/// The fast gradient step ([`DqnFastUpdate`], what `Dqn` uses for a `QNetwork`) against the
+/// generic one (`dqn_targets` + `dqn_update` on a copy of the same network): 30 consecutive
+/// steps on the same batches give targets, losses, gradient norms and parameters within 1e-6
+/// (relative above 1), for both losses, with and without clipping, with n-step discounts.
+#[test]
+fn fast_gradient_steps_match_the_generic_path() {
+    use rand::{Rng, SeedableRng};
+    use rl_algos::dqn::{dqn_targets, dqn_update, DqnBatch, DqnFastUpdate, DqnHostBatch};
+    use rl_algos::optim::{Adam, Optimizer};
+    use rl_policy::Activation;
+    set_threads();
+    let env = sync_env("CartPole-v1", 1, 500);
+    let close = |what: &str, got: f64, want: f64| {
+        assert!(
+            (got - want).abs() <= 1e-6 * want.abs().max(1.0),
+            "{what}: {got} vs {want}"
+        );
+    };
+    for (loss, max_grad_norm, activation, n_step) in [
+        (DqnLoss::Huber, 10.0, Activation::ReLU, false),
+        (DqnLoss::Mse, f64::INFINITY, Activation::Tanh, true),
+        (DqnLoss::Huber, 0.05, Activation::Tanh, false),
+    ] {
+        let config = QNetworkConfig {
+            net_arch: vec![64, 64],
+            activation,
+        };
+        let (obs_space, act_space) = (env.observation_space(), env.action_space());
+        let q_fast = QNetwork::new(obs_space, act_space, config, 4, &Device::Cpu).unwrap();
+        let q_gen = q_fast.duplicate().unwrap();
+        let target = q_fast.duplicate().unwrap();
+        let mut opt_fast = Adam::new(q_fast.trainable_vars(), 1e-3, 1e-5).unwrap();
+        let mut opt_gen = Adam::new(q_gen.trainable_vars(), 1e-3, 1e-5).unwrap();
+        let mut fast = DqnFastUpdate::new(
+            q_fast.q_layout().unwrap(),
+            target.q_layout().unwrap(),
+            32,
+            &opt_fast,
+        )
+        .unwrap();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        for step in 0..30u64 {
+            let b = 32 - (step as usize % 3) * 5;
+            let mut draw = |n: usize, lo: f32, hi: f32| -> Vec<f32> {
+                (0..n).map(|_| rng.gen_range(lo..hi)).collect()
+            };
+            let obs = draw(b * 4, -2.0, 2.0);
+            let next = draw(b * 4, -2.0, 2.0);
+            let rewards = draw(b, -1.0, 3.0);
+            let dones: Vec<f32> = draw(b, 0.0, 1.0)
+                .iter()
+                .map(|&u| f32::from(u8::from(u < 0.2)))
+                .collect();
+            let actions: Vec<f32> = draw(b, 0.0, 2.0).iter().map(|a| a.floor()).collect();
+            let discounts: Vec<f32> = if n_step {
+                draw(b, 0.9, 0.99)
+            } else {
+                Vec::new()
+            };
+            let host = DqnHostBatch {
+                observations: &obs,
+                actions: &actions,
+                next_observations: &next,
+                rewards: &rewards,
+                dones: &dones,
+                discounts: &discounts,
+            };
+            let got = fast
+                .update(&mut opt_fast, &host, 0.99, loss, max_grad_norm, step)
+                .unwrap();
+            let obs_t = Tensor::from_slice(&obs, (b, 4), &Device::Cpu).unwrap();
+            let next_t = Tensor::from_slice(&next, (b, 4), &Device::Cpu).unwrap();
+            let batch = DqnBatch {
+                observations: &obs_t,
+                actions: &actions,
+                next_observations: &next_t,
+                rewards: &rewards,
+                dones: &dones,
+                discounts: &discounts,
+            };
+            let (_, targets) = dqn_targets(&target, &batch, 0.99).unwrap();
+            for (g, w) in fast.targets().iter().zip(&targets) {
+                close("target", f64::from(*g), f64::from(*w));
+            }
+            let want = dqn_update(
+                &q_gen,
+                &mut opt_gen,
+                &batch,
+                &targets,
+                loss,
+                max_grad_norm,
+                step,
+            )
+            .unwrap();
+            close("loss", got.loss, want.loss);
+            close("grad norm", got.grad_norm, want.grad_norm);
+        }
+        for ((name, a), (_, b)) in opt_fast.vars().iter().zip(opt_gen.vars()) {
+            let a: Vec<f32> = a.flatten_all().unwrap().to_vec1().unwrap();
+            let b: Vec<f32> = b.flatten_all().unwrap().to_vec1().unwrap();
+            for (x, y) in a.iter().zip(&b) {
+                close(name, f64::from(*x), f64::from(*y));
+            }
+        }
+    }
+}

@@ -68,7 +68,7 @@ pub use continuous::{
 };
 pub use distributions::{ActionDist, Categorical, DiagGaussian};
 pub use error::{PolicyError, Result};
-pub use fast::{DenseParams, EngineOutputs, MlpEngine, MlpHead, MlpLayout};
+pub use fast::{DenseParams, EngineOutputs, MlpEngine, MlpHead, MlpLayout, QEngine, QLayout};
 pub use io::SavedModel;
 pub use mlp::{MlpPolicy, MlpPolicyConfig, NetArch};
 pub use normalized::NormalizedPolicy;

@@ -10,6 +10,7 @@
 
 use crate::activation::Activation;
 use crate::error::{PolicyError, ReadError, Result};
+use crate::fast::{DenseParams, QLayout};
 use crate::init;
 use crate::ops;
 use crate::policy::Policy;
@@ -38,6 +39,13 @@ pub trait QFunction {
     fn duplicate(&self) -> Result<Self>
     where
         Self: Sized;
+
+    /// The network as a plain MLP ([`QLayout`]) when it is one whose parameters are
+    /// contiguous f32 CPU variables: DQN then trains it on the fast path ([`crate::QEngine`]).
+    /// The default is `None` (the generic Candle path).
+    fn q_layout(&self) -> Option<QLayout> {
+        None
+    }
 }
 
 /// Configuration of a [`QNetwork`]; `Default` is SB3's DQN default.
@@ -277,6 +285,24 @@ impl QFunction for QNetwork {
 
     fn device(&self) -> &Device {
         &self.device
+    }
+
+    fn q_layout(&self) -> Option<QLayout> {
+        if !self.device.is_cpu() {
+            return None;
+        }
+        Some(QLayout {
+            obs_dim: self.obs_dim,
+            activation: self.config.activation,
+            layers: self
+                .layers
+                .iter()
+                .map(|(_, w, b)| DenseParams {
+                    weight: w.as_tensor().clone(),
+                    bias: b.as_tensor().clone(),
+                })
+                .collect(),
+        })
     }
 
     fn duplicate(&self) -> Result<Self> {

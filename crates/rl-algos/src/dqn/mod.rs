@@ -54,8 +54,10 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod fast;
 mod update;
 
+pub use fast::{DqnFastUpdate, DqnHostBatch};
 pub use update::{dqn_loss, dqn_targets, dqn_update, polyak_update, DqnBatch, DqnLoss, DqnStats};
 
 use crate::a2c::check_positive;
@@ -307,6 +309,8 @@ pub struct DqnTrainer<Q: QFunction> {
     q_vars: Vec<(String, candle_core::Var)>,
     target_vars: Vec<(String, candle_core::Var)>,
     optimizer: Adam,
+    /// The gradient step on the fast path, when both networks are plain MLPs on the CPU.
+    fast: Option<DqnFastUpdate>,
     n_actions: u32,
     n_calls: u64,
     n_updates: u64,
@@ -370,7 +374,8 @@ impl<Q: QFunction> DqnTrainer<Q> {
     }
 
     /// One gradient step on `samples` (drawn from a replay buffer, or recorded): TD targets
-    /// from the target network, loss, backward, clipping, Adam step; counts the update.
+    /// from the target network, loss, backward, clipping, Adam step; counts the update. Runs
+    /// on the fast path ([`DqnFastUpdate`]) when both networks are plain MLPs on the CPU.
     pub fn gradient_step(&mut self, samples: &ReplaySamples) -> Result<DqnStats> {
         let b = samples.len();
         if b == 0 || !samples.observations.len().is_multiple_of(b) {
@@ -378,6 +383,26 @@ impl<Q: QFunction> DqnTrainer<Q> {
                 "DQN gradient step: {} observation values for {b} samples",
                 samples.observations.len()
             )));
+        }
+        if let Some(fast) = self.fast.as_mut().filter(|f| b <= f.max_batch()) {
+            let batch = DqnHostBatch {
+                observations: &samples.observations,
+                actions: &samples.actions,
+                next_observations: &samples.next_observations,
+                rewards: &samples.rewards,
+                dones: &samples.dones,
+                discounts: &samples.discounts,
+            };
+            let stats = fast.update(
+                &mut self.optimizer,
+                &batch,
+                self.config.gamma,
+                self.config.loss,
+                self.config.max_grad_norm,
+                self.n_updates,
+            )?;
+            self.n_updates = self.n_updates.saturating_add(1);
+            return Ok(stats);
         }
         let obs_dim = samples.observations.len() / b;
         let device = self.policy.q_function().device().clone();
@@ -428,6 +453,12 @@ impl<Q: QFunction> OffPolicyTrainer for DqnTrainer<Q> {
             config.learning_rate.value(1.0),
             config.adam_eps,
         )?;
+        let fast = match (q_net.q_layout(), q_target.q_layout()) {
+            (Some(online), Some(target)) => {
+                DqnFastUpdate::new(online, target, config.batch_size, &optimizer).ok()
+            }
+            _ => None,
+        };
         Ok(DqnTrainer {
             config,
             policy: GreedyQPolicy::new(q_net),
@@ -435,6 +466,7 @@ impl<Q: QFunction> OffPolicyTrainer for DqnTrainer<Q> {
             q_vars,
             target_vars,
             optimizer,
+            fast,
             n_actions,
             n_calls: 0,
             n_updates: 0,

@@ -1,4 +1,5 @@
-//! The fast path of a standard actor-critic MLP on the CPU: [`MlpEngine`].
+//! The fast path of a standard actor-critic MLP on the CPU: [`MlpEngine`] (and, on the same
+//! layer stack, of DQN's Q-network: [`QEngine`]).
 //!
 //! A Candle graph of a CartPole-sized [`crate::MlpPolicy`] spends most of an update in
 //! per-op work (graph nodes, backward bookkeeping, an allocation for every intermediate and
@@ -26,6 +27,10 @@
 //! difference by 1e-6 relative on outputs, gradients and updated parameters); the activation
 //! ([`crate::ops::tanh_f32`]), the sampling and the categorical log-probability are the
 //! generic path's own functions. gSDE policies and other devices use the generic path.
+
+mod q;
+
+pub use q::{QEngine, QLayout};
 
 use crate::activation::Activation;
 use crate::error::{PolicyError, Result};
@@ -162,26 +167,15 @@ pub struct EngineOutputs<'a> {
 /// [module docs](self).
 #[derive(Debug)]
 pub struct MlpEngine {
-    obs_dim: usize,
-    max_batch: usize,
-    /// Rows of the last forward.
-    batch: usize,
-    slots: Vec<Slot>,
+    layers: Layers,
     action_slot: usize,
     value_slot: usize,
     head: Head,
-    /// The last observations, row-major `[batch, obs_dim]` and feature-major `[obs_dim,
-    /// batch]`.
-    obs: Vec<f32>,
-    obs_t: Vec<f32>,
     actions: Vec<f32>,
     log_prob: Vec<f32>,
     entropy: Vec<f32>,
     value: Vec<f32>,
-    /// Scratch: a layer input turned row-major, a second input gradient for shared layers, one
-    /// sample's head outputs and their gradient.
-    xr: Vec<f32>,
-    tmp: Vec<f32>,
+    /// Scratch: one sample's head outputs and their gradient.
     row: Vec<f32>,
     grow: Vec<f32>,
     grads: Vec<Vec<f32>>,
@@ -192,6 +186,226 @@ pub struct MlpEngine {
 
 fn invalid(m: String) -> PolicyError {
     PolicyError::InvalidArgument(m)
+}
+
+/// A stack of dense layers over buffers sized at construction: the forward and backward
+/// passes through the layers that [`MlpEngine`] and [`QEngine`] share (each adds its heads).
+#[derive(Debug)]
+struct Layers {
+    obs_dim: usize,
+    max_batch: usize,
+    /// Rows of the last forward.
+    batch: usize,
+    slots: Vec<Slot>,
+    /// The last observations, row-major `[batch, obs_dim]` and feature-major `[obs_dim,
+    /// batch]`.
+    obs: Vec<f32>,
+    obs_t: Vec<f32>,
+    /// Scratch: a layer input turned row-major, a second input gradient for shared layers.
+    xr: Vec<f32>,
+    tmp: Vec<f32>,
+}
+
+impl Layers {
+    fn new(slots: Vec<Slot>, obs_dim: usize, max_batch: usize) -> Result<Self> {
+        if max_batch == 0 || obs_dim == 0 {
+            return Err(invalid(format!(
+                "fast MLP engine: max_batch {max_batch} and obs_dim {obs_dim} must be positive"
+            )));
+        }
+        let widest = slots.iter().map(|s| s.n_out.max(s.n_in)).max().unwrap_or(1);
+        let overflow = || invalid("fast MLP engine: a buffer size overflows".into());
+        let obs_len = max_batch.checked_mul(obs_dim).ok_or_else(overflow)?;
+        let scratch = max_batch.checked_mul(widest).ok_or_else(overflow)?;
+        Ok(Layers {
+            obs_dim,
+            max_batch,
+            batch: 0,
+            slots,
+            obs: vec![0.0; obs_len],
+            obs_t: vec![0.0; obs_len],
+            xr: vec![0.0; scratch],
+            tmp: vec![0.0; scratch],
+        })
+    }
+
+    /// The rows of `obs` (a multiple of `obs_dim` values, at most `max_batch` rows).
+    fn rows(&self, obs: &[f32]) -> Result<usize> {
+        let m = obs.len() / self.obs_dim;
+        if m == 0 || m * self.obs_dim != obs.len() || m > self.max_batch {
+            return Err(PolicyError::Shape {
+                what: "fast MLP observations",
+                expected: format!("1 to {} rows of {} values", self.max_batch, self.obs_dim),
+                actual: format!("{} values", obs.len()),
+            });
+        }
+        Ok(m)
+    }
+
+    /// Runs the layers on `obs` with the current parameters, skipping those of branch `skip`.
+    /// Activations are feature-major (`[units, batch]`), so each layer is `Y^T = W X^T` on the
+    /// weight as stored: no per-call transpose of any weight. Returns the rows.
+    fn forward(&mut self, obs: &[f32], skip: Option<Branch>) -> Result<usize> {
+        let m = self.rows(obs)?;
+        let od = self.obs_dim;
+        self.batch = m;
+        self.obs[..obs.len()].copy_from_slice(obs);
+        transpose(obs, m, od, &mut self.obs_t);
+        for k in 0..self.slots.len() {
+            let (done, rest) = self.slots.split_at_mut(k);
+            let s = &mut rest[0];
+            if skip == Some(s.branch) {
+                continue;
+            }
+            read_f32(&s.bias, &mut s.b)?;
+            let x: &[f32] = match s.src {
+                Src::Obs => &self.obs_t,
+                Src::Layer(j) => &done[j].y,
+            };
+            let y = &mut s.y[..s.n_out * m];
+            with_f32(&s.weight, |w| gemm_nn(s.n_out, m, s.n_in, w, x, y))?;
+            wide_simd(BiasActRows {
+                y,
+                b: &s.b,
+                m,
+                act: s.act,
+            });
+        }
+        Ok(m)
+    }
+
+    /// Marks every layer's output gradient as not yet written (before a backward pass writes
+    /// the heads' ones).
+    fn clear_output_grads(&mut self) {
+        for s in &mut self.slots {
+            s.dy_written = false;
+        }
+    }
+
+    /// The backward pass of the last forward from the output gradients written so far (each
+    /// written slot's `dy`, `[out, batch]`): every layer, last to first, writes its weight's and
+    /// bias's gradients into `grads` (at the slot's indices) and passes its input gradient to
+    /// the layer it reads.
+    fn backward(&mut self, grads: &mut [Vec<f32>]) -> Result<()> {
+        let m = self.batch;
+        // Each layer is complete once all its consumers (later layers) are done.
+        for k in (0..self.slots.len()).rev() {
+            let (lo, hi) = self.slots.split_at_mut(k);
+            let s = &mut hi[0];
+            if !s.dy_written {
+                continue;
+            }
+            let (n_in, n_out) = (s.n_in, s.n_out);
+            let dz = &mut s.dy[..n_out * m];
+            let y = &s.y[..n_out * m];
+            wide_simd(ActivationGradBias {
+                dz,
+                y,
+                m,
+                act: s.act,
+                db: &mut grads[s.grad_b],
+            });
+            // dW = dZ X (`[out, batch]` times `[batch, in]`). A product too narrow for the
+            // tiles of `gemm_nn` (a head's few outputs, a first layer's few inputs) is taken
+            // as dot products of the feature-major rows; otherwise the input is turned
+            // row-major (the observations already are).
+            let x_t: &[f32] = match s.src {
+                Src::Obs => &self.obs_t,
+                Src::Layer(j) => &lo[j].y,
+            };
+            let dw = &mut grads[s.grad_w];
+            if n_out < NARROW_OUT || n_in < NARROW_IN {
+                gemm_nt(n_out, n_in, m, dz, x_t, dw);
+            } else {
+                let x: &[f32] = match s.src {
+                    Src::Obs => &self.obs,
+                    Src::Layer(_) => {
+                        transpose(x_t, n_in, m, &mut self.xr);
+                        &self.xr
+                    }
+                };
+                gemm_nn(n_out, n_in, m, dz, x, dw);
+            }
+            if let Src::Layer(j) = s.src {
+                // dX^T = W^T dZ^T, reading the stored weight transposed (no copy).
+                let t = &mut lo[j];
+                if t.dy_written {
+                    let tmp = &mut self.tmp;
+                    with_f32(&s.weight, |w| gemm_tn(n_in, m, n_out, w, dz, tmp))?;
+                    t.dy[..n_in * m]
+                        .iter_mut()
+                        .zip(&self.tmp)
+                        .for_each(|(d, &x)| *d += x);
+                } else {
+                    let dy = &mut t.dy;
+                    with_f32(&s.weight, |w| gemm_tn(n_in, m, n_out, w, dz, dy))?;
+                    t.dy_written = true;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every layer's weight and bias, in layer order.
+    fn params(&self) -> Vec<&Tensor> {
+        self.slots
+            .iter()
+            .flat_map(|s| [&s.weight, &s.bias])
+            .collect()
+    }
+
+    /// Sets the layers' gradient indices from `index` (two per layer, as [`Layers::params`]).
+    fn set_grad_indices(&mut self, index: &[usize]) {
+        for (s, ix) in self.slots.iter_mut().zip(index.chunks_exact(2)) {
+            s.grad_w = ix[0];
+            s.grad_b = ix[1];
+        }
+    }
+
+    /// Multiply-adds of one forward pass of one observation through every layer.
+    fn forward_macs_per_sample(&self) -> usize {
+        self.slots.iter().map(|s| s.n_in * s.n_out).sum()
+    }
+}
+
+/// For each of `params`, the index of the variable of `vars` that is it (same tensor, same
+/// shape): every parameter must be matched once, and `vars` hold nothing else. Also returns
+/// one zeroed gradient buffer per variable.
+fn bind_indices(params: &[&Tensor], vars: &[(String, Var)]) -> Result<(Vec<usize>, Vec<Vec<f32>>)> {
+    if params.len() != vars.len() {
+        return Err(invalid(format!(
+            "fast MLP engine: the network has {} parameters, the optimizer {} variables",
+            params.len(),
+            vars.len()
+        )));
+    }
+    let mut index: Vec<Option<usize>> = vec![None; params.len()];
+    for (i, (name, var)) in vars.iter().enumerate() {
+        let k = params
+            .iter()
+            .position(|t| t.id() == var.as_tensor().id())
+            .ok_or_else(|| {
+                invalid(format!(
+                    "fast MLP engine: optimizer variable {name} is not a parameter of the network"
+                ))
+            })?;
+        if params[k].dims() != var.dims() || index[k].is_some() {
+            return Err(invalid(format!(
+                "fast MLP engine: optimizer variable {name} {:?} does not match its parameter {:?} \
+                 (or appears twice)",
+                var.dims(),
+                params[k].dims()
+            )));
+        }
+        index[k] = Some(i);
+    }
+    // As many variables as parameters, each matched once: every parameter has its index.
+    let index = index.into_iter().map(|i| i.unwrap_or(0)).collect();
+    let grads = vars
+        .iter()
+        .map(|(_, v)| vec![0.0; v.elem_count()])
+        .collect();
+    Ok((index, grads))
 }
 
 /// Copies the values of a contiguous f32 CPU tensor into `out` (same length).
@@ -302,11 +516,10 @@ impl MlpEngine {
     /// An engine for `layout` that runs batches of up to `max_batch` observations. Checks that
     /// every parameter is a contiguous f32 CPU tensor and that the layers chain.
     pub fn new(layout: MlpLayout, max_batch: usize) -> Result<Self> {
-        if max_batch == 0 || layout.obs_dim == 0 {
-            return Err(invalid(format!(
-                "fast MLP engine: max_batch {max_batch} and obs_dim {} must be positive",
-                layout.obs_dim
-            )));
+        if max_batch == 0 {
+            return Err(invalid(
+                "fast MLP engine: max_batch must be positive".into(),
+            ));
         }
         let act = Some(layout.activation);
         let mut b = SlotBuilder {
@@ -356,28 +569,17 @@ impl MlpEngine {
             Head::Categorical { .. } => 1,
             Head::Gaussian { d, .. } => d,
         };
-        let widest = slots.iter().map(|s| s.n_out.max(s.n_in)).max().unwrap_or(1);
-        let obs_len = max_batch.checked_mul(layout.obs_dim).ok_or_else(|| {
-            invalid("fast MLP engine: the observation buffer size overflows".into())
-        })?;
         Ok(MlpEngine {
-            obs_dim: layout.obs_dim,
-            max_batch,
-            batch: 0,
+            layers: Layers::new(slots, layout.obs_dim, max_batch)?,
             action_slot,
             value_slot,
             head,
-            obs: vec![0.0; obs_len],
-            obs_t: vec![0.0; obs_len],
             actions: vec![0.0; max_batch * act_dim],
             log_prob: vec![0.0; max_batch],
             entropy: vec![0.0; max_batch],
             value: vec![0.0; max_batch],
-            xr: vec![0.0; max_batch * widest],
-            tmp: vec![0.0; max_batch * widest],
             row: vec![0.0; n_out],
             grow: vec![0.0; n_out],
-            slots,
             grads: Vec::new(),
             bound: false,
             evaluated: false,
@@ -386,7 +588,7 @@ impl MlpEngine {
 
     /// Flat observation width.
     pub fn obs_dim(&self) -> usize {
-        self.obs_dim
+        self.layers.obs_dim
     }
 
     /// Values per action: 1 (an index) for a categorical head, `d` for a Gaussian one.
@@ -399,13 +601,13 @@ impl MlpEngine {
 
     /// The largest batch this engine runs.
     pub fn max_batch(&self) -> usize {
-        self.max_batch
+        self.layers.max_batch
     }
 
     /// Multiply-adds of one forward pass of one observation through the whole network (a
     /// backward pass costs about twice that): for throughput figures.
     pub fn forward_macs_per_sample(&self) -> usize {
-        self.slots.iter().map(|s| s.n_in * s.n_out).sum()
+        self.layers.forward_macs_per_sample()
     }
 
     /// Allocates one gradient buffer per variable of `vars` (an optimizer's variables, in its
@@ -413,53 +615,16 @@ impl MlpEngine {
     /// parameter must be among them. [`MlpEngine::backward`] then fills
     /// [`MlpEngine::gradients`] in that order.
     pub fn bind_gradients(&mut self, vars: &[(String, Var)]) -> Result<()> {
-        let mut params: Vec<(&Tensor, Option<usize>)> = Vec::new();
-        for s in &self.slots {
-            params.push((&s.weight, None));
-            params.push((&s.bias, None));
-        }
+        let mut params = self.layers.params();
         if let Head::Gaussian { log_std, .. } = &self.head {
-            params.push((log_std, None));
+            params.push(log_std);
         }
-        if params.len() != vars.len() {
-            return Err(invalid(format!(
-                "fast MLP engine: the network has {} parameters, the optimizer {} variables",
-                params.len(),
-                vars.len()
-            )));
-        }
-        for (i, (name, var)) in vars.iter().enumerate() {
-            let p = params
-                .iter_mut()
-                .find(|(t, _)| t.id() == var.as_tensor().id())
-                .ok_or_else(|| {
-                    invalid(format!(
-                        "fast MLP engine: optimizer variable {name} is not a parameter of the network"
-                    ))
-                })?;
-            if p.0.dims() != var.dims() || p.1.is_some() {
-                return Err(invalid(format!(
-                    "fast MLP engine: optimizer variable {name} {:?} does not match its parameter {:?} \
-                     (or appears twice)",
-                    var.dims(),
-                    p.0.dims()
-                )));
-            }
-            p.1 = Some(i);
-        }
-        // As many variables as parameters, each matched once: every parameter has its index.
-        let index: Vec<usize> = params.iter().map(|(_, i)| i.unwrap_or(0)).collect();
-        for (k, s) in self.slots.iter_mut().enumerate() {
-            s.grad_w = index[2 * k];
-            s.grad_b = index[2 * k + 1];
-        }
+        let (index, grads) = bind_indices(&params, vars)?;
+        self.layers.set_grad_indices(&index);
         if let Head::Gaussian { grad, .. } = &mut self.head {
-            *grad = index[2 * self.slots.len()];
+            *grad = index[index.len() - 1];
         }
-        self.grads = vars
-            .iter()
-            .map(|(_, v)| vec![0.0; v.elem_count()])
-            .collect();
+        self.grads = grads;
         self.bound = true;
         Ok(())
     }
@@ -470,49 +635,13 @@ impl MlpEngine {
         &self.grads
     }
 
-    /// The rows of `obs` (a multiple of `obs_dim` values, at most `max_batch` rows).
-    fn rows(&self, obs: &[f32]) -> Result<usize> {
-        let m = obs.len() / self.obs_dim;
-        if m == 0 || m * self.obs_dim != obs.len() || m > self.max_batch {
-            return Err(PolicyError::Shape {
-                what: "fast MLP observations",
-                expected: format!("1 to {} rows of {} values", self.max_batch, self.obs_dim),
-                actual: format!("{} values", obs.len()),
-            });
-        }
-        Ok(m)
-    }
-
     /// Runs the layers on `obs` with the current parameters (the actor's only when
-    /// `critic_only` is false). Activations are feature-major (`[units, batch]`), so each
-    /// layer is `Y^T = W X^T` on the weight as stored: no per-call transpose of any weight.
+    /// `critic_only` is false) and reads the Gaussian head's `log_std`.
     fn forward(&mut self, obs: &[f32], critic_only: bool) -> Result<usize> {
-        let m = self.rows(obs)?;
-        let od = self.obs_dim;
-        self.batch = m;
         self.evaluated = false;
-        self.obs[..obs.len()].copy_from_slice(obs);
-        transpose(obs, m, od, &mut self.obs_t);
-        for k in 0..self.slots.len() {
-            let (done, rest) = self.slots.split_at_mut(k);
-            let s = &mut rest[0];
-            if critic_only && s.branch == Branch::Actor {
-                continue;
-            }
-            read_f32(&s.bias, &mut s.b)?;
-            let x: &[f32] = match s.src {
-                Src::Obs => &self.obs_t,
-                Src::Layer(j) => &done[j].y,
-            };
-            let y = &mut s.y[..s.n_out * m];
-            with_f32(&s.weight, |w| gemm_nn(s.n_out, m, s.n_in, w, x, y))?;
-            wide_simd(BiasActRows {
-                y,
-                b: &s.b,
-                m,
-                act: s.act,
-            });
-        }
+        let m = self
+            .layers
+            .forward(obs, critic_only.then_some(Branch::Actor))?;
         if let Head::Gaussian {
             log_std,
             values,
@@ -539,7 +668,7 @@ impl MlpEngine {
                 values.len()
             )));
         }
-        values.copy_from_slice(&self.slots[self.value_slot].y[..m]);
+        values.copy_from_slice(&self.layers.slots[self.value_slot].y[..m]);
         Ok(())
     }
 
@@ -567,8 +696,8 @@ impl MlpEngine {
                 log_probs.len()
             )));
         }
-        values.copy_from_slice(&self.slots[self.value_slot].y[..m]);
-        let out = &self.slots[self.action_slot].y[..act_dim_out(&self.head) * m];
+        values.copy_from_slice(&self.layers.slots[self.value_slot].y[..m]);
+        let out = &self.layers.slots[self.action_slot].y[..act_dim_out(&self.head) * m];
         let row = &mut self.row;
         match &mut self.head {
             Head::Categorical {
@@ -628,8 +757,8 @@ impl MlpEngine {
             )));
         }
         self.actions[..actions.len()].copy_from_slice(actions);
-        let out = &self.slots[self.action_slot].y[..act_dim_out(&self.head) * m];
-        self.value[..m].copy_from_slice(&self.slots[self.value_slot].y[..m]);
+        let out = &self.layers.slots[self.action_slot].y[..act_dim_out(&self.head) * m];
+        self.value[..m].copy_from_slice(&self.layers.slots[self.value_slot].y[..m]);
         let (lp, ent, row) = (
             &mut self.log_prob[..m],
             &mut self.entropy[..m],
@@ -694,7 +823,7 @@ impl MlpEngine {
         d_entropy: Option<&[f32]>,
         d_value: &[f32],
     ) -> Result<()> {
-        let m = self.batch;
+        let m = self.layers.batch;
         if !self.bound || !self.evaluated {
             return Err(invalid(
                 "fast MLP engine: backward needs bound gradients and an evaluate first".into(),
@@ -708,17 +837,15 @@ impl MlpEngine {
                 d_entropy.map(<[f32]>::len)
             )));
         }
-        for s in &mut self.slots {
-            s.dy_written = false;
-        }
+        self.layers.clear_output_grads();
         // The heads' output gradients.
         let (action_slot, value_slot) = (self.action_slot, self.value_slot);
         {
-            let vs = &mut self.slots[value_slot];
+            let vs = &mut self.layers.slots[value_slot];
             vs.dy[..m].copy_from_slice(d_value);
             vs.dy_written = true;
         }
-        let s = &mut self.slots[action_slot];
+        let s = &mut self.layers.slots[action_slot];
         let n_out = s.n_out;
         let (out, dy) = (&s.y[..n_out * m], &mut s.dy[..n_out * m]);
         s.dy_written = true;
@@ -760,62 +887,7 @@ impl MlpEngine {
                 }
             }
         }
-        // Every layer, last to first: each is complete once all its consumers are done.
-        for k in (0..self.slots.len()).rev() {
-            let (lo, hi) = self.slots.split_at_mut(k);
-            let s = &mut hi[0];
-            if !s.dy_written {
-                continue;
-            }
-            let (n_in, n_out) = (s.n_in, s.n_out);
-            let dz = &mut s.dy[..n_out * m];
-            let y = &s.y[..n_out * m];
-            wide_simd(ActivationGradBias {
-                dz,
-                y,
-                m,
-                act: s.act,
-                db: &mut self.grads[s.grad_b],
-            });
-            // dW = dZ X (`[out, batch]` times `[batch, in]`). A product too narrow for the
-            // tiles of `gemm_nn` (a head's few outputs, a first layer's few inputs) is taken
-            // as dot products of the feature-major rows; otherwise the input is turned
-            // row-major (the observations already are).
-            let x_t: &[f32] = match s.src {
-                Src::Obs => &self.obs_t,
-                Src::Layer(j) => &lo[j].y,
-            };
-            let dw = &mut self.grads[s.grad_w];
-            if n_out < NARROW_OUT || n_in < NARROW_IN {
-                gemm_nt(n_out, n_in, m, dz, x_t, dw);
-            } else {
-                let x: &[f32] = match s.src {
-                    Src::Obs => &self.obs,
-                    Src::Layer(_) => {
-                        transpose(x_t, n_in, m, &mut self.xr);
-                        &self.xr
-                    }
-                };
-                gemm_nn(n_out, n_in, m, dz, x, dw);
-            }
-            if let Src::Layer(j) = s.src {
-                // dX^T = W^T dZ^T, reading the stored weight transposed (no copy).
-                let t = &mut lo[j];
-                if t.dy_written {
-                    let tmp = &mut self.tmp;
-                    with_f32(&s.weight, |w| gemm_tn(n_in, m, n_out, w, dz, tmp))?;
-                    t.dy[..n_in * m]
-                        .iter_mut()
-                        .zip(&self.tmp)
-                        .for_each(|(d, &x)| *d += x);
-                } else {
-                    let dy = &mut t.dy;
-                    with_f32(&s.weight, |w| gemm_tn(n_in, m, n_out, w, dz, dy))?;
-                    t.dy_written = true;
-                }
-            }
-        }
-        Ok(())
+        self.layers.backward(&mut self.grads)
     }
 
     /// `mean(exp(log_std))` in f32 as SB3 logs `train/std` (`None` for a categorical head).
