@@ -69,7 +69,7 @@ fn expm1_0_20(y: f32) -> f32 {
     s * q + (s - 1.0)
 }
 
-/// `tanh` of one f32, branch-free: `E / (E + 2)` with `E = e^{2|x|} - 1` ([`expm1_0_20`]),
+/// `tanh` of one f32, branch-free: `E / (E + 2)` with `E = e^{2|x|} - 1` (`expm1_0_20`),
 /// with the sign of `x`; NaN stays NaN.
 #[inline(always)]
 pub fn tanh_f32(x: f32) -> f32 {

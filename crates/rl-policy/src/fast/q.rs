@@ -24,8 +24,8 @@ pub struct QLayout {
     pub layers: Vec<DenseParams>,
 }
 
-/// A Q-network's forward and backward passes over preallocated buffers; see the
-/// [module docs](self).
+/// A Q-network's forward and backward passes over preallocated buffers (the layer stack of
+/// [`crate::fast`], as [`super::MlpEngine`]'s): nothing is allocated after construction.
 #[derive(Debug)]
 pub struct QEngine {
     layers: Layers,
