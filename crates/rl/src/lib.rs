@@ -6,10 +6,10 @@
 //!
 //! | module | crate | job |
 //! |---|---|---|
-//! | [`env`] | `rl-env` | `Env`, spaces, classic control, wrappers, vector envs |
+//! | [`env`](mod@env) | `rl-env` | `Env`, spaces, classic control, wrappers, vector envs |
 //! | [`bridge`] | `rl-tensor-bridge` | host arrays <-> tensors, `TensorEnv` |
 //! | [`policy`] | `rl-policy` | distributions, policy traits, `MlpPolicy`, SB3 import |
-//! | [`algos`] | `rl-algos` | A2C, PPO, REINFORCE, buffers, optimizers, callbacks |
+//! | [`algos`] | `rl-algos` | A2C, PPO, REINFORCE, DQN, SAC, TD3, buffers, optimizers, callbacks |
 //!
 //! ```
 //! use rl::prelude::*;
