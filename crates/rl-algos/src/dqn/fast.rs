@@ -156,19 +156,7 @@ impl DqnFastUpdate {
                     "DQN batch: action {a} is not an index of the {n} Q-values"
                 )));
             }
-            let d = q[i * n + a as usize] - self.targets[i];
-            let term = match loss {
-                DqnLoss::Mse => d * d,
-                DqnLoss::Huber => {
-                    let z = d.abs();
-                    if z < 1.0 {
-                        0.5 * z * z
-                    } else {
-                        z - 0.5
-                    }
-                }
-            };
-            sum += f64::from(term);
+            sum += f64::from(loss.term(q[i * n + a as usize] - self.targets[i]));
         }
         let loss_value = f64::from((sum as f32) / b as f32);
         let diverged = |what: &str| AlgoError::Diverged {
@@ -178,27 +166,12 @@ impl DqnFastUpdate {
         if !loss_value.is_finite() {
             return Err(diverged("the DQN loss"));
         }
-        // The op's backward for d loss = 1: `norm * d` at each sample's action (torch's
-        // kernels; the upstream gradient 1 leaves the bits unchanged), 0 elsewhere.
-        let norm = (1.0 / b as f64) as f32;
-        let norm2 = (2.0 / b as f64) as f32;
+        // The op's backward for d loss = 1 at each sample's action, 0 elsewhere.
         let d_q = &mut self.d_q[..b * n];
         d_q.fill(0.0);
         for (i, &a) in batch.actions.iter().enumerate() {
             let k = i * n + a as usize;
-            let d = q[k] - self.targets[i];
-            d_q[k] = match loss {
-                DqnLoss::Mse => norm2 * d,
-                DqnLoss::Huber => {
-                    if d < -1.0 {
-                        -norm
-                    } else if d > 1.0 {
-                        norm
-                    } else {
-                        norm * d
-                    }
-                }
-            };
+            d_q[k] = loss.grad(q[k] - self.targets[i], b, 1.0);
         }
         self.online.backward(d_q)?;
         let grad_norm = grad_norm_host(self.online.gradients());

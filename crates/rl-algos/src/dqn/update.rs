@@ -17,6 +17,43 @@ pub enum DqnLoss {
     Mse,
 }
 
+impl DqnLoss {
+    /// One sample's term for `d = Q(s, a) - target`, with torch's kernels' formulas: Huber
+    /// `0.5 z^2` for `z = |d| < 1`, else `z - 0.5`; MSE `d^2`.
+    pub(crate) fn term(self, d: f32) -> f32 {
+        match self {
+            DqnLoss::Mse => d * d,
+            DqnLoss::Huber => {
+                let z = d.abs();
+                if z < 1.0 {
+                    0.5 * z * z
+                } else {
+                    z - 0.5
+                }
+            }
+        }
+    }
+
+    /// The gradient of the mean over `b` samples with respect to `Q(s, a)`, times the
+    /// upstream gradient `up`, as torch's backward kernels compute it: `norm * d * up` with
+    /// `norm = 1/B` (Huber inside), `sign(d) * norm * up` (Huber outside), `norm = 2/B` (MSE).
+    pub(crate) fn grad(self, d: f32, b: usize, up: f32) -> f32 {
+        match self {
+            DqnLoss::Mse => ((2.0 / b as f64) as f32 * d) * up,
+            DqnLoss::Huber => {
+                let norm = (1.0 / b as f64) as f32;
+                if d < -1.0 {
+                    -(norm * up)
+                } else if d > 1.0 {
+                    norm * up
+                } else {
+                    (norm * d) * up
+                }
+            }
+        }
+    }
+}
+
 /// One batch of transitions: `B` samples.
 #[derive(Clone, Copy, Debug)]
 pub struct DqnBatch<'a> {
@@ -225,18 +262,7 @@ impl CustomOp1 for QLoss {
         let sum: f64 = (0..b)
             .map(|i| {
                 let d = q[i * n + self.actions[i]] - self.targets[i];
-                let term = match self.kind {
-                    DqnLoss::Mse => d * d,
-                    DqnLoss::Huber => {
-                        let z = d.abs();
-                        if z < 1.0 {
-                            0.5 * z * z
-                        } else {
-                            z - 0.5
-                        }
-                    }
-                };
-                f64::from(term)
+                f64::from(self.kind.term(d))
             })
             .sum();
         let mean = (sum as f32) / b as f32;
@@ -247,25 +273,10 @@ impl CustomOp1 for QLoss {
         let up = grad.to_dtype(DType::F32)?.to_scalar::<f32>()?;
         let (b, n) = q.dims2()?;
         let values: Vec<f32> = q.flatten_all()?.to_vec1()?;
-        // torch's backward kernels: `norm * x * grad` with norm = 1/B (Huber) or 2/B (MSE).
-        let norm = (1.0 / b as f64) as f32;
-        let norm2 = (2.0 / b as f64) as f32;
         let mut g = vec![0f32; b * n];
         for i in 0..b {
             let k = i * n + self.actions[i];
-            let d = values[k] - self.targets[i];
-            g[k] = match self.kind {
-                DqnLoss::Mse => (norm2 * d) * up,
-                DqnLoss::Huber => {
-                    if d < -1.0 {
-                        -(norm * up)
-                    } else if d > 1.0 {
-                        norm * up
-                    } else {
-                        (norm * d) * up
-                    }
-                }
-            };
+            g[k] = self.kind.grad(values[k] - self.targets[i], b, up);
         }
         Ok(Some(Tensor::from_vec(g, (b, n), q.device())?))
     }

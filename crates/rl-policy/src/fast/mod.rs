@@ -410,26 +410,19 @@ fn bind_indices(params: &[&Tensor], vars: &[(String, Var)]) -> Result<(Vec<usize
 
 /// Copies the values of a contiguous f32 CPU tensor into `out` (same length).
 fn read_f32(t: &Tensor, out: &mut [f32]) -> Result<()> {
-    let (storage, layout) = t.storage_and_layout();
-    let values = match (&*storage, layout.contiguous_offsets()) {
-        (Storage::Cpu(cpu), Some((start, end))) => {
-            cpu.as_slice::<f32>().ok().and_then(|v| v.get(start..end))
-        }
-        _ => None,
-    };
-    match values {
-        Some(v) if v.len() == out.len() => {
+    with_f32(t, |v| {
+        if v.len() == out.len() {
             out.copy_from_slice(v);
             Ok(())
+        } else {
+            Err(invalid(format!(
+                "the fast MLP path needs {} parameter values, got {:?} {:?}",
+                out.len(),
+                t.dtype(),
+                t.dims()
+            )))
         }
-        _ => Err(invalid(format!(
-            "the fast MLP path needs contiguous f32 CPU parameters of {} values, got {:?} {:?} on {:?}",
-            out.len(),
-            t.dtype(),
-            t.dims(),
-            t.device().location()
-        ))),
-    }
+    })?
 }
 
 fn check_param(t: &Tensor, dims: &[usize], what: &str) -> Result<()> {
