@@ -935,6 +935,40 @@ pub fn grad_norm_host(grads: &[Vec<f32>]) -> f64 {
         .sqrt()
 }
 
+/// Checks that `optimizer` steps from host gradients ([`Optimizer::supports_host_step`]), as
+/// the fast updates (`A2cFastUpdate`, `PpoFastUpdate`, `DqnFastUpdate`) need; `what` names
+/// the update in the error.
+pub(crate) fn require_host_step(optimizer: &dyn Optimizer, what: &str) -> Result<()> {
+    if optimizer.supports_host_step() {
+        Ok(())
+    } else {
+        Err(AlgoError::InvalidArgument(format!(
+            "the fast {what} update needs an optimizer that steps f32 CPU variables"
+        )))
+    }
+}
+
+/// The fast updates' last step over host gradients: their global norm ([`grad_norm_host`]),
+/// [`AlgoError::Diverged`] naming `iteration` when it is not finite (the parameters stay
+/// untouched), then the optimizer's host step clipped at `max_grad_norm`
+/// ([`clip_coefficient`]). Returns the norm before clipping.
+pub(crate) fn clip_and_step_host(
+    optimizer: &mut dyn Optimizer,
+    grads: &[Vec<f32>],
+    max_grad_norm: f64,
+    iteration: u64,
+) -> Result<f64> {
+    let grad_norm = grad_norm_host(grads);
+    if !grad_norm.is_finite() {
+        return Err(AlgoError::Diverged {
+            iteration,
+            what: "the gradient norm".into(),
+        });
+    }
+    optimizer.step_host(grads, clip_coefficient(grad_norm, max_grad_norm))?;
+    Ok(grad_norm)
+}
+
 /// A learning-rate (or other coefficient) schedule evaluated from SB3's
 /// `progress_remaining = 1 - num_timesteps / total_timesteps` (1 at the start, 0 at the end).
 #[derive(Clone, Copy, Debug, PartialEq)]

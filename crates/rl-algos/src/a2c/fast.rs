@@ -14,7 +14,7 @@
 
 use super::update::{normalize_advantages_into, UpdateParams, UpdateStats};
 use crate::error::{AlgoError, Result};
-use crate::optim::{clip_coefficient, grad_norm_host, Optimizer};
+use crate::optim::{clip_and_step_host, require_host_step, Optimizer};
 use rl_policy::{MlpEngine, MlpLayout};
 
 /// A2C's update ([`super::a2c_update`]'s loss, clipping and optimizer step) through an
@@ -36,11 +36,7 @@ impl A2cFastUpdate {
     /// (which must be exactly the layout's parameters, stepped on the host: see
     /// [`Optimizer::supports_host_step`]).
     pub fn new(layout: MlpLayout, max_batch: usize, optimizer: &dyn Optimizer) -> Result<Self> {
-        if !optimizer.supports_host_step() {
-            return Err(AlgoError::InvalidArgument(
-                "the fast A2C update needs an optimizer that steps f32 CPU variables".into(),
-            ));
-        }
+        require_host_step(optimizer, "A2C")?;
         let mut engine = MlpEngine::new(layout, max_batch)?;
         engine.bind_gradients(optimizer.vars())?;
         Ok(A2cFastUpdate {
@@ -130,16 +126,11 @@ impl A2cFastUpdate {
         };
         self.engine
             .backward(&self.d_log_prob[..b], d_entropy, &self.d_value[..b])?;
-        let grad_norm = grad_norm_host(self.engine.gradients());
-        if !grad_norm.is_finite() {
-            return Err(AlgoError::Diverged {
-                iteration,
-                what: "the gradient norm".into(),
-            });
-        }
-        optimizer.step_host(
+        let grad_norm = clip_and_step_host(
+            optimizer,
             self.engine.gradients(),
-            clip_coefficient(grad_norm, params.max_grad_norm),
+            params.max_grad_norm,
+            iteration,
         )?;
         Ok(UpdateStats {
             policy_loss: f64::from(policy_loss),

@@ -11,7 +11,7 @@
 
 use super::{DqnLoss, DqnStats};
 use crate::error::{AlgoError, Result};
-use crate::optim::{clip_coefficient, grad_norm_host, Optimizer};
+use crate::optim::{clip_and_step_host, require_host_step, Optimizer};
 use rl_policy::{QEngine, QLayout};
 
 /// One batch of transitions on the host, `B` samples ([`super::DqnBatch`]'s fields as slices).
@@ -38,7 +38,6 @@ pub struct DqnHostBatch<'a> {
 pub struct DqnFastUpdate {
     online: QEngine,
     target: QEngine,
-    next_max: Vec<f32>,
     targets: Vec<f32>,
     d_q: Vec<f32>,
     /// Samples of the last update.
@@ -55,11 +54,7 @@ impl DqnFastUpdate {
         max_batch: usize,
         optimizer: &dyn Optimizer,
     ) -> Result<Self> {
-        if !optimizer.supports_host_step() {
-            return Err(AlgoError::InvalidArgument(
-                "the fast DQN update needs an optimizer that steps f32 CPU variables".into(),
-            ));
-        }
+        require_host_step(optimizer, "DQN")?;
         let mut online = QEngine::new(q_net, max_batch)?;
         online.bind_gradients(optimizer.vars())?;
         let target = QEngine::new(q_target, max_batch)?;
@@ -76,7 +71,6 @@ impl DqnFastUpdate {
         Ok(DqnFastUpdate {
             online,
             target,
-            next_max: vec![0.0; max_batch],
             targets: vec![0.0; max_batch],
             d_q: vec![0.0; max_batch * n],
             batch: 0,
@@ -143,7 +137,6 @@ impl DqnFastUpdate {
                     }
                 },
             );
-            self.next_max[i] = max;
             let discount = batch.discounts.get(i).copied().unwrap_or(g);
             self.targets[i] = batch.rewards[i] + ((1.0 - batch.dones[i]) * discount) * max;
         }
@@ -159,12 +152,11 @@ impl DqnFastUpdate {
             sum += f64::from(loss.term(q[i * n + a as usize] - self.targets[i]));
         }
         let loss_value = f64::from((sum as f32) / b as f32);
-        let diverged = |what: &str| AlgoError::Diverged {
-            iteration,
-            what: what.to_string(),
-        };
         if !loss_value.is_finite() {
-            return Err(diverged("the DQN loss"));
+            return Err(AlgoError::Diverged {
+                iteration,
+                what: "the DQN loss".into(),
+            });
         }
         // The op's backward for d loss = 1 at each sample's action, 0 elsewhere.
         let d_q = &mut self.d_q[..b * n];
@@ -174,14 +166,8 @@ impl DqnFastUpdate {
             d_q[k] = loss.grad(q[k] - self.targets[i], b, 1.0);
         }
         self.online.backward(d_q)?;
-        let grad_norm = grad_norm_host(self.online.gradients());
-        if !grad_norm.is_finite() {
-            return Err(diverged("the gradient norm"));
-        }
-        optimizer.step_host(
-            self.online.gradients(),
-            clip_coefficient(grad_norm, max_grad_norm),
-        )?;
+        let grad_norm =
+            clip_and_step_host(optimizer, self.online.gradients(), max_grad_norm, iteration)?;
         Ok(DqnStats {
             loss: loss_value,
             grad_norm,

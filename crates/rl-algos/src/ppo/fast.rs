@@ -14,7 +14,7 @@
 use super::update::{PpoParams, PpoStats};
 use crate::a2c::normalize_advantages_into;
 use crate::error::{AlgoError, Result};
-use crate::optim::{clip_coefficient, grad_norm_host, Optimizer};
+use crate::optim::{clip_and_step_host, require_host_step, Optimizer};
 use rl_policy::{MlpEngine, MlpLayout};
 
 /// The per-sample data of one PPO minibatch, all `[B]` but observations `[B, obs_dim]` and
@@ -59,11 +59,7 @@ impl PpoFastUpdate {
     /// An update for the network `layout` whose gradients follow `optimizer`'s variables
     /// (exactly the layout's parameters, stepped on the host).
     pub fn new(layout: MlpLayout, max_batch: usize, optimizer: &dyn Optimizer) -> Result<Self> {
-        if !optimizer.supports_host_step() {
-            return Err(AlgoError::InvalidArgument(
-                "the fast PPO update needs an optimizer that steps f32 CPU variables".into(),
-            ));
-        }
+        require_host_step(optimizer, "PPO")?;
         let mut engine = MlpEngine::new(layout, max_batch)?;
         engine.bind_gradients(optimizer.vars())?;
         Ok(PpoFastUpdate {
@@ -214,16 +210,11 @@ impl PpoFastUpdate {
         };
         self.engine
             .backward(&self.d_log_prob[..b], d_entropy, &self.d_value[..b])?;
-        let grad_norm = grad_norm_host(self.engine.gradients());
-        if !grad_norm.is_finite() {
-            return Err(AlgoError::Diverged {
-                iteration,
-                what: "the gradient norm".into(),
-            });
-        }
-        optimizer.step_host(
+        let grad_norm = clip_and_step_host(
+            optimizer,
             self.engine.gradients(),
-            clip_coefficient(grad_norm, params.max_grad_norm),
+            params.max_grad_norm,
+            iteration,
         )?;
         stats.grad_norm = Some(grad_norm);
         stats.stepped = true;
