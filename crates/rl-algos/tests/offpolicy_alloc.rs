@@ -12,33 +12,13 @@ use rl_algos::off_policy::OffPolicyTrainer;
 use rl_algos::replay::{ReplayBuffer, ReplaySamples, ReplayTransition};
 use rl_env::{BoxSpace, Space};
 use rl_policy::{QNetwork, QNetworkConfig};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-struct Counting;
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards every call to the system allocator unchanged; it only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        System.alloc(l)
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        System.dealloc(p, l)
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        System.realloc(p, l, n)
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
 
 /// Allocations made while inserting 300 vector steps (wrapping a 100-row ring) and drawing a
 /// batch of 64 after each, after a warm-up that grows the sample storage.
-fn allocations(n_steps: usize) -> usize {
+fn replay_allocations(n_steps: usize) -> usize {
     let (n_envs, obs_dim) = (4, 6);
     let mut buffer = ReplayBuffer::new(400, n_envs, obs_dim, 1)
         .unwrap()
@@ -69,13 +49,13 @@ fn allocations(n_steps: usize) -> usize {
         step(&mut buffer, k);
     }
     buffer.sample(64, &mut rng, &mut samples).unwrap();
-    let before = ALLOCS.load(Ordering::SeqCst);
+    let before = counting_alloc::allocations();
     for k in 10..310 {
         step(&mut buffer, k);
         buffer.sample(64, &mut rng, &mut samples).unwrap();
     }
     assert!(buffer.is_full(), "the ring wrapped");
-    ALLOCS.load(Ordering::SeqCst) - before
+    counting_alloc::allocations() - before
 }
 
 /// Allocations made by 50 DQN gradient steps on replayed samples, after 5 warm-up steps.
@@ -116,12 +96,12 @@ fn dqn_allocations(loss: DqnLoss) -> usize {
         buffer.sample(32, &mut rng, &mut samples).unwrap();
         trainer.gradient_step(&samples).unwrap();
     }
-    let before = ALLOCS.load(Ordering::SeqCst);
+    let before = counting_alloc::allocations();
     for _ in 0..50 {
         buffer.sample(32, &mut rng, &mut samples).unwrap();
         trainer.gradient_step(&samples).unwrap();
     }
-    ALLOCS.load(Ordering::SeqCst) - before
+    counting_alloc::allocations() - before
 }
 
 fn main() {
@@ -134,7 +114,7 @@ fn main() {
         }
     }
     for n_steps in [1, 3] {
-        let n = allocations(n_steps);
+        let n = replay_allocations(n_steps);
         println!("replay buffer (n_steps {n_steps}): {n} allocations in 300 inserts + samples");
         if n != 0 {
             failures += 1;

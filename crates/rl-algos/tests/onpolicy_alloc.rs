@@ -17,29 +17,11 @@ use rl_algos::logger::Logger;
 use rl_algos::ppo::{Ppo, PpoConfig};
 use rl_env::{AutoresetMode, SyncVecEnv, VecEnv};
 use rl_policy::{MlpPolicy, MlpPolicyConfig};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-struct Counting;
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
 
-// SAFETY: forwards every call to the system allocator unchanged; it only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        System.alloc(l)
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        System.dealloc(p, l)
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        System.realloc(p, l, n)
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+use counting_alloc::allocations;
 
 /// Allocations between consecutive callback calls, by kind, after `warmup` timesteps.
 struct Probe {
@@ -68,7 +50,7 @@ impl Probe {
 
 impl Callback for Probe {
     fn on_step(&mut self, locals: &Locals<'_>, _logger: &mut Logger) -> rl_algos::Result<bool> {
-        let now = ALLOCS.load(Ordering::Relaxed);
+        let now = allocations();
         if locals.num_timesteps > self.warmup {
             if self.after_rollout {
                 self.updates += 1;
@@ -79,7 +61,7 @@ impl Callback for Probe {
             }
         }
         self.after_rollout = false;
-        self.last = ALLOCS.load(Ordering::Relaxed);
+        self.last = allocations();
         Ok(true)
     }
 
@@ -88,13 +70,13 @@ impl Callback for Probe {
         locals: &Locals<'_>,
         _logger: &mut Logger,
     ) -> rl_algos::Result<()> {
-        let now = ALLOCS.load(Ordering::Relaxed);
+        let now = allocations();
         if locals.num_timesteps > self.warmup {
             self.steps += 1;
             self.step_allocs += now - self.last;
         }
         self.after_rollout = true;
-        self.last = ALLOCS.load(Ordering::Relaxed);
+        self.last = allocations();
         Ok(())
     }
 }
