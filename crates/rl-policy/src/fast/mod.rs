@@ -509,11 +509,6 @@ impl MlpEngine {
     /// An engine for `layout` that runs batches of up to `max_batch` observations. Checks that
     /// every parameter is a contiguous f32 CPU tensor and that the layers chain.
     pub fn new(layout: MlpLayout, max_batch: usize) -> Result<Self> {
-        if max_batch == 0 {
-            return Err(invalid(
-                "fast MLP engine: max_batch must be positive".into(),
-            ));
-        }
         let act = Some(layout.activation);
         let mut b = SlotBuilder {
             slots: Vec::new(),

@@ -45,9 +45,6 @@ impl QEngine {
         let Some((output, hidden)) = layout.layers.split_last() else {
             return Err(invalid("fast Q engine: the network has no layers".into()));
         };
-        if max_batch == 0 {
-            return Err(invalid("fast Q engine: max_batch must be positive".into()));
-        }
         let mut b = SlotBuilder {
             slots: Vec::new(),
             max_batch,
