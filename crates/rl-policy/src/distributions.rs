@@ -167,24 +167,7 @@ impl Categorical {
         let mut out = Vec::with_capacity(batch);
         let mut weights = vec![0f64; n];
         for row in logits.chunks_exact(n) {
-            let max = row.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
-            let mut total = 0.0;
-            for (w, &l) in weights.iter_mut().zip(row) {
-                *w = f64::from(l - max).exp();
-                total += *w;
-            }
-            let target = rng.gen::<f64>() * total;
-            let mut acc = 0.0;
-            // The last action with non-zero weight absorbs any rounding at the top end.
-            let mut pick = weights.iter().rposition(|&w| w > 0.0).unwrap_or(0);
-            for (i, w) in weights.iter().enumerate() {
-                acc += w;
-                if target < acc {
-                    pick = i;
-                    break;
-                }
-            }
-            out.push(pick as u32);
+            out.push(sample_row(row, &mut weights, rng) as u32);
         }
         Ok(Tensor::from_vec(out, batch, self.logits.device())?)
     }
@@ -383,4 +366,28 @@ impl ActionDist {
             ActionDist::StateDependentNoise(s) => s.device(),
         }
     }
+}
+
+/// One categorical draw from the finite logits `row` (`weights`: scratch of the same length):
+/// `exp(l - max)` in f64, one uniform f64 draw scaled by their sum, the first action whose
+/// running sum exceeds it; the last action with non-zero weight absorbs any rounding at the
+/// top end. [`Categorical::sample`] and the fast path ([`crate::MlpEngine`]) both draw this way.
+pub(crate) fn sample_row(row: &[f32], weights: &mut [f64], rng: &mut dyn RngCore) -> usize {
+    let max = row.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+    let mut total = 0.0;
+    for (w, &l) in weights.iter_mut().zip(row) {
+        *w = f64::from(l - max).exp();
+        total += *w;
+    }
+    let target = rng.gen::<f64>() * total;
+    let mut acc = 0.0;
+    let mut pick = weights.iter().rposition(|&w| w > 0.0).unwrap_or(0);
+    for (i, w) in weights.iter().enumerate() {
+        acc += w;
+        if target < acc {
+            pick = i;
+            break;
+        }
+    }
+    pick
 }

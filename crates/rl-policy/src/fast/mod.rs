@@ -33,6 +33,7 @@ mod q;
 pub use q::{QEngine, QLayout};
 
 use crate::activation::Activation;
+use crate::distributions::sample_row;
 use crate::error::{PolicyError, Result};
 use crate::ops::matmul::{gemm_nn, gemm_nt, gemm_tn, lane_sum};
 use crate::ops::{shift_and_lse, tanh_f32, wide_simd, Kernel};
@@ -1064,27 +1065,6 @@ impl Kernel for ActivationGradBias<'_> {
             *d = lane_sum(row);
         }
     }
-}
-
-/// One categorical draw from the logits `row`, as [`crate::Categorical::sample`] draws it.
-fn sample_row(row: &[f32], weights: &mut [f64], rng: &mut dyn RngCore) -> usize {
-    let max = row.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
-    let mut total = 0.0;
-    for (w, &l) in weights.iter_mut().zip(row) {
-        *w = f64::from(l - max).exp();
-        total += *w;
-    }
-    let target = rng.gen::<f64>() * total;
-    let mut acc = 0.0;
-    let mut pick = weights.iter().rposition(|&w| w > 0.0).unwrap_or(0);
-    for (i, w) in weights.iter().enumerate() {
-        acc += w;
-        if target < acc {
-            pick = i;
-            break;
-        }
-    }
-    pick
 }
 
 /// `sum_j -(a_j - mu_j)^2 / (2 std_j^2) - log std_j - ln sqrt(2 pi)` in f32, in the order of
